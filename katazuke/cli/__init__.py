@@ -1,0 +1,110 @@
+"""The ``katazuke`` command line.
+
+Each command lives in its own module under ``katazuke.cli`` exposing::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def main(args: argparse.Namespace) -> int: ...
+
+Modules must import heavy dependencies (torch, pybullet, rclpy) inside ``main`` so that
+``katazuke --help`` stays fast. A :class:`~katazuke.errors.KatazukeError` raised by a
+command is printed as one line naming what to fix, without a traceback (exit code 2).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from katazuke.errors import KatazukeError
+
+__all__ = ["main", "COMMANDS", "GROUPS"]
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "launch": ("katazuke.cli.launch", "run a ROS 2 launch XML file (no ROS launch package needed)"),
+    "rotavg": ("katazuke.cli.rotavg", "certified chordal rotation averaging of a view graph"),
+    "demo": ("katazuke.cli.demo", "the simulated end-to-end run (README main job)"),
+    "env": ("katazuke.cli.env", "print shell exports for the ROS 2 workspace"),
+}
+# group -> {sub: (module, help)}
+GROUPS: dict[str, dict[str, tuple[str, str]]] = {
+    "bag": {
+        "record": ("katazuke.cli.bag_record", "record topics to a rosbag2 directory (MCAP or sqlite3)"),
+        "play": ("katazuke.cli.bag_play", "replay a bag with its recorded timing"),
+        "info": ("katazuke.cli.bag_info", "summarise a bag (rosbag2 or ROS 1)"),
+    },
+    "sim": {
+        "dataset": ("katazuke.cli.sim_dataset", "generate a domain-randomized dataset"),
+        "tour": ("katazuke.cli.sim_tour", "scripted tour of the simulated room (bag, MP4, top view)"),
+        "contact-sheet": ("katazuke.cli.sim_contact_sheet", "contact sheet of randomized frames"),
+    },
+    "train": {
+        "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
+    },
+    "eval": {
+        "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),
+    },
+    "bench": {
+        "control": ("katazuke.cli.bench_control", "LQR vs GPC regret benchmark"),
+        "rotavg": ("katazuke.cli.bench_rotavg", "rotation averaging vs GTSAM Shonan"),
+        "bag": ("katazuke.cli.bench_bag", "bag playback timing and recording loss"),
+        "launch": ("katazuke.cli.bench_launch", "launcher shutdown time"),
+        "sim": ("katazuke.cli.bench_sim", "simulator frame rate and dataset throughput"),
+        "detector": ("katazuke.cli.bench_detector", "detector latency"),
+        "setup": ("katazuke.cli.bench_setup", "setup command timing"),
+    },
+}
+
+
+def _add(sub: argparse._SubParsersAction, name: str, module: str, help_: str) -> None:
+    p = sub.add_parser(name, help=help_, description=help_)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        p.set_defaults(_missing=module)
+        return
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="katazuke", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        _add(sub, name, module, help_)
+    for group, subs in GROUPS.items():
+        gp = sub.add_parser(group, help=f"{group} commands")
+        gsub = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+        for name, (module, help_) in subs.items():
+            _add(gsub, name, module, help_)
+        gp.set_defaults(_group_parser=gp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``katazuke`` console script."""
+    from katazuke.rosenv import ensure_ros_environment
+
+    ensure_ros_environment(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_missing", None):
+        print(f"katazuke: '{args._missing}' is not installed in this checkout", file=sys.stderr)
+        return 2
+    run = getattr(args, "_run", None)
+    if run is None:
+        (getattr(args, "_group_parser", None) or parser).print_help()
+        return 2
+    try:
+        return int(run(args) or 0)
+    except KatazukeError as exc:
+        print(f"katazuke {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

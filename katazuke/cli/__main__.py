@@ -1,0 +1,3 @@
+from katazuke.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Helpers every Katazuke node uses: parameters from config dataclasses, stamps, main().
+
+- :func:`declare_config` declares one ROS parameter per field of a frozen config
+  dataclass (with the field's ``help`` as description) and returns the config built
+  from the parameter values, so a params YAML and the library config can never drift.
+- :func:`run_node` is the body of every node's ``main()``: init, spin with a
+  multi-threaded executor (heavy callbacks use their own callback group), clean
+  shutdown on Ctrl-C / SIGTERM, ``finally`` destroys the node.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import typing
+from typing import Any, Callable, TypeVar
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from katazuke.config import load_config
+from katazuke.errors import KatazukeError
+
+T = TypeVar("T")
+
+__all__ = ["declare_config", "run_node", "stamp_to_sec", "sec_to_stamp", "LogOnce"]
+
+
+def _ros_default(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
+    """Declare a parameter per config field and return the config from their values.
+
+    Args:
+        node: the node that owns the parameters.
+        cls: a frozen config dataclass (see :mod:`katazuke.config`).
+        prefix: parameter-name prefix, e.g. ``"model."``.
+
+    Raises:
+        KatazukeError: a parameter value does not fit the config (message names it).
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            raise KatazukeError(f"{cls.__name__}.{f.name} has no default; nodes need defaults")
+        if dataclasses.is_dataclass(default):
+            values[f.name] = declare_config(node, type(default), prefix=f"{prefix}{f.name}.")
+            continue
+        desc = ParameterDescriptor(description=str(f.metadata.get("help", "")))
+        name = f"{prefix}{f.name}"
+        if default is None:
+            # Optional fields: declared as string, '' meaning None.
+            p = node.declare_parameter(name, "", desc)
+            v = p.value
+            values[f.name] = None if v in ("", None) else v
+            continue
+        p = node.declare_parameter(name, _ros_default(default), desc)
+        v = p.value
+        if hints.get(f.name) is float and isinstance(v, int):
+            v = float(v)
+        values[f.name] = v
+    return load_config(cls, values, where=f"node '{node.get_name()}' parameters")
+
+
+def stamp_to_sec(stamp: Any) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def sec_to_stamp(t: float) -> Any:
+    """float seconds -> builtin_interfaces/Time."""
+    from builtin_interfaces.msg import Time
+
+    sec = int(t // 1)
+    nsec = int(round((t - sec) * 1e9))
+    if nsec >= 1_000_000_000:
+        sec, nsec = sec + 1, nsec - 1_000_000_000
+    return Time(sec=sec, nanosec=nsec)
+
+
+class LogOnce:
+    """Log each distinct problem once (e.g. a wrong image encoding every frame)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._seen: set[str] = set()
+
+    def error(self, key: str, text: str) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            self._node.get_logger().error(text)
+
+    def warn(self, key: str, text: str) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            self._node.get_logger().warning(text)
+
+    def clear(self, key: str) -> None:
+        self._seen.discard(key)
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 2) -> int:
+    """Create a node with ``factory`` and spin it until shutdown.
+
+    SIGTERM is turned into a clean shutdown (the launcher sends SIGINT, then SIGTERM).
+    A :class:`KatazukeError` from the factory (bad parameter, missing weights file) is
+    logged as one line and the process exits with code 2.
+    """
+    rclpy.init(args=sys.argv if args is None else args)
+    node = None
+
+    def _term(signum: int, frame: Any) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        try:
+            node = factory()
+        except KatazukeError as exc:
+            print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
+            return 2
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,62 @@
+"""Shared test fixtures.
+
+Every test session gets its own ROS_DOMAIN_ID (derived from the process id) and
+localhost-only discovery, so concurrent test runs on one machine never see each
+other's topics. ``wait_for`` polls a condition with a timeout: tests never sleep a
+fixed time and hope.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
+             spin: Callable[[], None] | None = None) -> bool:
+    """Return True as soon as ``cond()`` holds, False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if spin is not None:
+            spin()
+        if cond():
+            return True
+        if spin is None:
+            time.sleep(poll)
+    return cond()
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    p = SHARED / "data"
+    if not p.is_dir():
+        pytest.skip(f"shared data not found at {p}")
+    return p
+
+
+@pytest.fixture
+def ros_context():
+    """An initialised rclpy context, shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        yield ctx
+    finally:
+        ctx.try_shutdown()
