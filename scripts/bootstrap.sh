@@ -93,10 +93,11 @@ fi
 
 # ---------------------------------------------------------------- colcon build of ros_ws
 # Node modules of katazuke_ros are symlink-installed (edits are live); everything
-# else under src/ (interfaces, package manifests, the list of executables) triggers a build.
+# else under src/ (interfaces, package manifests, the list of executables) and the set
+# of files in launch/ (installed to share/katazuke_ros) triggers a build.
 WS="$ROOT/ros_ws"
-SRC_HASH=$(cd "$WS/src" && find . -type f ! -path './katazuke_ros/katazuke_ros/*' ! -name '*.pyc' -print0 \
-  | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+SRC_HASH=$( (cd "$WS/src" && find . -type f ! -path './katazuke_ros/katazuke_ros/*' ! -name '*.pyc' -print0 \
+  | sort -z | xargs -0 sha256sum; ls -R "$ROOT/launch") | sha256sum | cut -c1-16)
 if changed colcon "$SRC_HASH" || [[ ! -f "$WS/install/setup.sh" ]]; then
   log "building ros_ws with colcon (interfaces + katazuke_ros)"
   (

@@ -8,9 +8,7 @@ fixed time and hope.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -20,19 +18,6 @@ SHARED = REPO.parent / "shared"
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-
-def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
-             spin: Callable[[], None] | None = None) -> bool:
-    """Return True as soon as ``cond()`` holds, False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if spin is not None:
-            spin()
-        if cond():
-            return True
-        if spin is None:
-            time.sleep(poll)
-    return cond()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
 """katazuke_ros: every ROS 2 node executable of Katazuke (ament_python)."""
+from pathlib import Path
+
 from setuptools import setup
 
 PACKAGE = "katazuke_ros"
@@ -17,6 +19,16 @@ NODES = {
     "bag_player": "bag_play_node",
 }
 
+# Launch files and params live at the repository root (launch/); install them into
+# share/katazuke_ros so `$(find-pkg-share katazuke_ros)/launch/...` works here and on a
+# full ROS 2 install alike.
+_LAUNCH = Path(__file__).resolve().parent.parent.parent.parent / "launch"
+
+
+def _files(sub: str, pattern: str) -> list[str]:
+    return sorted(str(p) for p in (_LAUNCH / sub).glob(pattern) if p.is_file())
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -24,6 +36,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", _files(".", "*.xml")),
+        (f"share/{PACKAGE}/launch/params", _files("params", "*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
