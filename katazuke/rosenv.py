@@ -59,7 +59,13 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     _prepend(env, "AMENT_PREFIX_PATH", str(ws), prefix)
     _prepend(env, "CMAKE_PREFIX_PATH", str(ws))
     _prepend(env, "LD_LIBRARY_PATH", str(ws / "lib"))
-    _prepend(env, "PYTHONPATH", str(ws / "lib" / pyver / "site-packages"))
+    site = ws / "lib" / pyver / "site-packages"
+    # colcon --symlink-install puts ament_python packages in "develop" mode: an
+    # .egg-link names the folder that holds the live sources. PYTHONPATH folders do not
+    # process .pth/.egg-link files, so add those folders explicitly.
+    develop = sorted(str(Path(link.read_text().splitlines()[0].strip()))
+                     for link in site.glob("*.egg-link")) if site.is_dir() else []
+    _prepend(env, "PYTHONPATH", *develop, str(site))
     _prepend(env, "PATH", str(Path(sysconfig.get_path("scripts"))))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

@@ -59,7 +59,10 @@ def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
         if dataclasses.is_dataclass(default):
             values[f.name] = declare_config(node, type(default), prefix=f"{prefix}{f.name}.")
             continue
-        desc = ParameterDescriptor(description=str(f.metadata.get("help", "")))
+        # Float fields accept integers too (`rate_hz: 25` in YAML or `-p rate_hz:=25`);
+        # load_config checks the type afterwards, so typing stays strict where it matters.
+        desc = ParameterDescriptor(description=str(f.metadata.get("help", "")),
+                                   dynamic_typing=hints.get(f.name) is float)
         name = f"{prefix}{f.name}"
         if default is None:
             # Optional fields: declared as string, '' meaning None.

@@ -1,0 +1,73 @@
+"""Configs of the objectness + category detector (frozen dataclasses, YAML-loadable)."""
+from __future__ import annotations
+
+from katazuke.config import dataclass, field
+
+__all__ = ["CATEGORIES", "UNKNOWN", "ModelConfig", "DetectorConfig", "TrainConfig"]
+
+#: Category names in the fixed order of the simulator contract (ids 1..6 in COCO files).
+CATEGORIES: tuple[str, ...] = ("toy", "kitchenware", "stationery", "bottle", "box", "soft")
+#: Name reported when no known category is confident.
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`~katazuke.perception.detection.model.ObjectnessNet`."""
+
+    widths: tuple[int, int, int, int] = field(
+        default=(24, 40, 72, 120),
+        metadata={"help": "channels at strides 4, 8, 16, 32 of the backbone"})
+    head_width: int = field(default=48, metadata={"help": "channels of the stride-4 head"})
+    num_categories: int = field(default=6, metadata={"help": "known categories (contract: 6)"})
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Inference settings of :class:`~katazuke.perception.detection.Detector`."""
+
+    weights: str = field(default="", metadata={
+        "help": "path of a detector .pt file; '' = the committed "
+                "katazuke/perception/detection/weights/detector.pt"})
+    score_threshold: float = field(default=0.3, metadata={
+        "help": "minimum objectness [0,1] of a reported detection"})
+    nms_iou: float = field(default=0.5, metadata={
+        "help": "class-agnostic NMS IoU threshold"})
+    max_detections: int = field(default=100, metadata={"help": "detections per image at most"})
+    peak_kernel: int = field(default=3, metadata={
+        "help": "odd max-pool window (cells) for heatmap peak extraction"})
+    unknown_threshold: float = field(default=0.5, metadata={
+        "help": "when the best known-category probability is below this, probability mass moves "
+                "to 'unknown' (see decode.category_scores_with_unknown)"})
+    num_threads: int = field(default=0, metadata={
+        "help": "torch intra-op threads for inference; 0 leaves torch's setting alone"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings of :func:`~katazuke.perception.detection.train.train`."""
+
+    epochs: int = field(default=30, metadata={"help": "passes over the training set"})
+    batch_size: int = field(default=16, metadata={"help": "images per step"})
+    lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate (cosine decay)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps"})
+    seed: int = field(default=0, metadata={"help": "seed of weights init, shuffling, augmentation"})
+    input_width: int = field(default=320, metadata={"help": "network input width, pixels"})
+    input_height: int = field(default=240, metadata={"help": "network input height, pixels"})
+    num_threads: int = field(default=2, metadata={"help": "torch threads while training"})
+    val_fraction: float = field(default=0.05, metadata={
+        "help": "fraction of training images held back to log validation mAP per epoch"})
+    max_images: int = field(default=0, metadata={"help": "use at most this many images (0 = all)"})
+    time_budget_min: float = field(default=0.0, metadata={
+        "help": "stop after this many minutes of training (0 = no limit); the LR schedule is "
+                "fitted to whichever of epochs / budget ends first"})
+    hflip: bool = field(default=True, metadata={"help": "random horizontal flips"})
+    color_jitter: float = field(default=0.3, metadata={
+        "help": "strength of brightness/contrast/saturation jitter (0 = off)"})
+    channel_shuffle_p: float = field(default=0.2, metadata={
+        "help": "probability of permuting RGB channels (texture/colour invariance)"})
+    scale_jitter: float = field(default=0.25, metadata={
+        "help": "random zoom range: scale in [1-s, 1+s] around a random centre"})
+    min_box_px: float = field(default=2.0, metadata={"help": "boxes smaller than this are dropped"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture"})
