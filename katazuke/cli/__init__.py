@@ -52,6 +52,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "sim": ("katazuke.cli.bench_sim", "simulator frame rate and dataset throughput"),
         "detector": ("katazuke.cli.bench_detector", "detector latency"),
         "setup": ("katazuke.cli.bench_setup", "setup command timing"),
+        "report": ("katazuke.cli.bench_report", "merge docs/bench/*.md into docs/BENCHMARKS.md"),
     },
 }
 

@@ -1,0 +1,210 @@
+"""``Detector(config).detect(rgb)``: the inference API, and the weights file format."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from katazuke.config import config_to_dict, load_config
+from katazuke.errors import InputError, KatazukeError
+from katazuke.perception.detection.config import CATEGORIES, UNKNOWN, DetectorConfig, ModelConfig
+
+__all__ = ["Detection", "Detector", "DEFAULT_WEIGHTS", "save_weights", "load_weights",
+           "REGENERATE_HINT"]
+
+#: The committed weights file.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "detector.pt"
+REGENERATE_HINT = ("regenerate it with `katazuke train detector --data DIR --out OUT` "
+                   "(see perception/detection/weights/README.md for the exact command) "
+                   "or point the weights setting at a valid file")
+_FORMAT = "katazuke-detector"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object in an image.
+
+    Attributes:
+        box_xywh: ``(4,)`` float64 ``[x, y, w, h]``, pixels of the input image (x right, y down).
+        objectness: class-agnostic score in [0, 1].
+        category: best of ``category_names`` (``"unknown"`` when no known category is confident).
+        category_score: probability of ``category``.
+        category_names: the 6 known categories then ``"unknown"``.
+        category_scores: ``(7,)`` float64 probabilities aligned with ``category_names``, sum 1.
+    """
+
+    box_xywh: np.ndarray
+    objectness: float
+    category: str
+    category_score: float
+    category_names: tuple[str, ...]
+    category_scores: np.ndarray
+
+
+def save_weights(path: str | Path, model: Any, model_config: ModelConfig,
+                 input_size: tuple[int, int], extra: dict | None = None) -> None:
+    """Write a weights file: state dict + architecture + input size (W, H) + metadata."""
+    import torch
+
+    payload = {"format": _FORMAT, "version": 1, "model_config": config_to_dict(model_config),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "input_size": list(input_size), "categories": list(CATEGORIES),
+               "extra": extra or {}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_weights(path: str | Path) -> tuple[Any, dict]:
+    """Load a weights file into a fresh eval-mode network.
+
+    Returns:
+        (model, payload) where payload holds ``input_size`` and ``extra`` metadata.
+
+    Raises:
+        KatazukeError: file missing, unreadable, or not a detector weights file.
+    """
+    import torch
+
+    from katazuke.perception.detection.model import ObjectnessNet
+
+    path = Path(path)
+    if not path.is_file():
+        raise KatazukeError(f"detector weights not found: {path}; {REGENERATE_HINT}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt pickles/zips
+        raise KatazukeError(f"detector weights file {path} is corrupt or unreadable "
+                            f"({type(exc).__name__}: {exc}); {REGENERATE_HINT}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise KatazukeError(f"{path} is not a katazuke detector weights file; {REGENERATE_HINT}")
+    try:
+        mcfg = load_config(ModelConfig, payload["model_config"], where=str(path))
+        model = ObjectnessNet(mcfg)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError, KatazukeError) as exc:
+        raise KatazukeError(f"detector weights file {path} does not match the network "
+                            f"({exc}); {REGENERATE_HINT}") from exc
+    model.eval()
+    return model, payload
+
+
+class Detector:
+    """Class-agnostic objectness detector with a category head.
+
+    Example:
+        >>> det = Detector(DetectorConfig())          # committed weights
+        >>> dets = det.detect(rgb)                    # rgb: (240, 320, 3) uint8
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, model: Any = None,
+                 input_size: tuple[int, int] | None = None) -> None:
+        """Load the weights named by ``config.weights`` (or use an in-memory ``model``).
+
+        Args:
+            config: inference settings.
+            model: an ObjectnessNet to use instead of loading a file (training/eval).
+            input_size: (W, H) network input for ``model``; defaults to the image size.
+
+        Raises:
+            KatazukeError: the weights file is missing or corrupt.
+        """
+        self.config = config or DetectorConfig()
+        if not 0.0 <= self.config.score_threshold <= 1.0:
+            raise KatazukeError(f"score_threshold must be in [0, 1], got {self.config.score_threshold}")
+        if self.config.peak_kernel % 2 != 1:
+            raise KatazukeError(f"peak_kernel must be odd, got {self.config.peak_kernel}")
+        if model is None:
+            path = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
+            model, payload = load_weights(path)
+            input_size = tuple(payload["input_size"])  # type: ignore[assignment]
+            self.metadata = payload.get("extra", {})
+        else:
+            self.metadata = {}
+        self.model = model
+        self.input_size = input_size
+        self.category_names = tuple(CATEGORIES) + (UNKNOWN,)
+
+    @staticmethod
+    def check_image(rgb: Any) -> np.ndarray:
+        """Validate an RGB image: ``(H, W, 3)`` uint8, H and W >= 32."""
+        if not isinstance(rgb, np.ndarray):
+            raise InputError(f"detect() needs a numpy array (H, W, 3) uint8, got {type(rgb).__name__}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(f"detect() needs an RGB image of shape (H, W, 3), got {rgb.shape}; "
+                             "convert grey/RGBA images to 3-channel RGB first")
+        if rgb.dtype != np.uint8:
+            raise InputError(f"detect() needs dtype uint8 (0..255), got {rgb.dtype}; "
+                             "scale float images by 255 and cast with .astype(np.uint8)")
+        if rgb.shape[0] < 32 or rgb.shape[1] < 32:
+            raise InputError(f"image too small {rgb.shape[:2]}; need at least 32x32 pixels")
+        return rgb
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect objects in one image.
+
+        Args:
+            rgb: ``(H, W, 3)`` uint8 RGB image.
+
+        Returns:
+            detections sorted by decreasing objectness.
+
+        Raises:
+            InputError: wrong type, shape or dtype.
+        """
+        return self.detect_batch([self.check_image(rgb)])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Detect in several images of the same size (see :meth:`detect`)."""
+        raw = self.predict_raw(images)
+        return [self._to_detections(r) for r in raw]
+
+    def predict_raw(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6)."""
+        import torch
+        from torch.nn import functional as F
+
+        from katazuke.perception.detection.decode import decode
+        from katazuke.perception.detection.model import STRIDE, normalize
+
+        if not images:
+            return []
+        for im in images:
+            self.check_image(im)
+        h, w = images[0].shape[:2]
+        if any(im.shape != images[0].shape for im in images):
+            raise InputError("detect_batch() needs images of one size; call detect() per image")
+        if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        in_w, in_h = self.input_size or (w, h)
+        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images)))
+        with torch.inference_mode():
+            x = normalize(batch)
+            if (in_w, in_h) != (w, h):
+                x = F.interpolate(x, size=(in_h, in_w), mode="bilinear", align_corners=False)
+            self.model.eval()
+            out = self.model(x)
+            c = self.config
+            return decode(out, STRIDE, (w / in_w, h / in_h), c.score_threshold, c.nms_iou,
+                          c.max_detections, c.peak_kernel)
+
+    def _to_detections(self, r: dict[str, np.ndarray]) -> list[Detection]:
+        from katazuke.perception.detection.boxes import xyxy_to_xywh
+        from katazuke.perception.detection.decode import category_scores_with_unknown
+
+        probs7 = category_scores_with_unknown(r["category_probs"], self.config.unknown_threshold)
+        xywh = xyxy_to_xywh(r["boxes"])
+        dets = []
+        for i in range(len(xywh)):
+            k = int(np.argmax(probs7[i]))
+            dets.append(Detection(box_xywh=xywh[i], objectness=float(r["scores"][i]),
+                                  category=self.category_names[k],
+                                  category_score=float(probs7[i, k]),
+                                  category_names=self.category_names,
+                                  category_scores=probs7[i]))
+        return dets
