@@ -18,7 +18,7 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 SECONDS=0
 
 # ---------------------------------------------------------------- apt packages
-APT_PKGS=(python3-venv python3-dev cmake g++ make git libusb-1.0-0 espeak-ng flite sox)
+APT_PKGS=(python3-venv python3-dev cmake g++ make git)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
