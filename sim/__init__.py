@@ -1,6 +1,8 @@
-"""katazuke.sim: a ROS-free library (no rclpy, no message packages).
+"""katazuke.sim: the PyBullet tidy-up world, domain randomization and the data factory.
 
-Imported as ``katazuke.sim``.
+A ROS-free library (no rclpy, no message packages); the only package allowed to import
+PyBullet. Imported as ``katazuke.sim``. PyBullet itself is imported lazily (inside
+:class:`TidyEnv`), so importing this package has no side effects.
 """
 if __name__ != "katazuke.sim":  # pragma: no cover - only on a mis-configured sys.path
     raise ImportError(
@@ -9,4 +11,11 @@ if __name__ != "katazuke.sim":  # pragma: no cover - only on a mis-configured sy
         "the package katazuke.sim: import it by that name and start Python with -P "
         "(or PYTHONSAFEPATH=1) so the root does not shadow installed packages.")
 
-__all__: list[str] = []
+from katazuke.sim.env import (CATEGORIES, Action, CameraFrame, ContainerInfo, EnvConfig,
+                              Observation, ObjectState, SimError, TidyEnv, intrinsics_from_fov)
+from katazuke.sim.objects import KINDS, ObjectKind
+from katazuke.sim.profiles import PROFILES, Profile
+
+__all__ = ["TidyEnv", "EnvConfig", "Action", "Observation", "CameraFrame", "ObjectState",
+           "ContainerInfo", "SimError", "CATEGORIES", "KINDS", "ObjectKind", "PROFILES",
+           "Profile", "intrinsics_from_fov"]

@@ -68,17 +68,23 @@ class BagWriter:
         self.storage = storage
         self.flush_interval_s = float(flush_interval_s)
         self.definitions = definitions or MessageDefinitions()
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=9, storage_plugin=plugin)
-        self._writer.open()
+        self._plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer_cls = Writer
+        self._writer = None
         self._connections: dict[str, object] = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._closed = False
+        self._ready = threading.Event()
         self.stats = WriterStats()
+        # sqlite3 connections belong to the thread that made them: the writer thread
+        # opens, writes and closes the storage.
         self._thread = threading.Thread(target=self._run, name="bag-writer", daemon=True)
         self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise InputError(f"cannot create bag {self.path}: {self._error}")
 
     # -- called from any thread ---------------------------------------------------------
     def add_topic(self, topic: str, msgtype: str, offered: Sequence[QosSpec] = ()) -> None:
@@ -106,10 +112,6 @@ class BagWriter:
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
-            if self._error is None:
-                self._writer.close()
-            else:
-                self._writer.abort()
         if self._error is not None:
             raise InputError(f"bag writer failed: {self._error}")
         return self.stats
@@ -128,6 +130,14 @@ class BagWriter:
         self.stats.flushes += 1
 
     def _run(self) -> None:
+        try:
+            self._writer = self._writer_cls(self.path, version=9, storage_plugin=self._plugin)
+            self._writer.open()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
         last_flush = time.monotonic()
         try:
             while True:
@@ -137,15 +147,20 @@ class BagWriter:
                 except queue.Empty:
                     item = None
                 if item is _STOP:
-                    return
+                    break
                 if item is not None:
                     self._handle(item)
                     self.stats.max_queue = max(self.stats.max_queue, self._queue.qsize())
                 if time.monotonic() - last_flush >= self.flush_interval_s:
                     self._flush()
                     last_flush = time.monotonic()
+            self._writer.close()
         except BaseException as exc:  # surfaced to the caller by write()/close()
             self._error = exc
+            try:
+                self._writer.abort()
+            except Exception:
+                pass
 
     def _handle(self, item: tuple) -> None:
         if item[0] == "topic":

@@ -24,7 +24,9 @@ def category_scores_with_unknown(probs: np.ndarray, threshold: float) -> np.ndar
     Returns:
         ``(N, C + 1)`` probabilities, last column = unknown.
     """
-    probs = np.asarray(probs, np.float64).reshape(len(probs), -1)
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"probs must be (N, C), got shape {probs.shape}")
     top = probs.max(axis=1) if probs.size else np.zeros(len(probs))
     u = np.clip((threshold - top) / threshold, 0.0, 1.0)
     return np.concatenate([probs * (1.0 - u)[:, None], u[:, None]], axis=1)

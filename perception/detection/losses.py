@@ -69,6 +69,7 @@ def detection_loss(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor], s
         ce = cat_logits.sum() * 0.0
     w = weights
     total = w[0] * hm + w[1] * size_l1 + w[2] * off_l1 + w[3] * giou + w[4] * ce
-    parts = {"heatmap": float(hm), "size": float(size_l1), "offset": float(off_l1),
-             "giou": float(giou), "category": float(ce), "total": float(total)}
+    parts = {k: float(v.detach()) for k, v in (("heatmap", hm), ("size", size_l1),
+                                               ("offset", off_l1), ("giou", giou),
+                                               ("category", ce), ("total", total))}
     return total, parts

@@ -1,0 +1,255 @@
+"""The LQR vs GPC regret benchmark, as a library (the CLI ``katazuke bench control`` wraps it).
+
+For a plant ``x_{t+1} = A x_t + B u_t + w_t`` (x_0 = 0) and a disturbance sequence W:
+
+- :func:`rollout_lqr`: per-step cost of ``u = -K x``.
+- :func:`rollout_gpc`: per-step cost of online :class:`~katazuke.control.gpc.GPC`.
+- :func:`best_dac_in_hindsight`: the best *fixed* disturbance-action controller
+  ``u_t = -K x_t + sum_i M_i w_{t-i}`` for the whole sequence. The trajectory is affine in
+  ``vec(M)``, so the total quadratic cost is a least-squares problem; its normal equations
+  are accumulated in chunks and solved at each checkpoint T (projected onto the same
+  Frobenius ball GPC uses, by a trust-region bisection on the ridge).
+- :func:`regret_exponent`: log-log slope of regret vs T.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from katazuke.control.gpc import GPC, GPCConfig
+from katazuke.control.lqr import dlqr
+from katazuke.errors import InputError
+
+__all__ = ["rollout_lqr", "rollout_gpc", "best_dac_in_hindsight", "regret_exponent",
+           "dlqr_agreement", "time_gpc_step", "checkpoints"]
+
+
+def _stage_costs(X: np.ndarray, U: np.ndarray, Q: np.ndarray, R: np.ndarray) -> np.ndarray:
+    return np.einsum("ti,ij,tj->t", X, Q, X) + np.einsum("ti,ij,tj->t", U, R, U)
+
+
+def rollout_lqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, K: np.ndarray,
+                W: np.ndarray) -> np.ndarray:
+    """Per-step costs (T,) of ``u = -K x`` from ``x_0 = 0`` under disturbances W (T, n)."""
+    T, n = W.shape
+    Acl = A - B @ K
+    X = np.empty((T, n))
+    x = np.zeros(n)
+    for t in range(T):
+        X[t] = x
+        x = Acl @ x + W[t]
+    return _stage_costs(X, -X @ K.T, Q, R)
+
+
+def rollout_gpc(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, W: np.ndarray,
+                config: GPCConfig, model: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, GPC]:
+    """Per-step costs (T,) of online GPC from ``x_0 = 0``.
+
+    Args:
+        A, B: true plant. Q, R: cost. W: (T, n) disturbances.
+        config: GPC hyper-parameters.
+        model: (A_est, B_est) the controller uses (the true plant if None).
+
+    Returns:
+        ``(costs (T,), the GPC object after the run)``.
+    """
+    Am, Bm = (A, B) if model is None else model
+    gpc = GPC(Am, Bm, Q, R, config)
+    T, n = W.shape
+    costs = np.empty(T)
+    x = np.zeros(n)
+    for t in range(T):
+        u = gpc.get_action(x)
+        x_next = A @ x + B @ u + W[t]
+        costs[t] = gpc.update(x_next, u)
+        x = x_next
+    return costs, gpc
+
+
+def checkpoints(T: int, k: int = 12, start: int = 100) -> np.ndarray:
+    """k log-spaced integer horizons in [start, T], always ending at T."""
+    if T <= start:
+        return np.array([T])
+    return np.unique(np.round(np.geomspace(start, T, k)).astype(int))
+
+
+def _solve_ball(N: np.ndarray, b: np.ndarray, radius: float | None) -> np.ndarray:
+    """argmin_theta theta'N theta + 2 b'theta  s.t. ||theta|| <= radius (None: unconstrained).
+
+    Trust-region solution by bisection on the multiplier in N's eigenbasis.
+    """
+    lam, V = np.linalg.eigh(N)
+    lam = np.maximum(lam, 0.0)
+    c = V.T @ b
+    floor = 1e-12 * max(1.0, float(lam.max()))
+
+    def theta_c(mu: float) -> np.ndarray:
+        return -c / (lam + mu + floor)
+
+    tc = theta_c(0.0)
+    if radius is None or np.linalg.norm(tc) <= radius:
+        return V @ tc
+    lo, hi = 0.0, max(1.0, float(lam.max()))
+    while np.linalg.norm(theta_c(hi)) > radius:
+        hi *= 4.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if np.linalg.norm(theta_c(mid)) > radius:
+            lo = mid
+        else:
+            hi = mid
+    return V @ theta_c(hi)
+
+
+def best_dac_in_hindsight(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray,
+                          K: np.ndarray, H: int, W: np.ndarray, Ts: Sequence[int],
+                          radius: float | None = None, chunk: int = 256
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative cost of the best fixed disturbance-action controller on each prefix.
+
+    Args:
+        A, B, Q, R: plant and cost. K: (m, n) the stabilising gain GPC uses.
+        H: memory length. W: (T, n) disturbances (known in hindsight).
+        Ts: increasing prefix lengths <= T at which to solve.
+        radius: Frobenius bound on M (the class GPC competes in); None: unconstrained.
+
+    Returns:
+        ``(costs (len(Ts),), M_T (H, m, n) the best M for the full prefix Ts[-1])``.
+    """
+    T, n = W.shape
+    m = B.shape[1]
+    p = m * H * n
+    Ts = [int(v) for v in Ts]
+    if not Ts or Ts != sorted(Ts) or Ts[-1] > T or Ts[0] < 1:
+        raise InputError(f"Ts must be increasing in [1, {T}]; got {Ts}")
+    Acl = A - B @ K
+    # Windows [w_{t-1}, ..., w_{t-H}] (zeros before t = 0), flattened to (T, H n).
+    Wpad = np.vstack([np.zeros((H, n)), W])
+    sw = np.lib.stride_tricks.sliding_window_view(Wpad, H, axis=0)[:T]  # (T, n, H): Wpad[t + i]
+    win = np.ascontiguousarray(sw[:, :, ::-1].transpose(0, 2, 1).reshape(T, H * n))
+    N = np.zeros((p, p))
+    bvec = np.zeros(p)
+    const = 0.0
+    out = np.empty(len(Ts))
+    x0 = np.zeros(n)                 # M = 0 (LQR) trajectory
+    J = np.zeros((n, p))             # d x_t / d vec(M), vec row-major over Mflat (m, H n)
+    Jc = np.empty((chunk, n, p))
+    Juc = np.empty((chunk, m, p))
+    Xc = np.empty((chunk, n))
+    Uc = np.empty((chunk, m))
+    Hn = H * n
+    ci = 0
+    k = 0
+    Qh = np.linalg.cholesky(Q + 1e-14 * np.eye(n))
+    Rh = np.linalg.cholesky(R)
+
+    def flush(c: int) -> float:
+        Jq = np.matmul(Qh.T, Jc[:c]).reshape(-1, p)
+        Ju = np.matmul(Rh.T, Juc[:c]).reshape(-1, p)
+        xq = (Xc[:c] @ Qh).reshape(-1)
+        uq = (Uc[:c] @ Rh).reshape(-1)
+        N[...] += Jq.T @ Jq + Ju.T @ Ju
+        bvec[...] += Jq.T @ xq + Ju.T @ uq
+        return float(xq @ xq + uq @ uq)
+
+    for t in range(T):
+        u0 = -K @ x0
+        Ju = -K @ J
+        for i in range(m):
+            Ju[i, i * Hn:(i + 1) * Hn] += win[t]
+        Jc[ci], Juc[ci], Xc[ci], Uc[ci] = J, Ju, x0, u0
+        ci += 1
+        J = A @ J + B @ Ju
+        x0 = Acl @ x0 + W[t]
+        if ci == chunk or t + 1 == Ts[k]:
+            const += flush(ci)
+            ci = 0
+        while k < len(Ts) and t + 1 == Ts[k]:
+            theta = _solve_ball(N, bvec, radius)
+            out[k] = const + 2.0 * float(bvec @ theta) + float(theta @ N @ theta)
+            k += 1
+        if k == len(Ts):
+            break
+    M = theta.reshape(m, H, n).transpose(1, 0, 2)
+    return out, M
+
+
+def regret_exponent(Ts: Sequence[int], regret: Sequence[float], min_T: int = 0) -> float | None:
+    """Least-squares slope of log(regret) vs log(T) over points with T >= min_T.
+
+    Returns None when fewer than 3 points have positive regret (no power law to fit; a
+    negative regret means the online controller beat the best fixed one).
+    """
+    Ts = np.asarray(Ts, dtype=float)
+    r = np.asarray(regret, dtype=float)
+    keep = (Ts >= min_T) & (r > 0)
+    if keep.sum() < 3:
+        return None
+    slope, _ = np.polyfit(np.log(Ts[keep]), np.log(r[keep]), 1)
+    return float(slope)
+
+
+def dlqr_agreement(n_systems: int, rng: np.random.Generator, max_n: int = 8) -> dict[str, float]:
+    """Compare :func:`katazuke.control.lqr.dlqr` with python-control's ``dlqr``.
+
+    Returns:
+        ``{"systems", "max_abs_gain_diff", "max_rel_gain_diff", "max_riccati_residual"}``.
+    """
+    import control as pyctrl  # python-control (never shadowed by katazuke.control)
+
+    from katazuke.control.lqr import riccati_residual
+    from katazuke.control.systems import random_stabilisable
+
+    worst_abs = worst_rel = worst_res = 0.0
+    for _ in range(n_systems):
+        n = int(rng.integers(1, max_n + 1))
+        m = int(rng.integers(1, n + 1))
+        s = random_stabilisable(n, m, rng, spectral_radius=float(rng.uniform(0.5, 1.5)))
+        Q = np.diag(rng.uniform(0.1, 2.0, n))
+        R = np.diag(rng.uniform(0.1, 2.0, m))
+        K, P = dlqr(s.A, s.B, Q, R)
+        K_ref, _, _ = pyctrl.dlqr(s.A, s.B, Q, R)
+        diff = float(np.abs(K - np.asarray(K_ref)).max())
+        worst_abs = max(worst_abs, diff)
+        worst_rel = max(worst_rel, diff / max(1.0, float(np.abs(K_ref).max())))
+        worst_res = max(worst_res, riccati_residual(s.A, s.B, Q, R, P))
+    return {"systems": float(n_systems), "max_abs_gain_diff": worst_abs,
+            "max_rel_gain_diff": worst_rel, "max_riccati_residual": worst_res}
+
+
+def time_gpc_step(n: int, m: int, H: int, steps: int, rng: np.random.Generator,
+                  repeats: int = 5, warmup: int = 200) -> dict[str, float]:
+    """Wall time of one ``get_action`` + ``update`` pair (plant step excluded).
+
+    Returns:
+        ``{"median_us", "p90_us", "repeats_median_us": [...]}`` — per-step microseconds,
+        the median over ``repeats`` runs of ``steps`` steps.
+    """
+    from katazuke.control.systems import random_stabilisable
+
+    s = random_stabilisable(n, m, rng)
+    gpc = GPC(s.A, s.B, s.Q, s.R, GPCConfig(horizon=H))
+    Acl = s.A - s.B @ gpc.K
+    xs = np.zeros((steps + warmup, n))
+    W = 0.1 * rng.standard_normal((steps + warmup, n))
+    x = np.zeros(n)
+    for t in range(steps + warmup):  # a trajectory to replay (plant cost kept out of timing)
+        xs[t] = x
+        x = Acl @ x + W[t]
+    per_run = []
+    for _ in range(repeats):
+        gpc.reset(keep_policy=False)
+        for t in range(warmup):
+            u = gpc.get_action(xs[t])
+            gpc.update(xs[t + 1], u)
+        t0 = time.perf_counter()
+        for t in range(warmup, warmup + steps - 1):
+            u = gpc.get_action(xs[t])
+            gpc.update(xs[t + 1], u)
+        per_run.append((time.perf_counter() - t0) / (steps - 1) * 1e6)
+    per_run.sort()
+    return {"median_us": float(np.median(per_run)), "max_us": float(per_run[-1]),
+            "n": float(n), "m": float(m), "H": float(H)}

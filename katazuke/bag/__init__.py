@@ -1,0 +1,14 @@
+"""Bag tooling on ``rosbags``: write, read, recover and inspect rosbag2 (MCAP/sqlite3)
+and ROS 1 bags, plus the playback-timing math. ROS-free; the rclpy recorder and player
+live in :mod:`katazuke.bag.ros`."""
+from katazuke.bag.msgdefs import MessageDefinitions, ament_prefixes, find_definition_file
+from katazuke.bag.qos import QosSpec, playback_for, subscription_for
+from katazuke.bag.reader import Bag, BagSummary, TopicSummary, format_summary, open_bag
+from katazuke.bag.recover import McapScan, scan_mcap
+from katazuke.bag.schedule import PlaybackClock, TimingStats, wait_until
+from katazuke.bag.writer import STORAGES, BagWriter, WriterStats
+
+__all__ = ["MessageDefinitions", "ament_prefixes", "find_definition_file", "QosSpec", "playback_for",
+           "subscription_for", "Bag", "BagSummary", "TopicSummary", "format_summary", "open_bag",
+           "McapScan", "scan_mcap", "PlaybackClock", "TimingStats", "wait_until", "STORAGES",
+           "BagWriter", "WriterStats"]

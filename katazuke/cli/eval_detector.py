@@ -1,0 +1,67 @@
+"""``katazuke eval detector``: mAP, recall and a contact sheet on a (test-profile) dataset."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True,
+                        help="dataset folder from `katazuke sim dataset --profile test`")
+    parser.add_argument("--weights", default="",
+                        help="detector .pt (default: the committed weights)")
+    parser.add_argument("--out", default=None,
+                        help="folder for metrics.json, metrics.md and predictions.png")
+    parser.add_argument("--max-images", type=int, default=0, help="evaluate the first N images")
+    parser.add_argument("--score-threshold", type=float, default=0.3,
+                        help="operating objectness threshold for the *_at_threshold recalls")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--sheet-images", type=int, default=12, help="images on the contact sheet")
+
+
+def main(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from katazuke.perception.detection.config import DetectorConfig
+    from katazuke.perception.detection.dataset import load_dataset
+    from katazuke.perception.detection.decode import category_scores_with_unknown
+    from katazuke.perception.detection.detector import Detector
+    from katazuke.perception.detection.evaluation import (ImageGT, ImagePred, evaluate,
+                                                          format_report)
+    from katazuke.perception.detection.viz import contact_sheet, draw_detections
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.data, max_images=args.max_images, progress=True)
+    det = Detector(DetectorConfig(weights=args.weights, score_threshold=0.05))
+    from tqdm import tqdm
+
+    raws = []
+    samples = data.samples
+    for i in tqdm(range(0, len(samples), 16), desc="detecting", unit="batch"):
+        raws += det.predict_raw([s.rgb for s in samples[i:i + 16]])
+    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in samples]
+    preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
+    m = evaluate(gts, preds, score_threshold=args.score_threshold)
+    m["weights"] = str(args.weights or "committed")
+    m["data"] = str(args.data)
+    report = format_report(m)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(m, indent=2))
+        (out / "metrics.md").write_text(report + "\n")
+        tiles = []
+        names = list(det.category_names)
+        for s, r in list(zip(samples, raws))[:args.sheet_images]:
+            keep = r["scores"] >= args.score_threshold
+            p7 = category_scores_with_unknown(r["category_probs"][keep], det.config.unknown_threshold)
+            labels = [names[int(np.argmax(p))] for p in p7]
+            tiles.append(draw_detections(s.rgb, r["boxes"][keep], labels, r["scores"][keep],
+                                         s.boxes_xywh, s.held_out))
+        sheet = contact_sheet(tiles, out / "predictions.png")
+        print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {sheet}")
+    return 0

@@ -1,0 +1,22 @@
+"""Our runner for ROS 2 launch XML files (``katazuke launch``); ROS-free.
+
+``ros2 launch`` needs the ``launch``/``launch_ros`` packages, which the PyPI ROS 2
+wheels lack. This package reads the same XML files with the same semantics
+(:mod:`katazuke.launcher.xml`, :mod:`katazuke.launcher.substitutions`), resolves them
+into a :class:`LaunchGraph` of processes (:mod:`katazuke.launcher.graph`) and runs
+them under a :class:`Supervisor` (:mod:`katazuke.launcher.supervisor`).
+
+Example:
+    >>> graph = load_launch("launch/demo_talker_listener.launch.xml", {"namespace": "a"})
+    >>> Supervisor(graph).run()  # doctest: +SKIP
+"""
+from katazuke.launcher.graph import LaunchGraph, ParamDict, ParamFile, ProcessSpec
+from katazuke.launcher.substitutions import SubstitutionError, parse_template, safe_eval
+from katazuke.launcher.supervisor import ProcessEvent, Supervisor, process_group_members
+from katazuke.launcher.xml import load_launch, parse_launch_arguments, resolve_launch_file
+
+__all__ = [
+    "LaunchGraph", "ProcessSpec", "ParamDict", "ParamFile", "load_launch", "resolve_launch_file",
+    "parse_launch_arguments", "Supervisor", "ProcessEvent", "process_group_members",
+    "SubstitutionError", "parse_template", "safe_eval",
+]

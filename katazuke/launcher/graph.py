@@ -1,0 +1,265 @@
+"""The resolved launch graph: what will run, with every substitution performed.
+
+A :class:`LaunchGraph` is what :func:`katazuke.launcher.xml.load_launch` returns and
+what the :class:`~katazuke.launcher.supervisor.Supervisor` runs. Each
+:class:`ProcessSpec` is one OS process (a ``<node>`` or an ``<executable>``).
+
+:meth:`ProcessSpec.argv` builds the command line the way ``launch_ros`` does::
+
+    [launch-prefix...] EXE [args...] [--ros-args ros_args...] --ros-args
+        -r __node:=NAME  -r __ns:=/NS            (when given / pushed)
+        -p k:=v ...                              (<set_parameter>, in scope order)
+        --params-file F ...                      (<param from=...> files and one
+                                                  generated file per <param name=...>)
+        -r from:=to ...                          (<set_remap> then the node's <remap>)
+
+Generated parameter files use the fully qualified node name as the YAML key when
+both name and namespace are known, ``/**`` otherwise (as ``launch_ros``).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = ["ParamFile", "ParamDict", "ProcessSpec", "LaunchGraph", "prefix_namespace",
+           "make_namespace_absolute", "typed_value"]
+
+
+def make_namespace_absolute(ns: str | None) -> str | None:
+    """``"a"`` -> ``"/a"``; None stays None."""
+    if ns is None:
+        return None
+    return ns if ns.startswith("/") else "/" + ns
+
+
+def prefix_namespace(base_ns: str | None, ns: str | None) -> str | None:
+    """``ns`` below ``base_ns`` unless ``ns`` is absolute (launch_ros semantics).
+
+    Trailing slashes are stripped (except for the root ``/``).
+    """
+    if base_ns is None and ns is None:
+        return None
+    if ns is None:
+        combined = base_ns
+    elif not base_ns or ns.startswith("/"):
+        combined = ns
+    else:
+        combined = ("" if base_ns == "/" else base_ns.rstrip("/")) + "/" + ns
+    if combined and combined != "/":
+        combined = combined.rstrip("/") or "/"
+    return combined
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def typed_value(text: str) -> Any:
+    """A parameter value from its text, with YAML typing as launch_ros does.
+
+    ``"3"`` -> 3, ``"1.5"`` -> 1.5, ``"true"`` -> True, ``"[1, 2]"`` -> [1, 2],
+    anything YAML cannot read (or reads as a string) stays the string.
+
+    Raises:
+        ValueError: the text is YAML for a mapping, a null (other than the empty string)
+            or a list mixing types: ROS parameters cannot hold those.
+    """
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"'{text}' is an empty list; ROS cannot infer its type")
+        kinds = {type(v) for v in value}
+        if kinds <= {int, float} and float in kinds:
+            return [float(v) for v in value]
+        if len(kinds) == 1 and kinds.pop() in _SCALARS:
+            return value
+        raise ValueError(f"'{text}' is a list of mixed types; ROS parameters need one type")
+    raise ValueError(f"'{text}' is YAML for {type(value).__name__}; a parameter value must be "
+                     "a bool, number, string or a list of one of those")
+
+
+@dataclass(frozen=True)
+class ParamFile:
+    """``<param from="file.yaml"/>``: passed as ``--params-file`` (absolute path)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class ParamDict:
+    """``<param name value/>`` (possibly nested): written to a generated params file."""
+
+    values: dict[str, Any]
+
+
+@dataclass
+class ProcessSpec:
+    """One process of the launch.
+
+    Attributes:
+        label: unique display name used as the ``[label]`` output prefix.
+        kind: ``"node"`` or ``"executable"``.
+        executable: absolute path of the program (``cmd[0]`` for executables).
+        args: arguments after the executable (``args`` attribute / rest of ``cmd``).
+        package: the ``pkg`` of a node (None for executables).
+        node_name: ``-r __node:=`` value (None: the node's default name).
+        namespace: absolute namespace after ``push_ros_namespace`` (None: not given).
+        ros_args: the node's ``ros_args`` attribute, split.
+        global_params: ``<set_parameter>`` values in scope, (name, typed value).
+        params: the node's ``<param>`` entries in order.
+        remaps: ``<set_remap>`` rules in scope followed by the node's ``<remap>``.
+        env: the complete environment of the process.
+        env_changes: variables that differ from the launcher's own environment
+            (for ``--print``); None values mean "unset".
+        cwd: working directory (None: the launcher's).
+        prefix: ``launch-prefix`` split into words.
+        shell: run through ``/bin/sh -c``.
+        output: ``screen``, ``log`` or ``both`` (ROS default ``log``: stdout to the
+            log file only, stderr to screen and log).
+        respawn, respawn_delay, respawn_max_retries: restart policy (-1: unlimited).
+        on_exit: ``"shutdown"`` marks a required process.
+        source: ``FILE:LINE`` of the element.
+    """
+
+    label: str
+    kind: Literal["node", "executable"]
+    executable: str
+    args: list[str] = field(default_factory=list)
+    package: str | None = None
+    node_name: str | None = None
+    namespace: str | None = None
+    ros_args: list[str] = field(default_factory=list)
+    global_params: list[tuple[str, Any]] = field(default_factory=list)
+    params: list[ParamFile | ParamDict] = field(default_factory=list)
+    remaps: list[tuple[str, str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    env_changes: dict[str, str | None] = field(default_factory=dict)
+    cwd: str | None = None
+    prefix: list[str] = field(default_factory=list)
+    shell: bool = False
+    output: str = "log"
+    respawn: bool = False
+    respawn_delay: float = 0.0
+    respawn_max_retries: int = -1
+    on_exit: str | None = None
+    source: str = ""
+
+    @property
+    def fully_qualified_name(self) -> str | None:
+        """``/ns/name`` when both are known (the key launch_ros uses), else None."""
+        if self.kind != "node" or self.node_name is None or self.namespace is None:
+            return None
+        return prefix_namespace(self.namespace, self.node_name)
+
+    def param_file_text(self, params: ParamDict) -> str:
+        """The YAML launch_ros writes for a :class:`ParamDict`."""
+        key = self.fully_qualified_name or "/**"
+        return yaml.safe_dump({key: {"ros__parameters": params.values}}, default_flow_style=False)
+
+    def argv(self, param_dir: Path | None = None) -> list[str]:
+        """The command line.
+
+        Args:
+            param_dir: where generated parameter files are written (one per
+                :class:`ParamDict`). None writes nothing and shows ``<generated:N>``
+                placeholders instead (used by ``--print``).
+        """
+        cmd = [self.executable, *self.args]
+        if self.kind == "node":
+            if self.ros_args:
+                cmd += ["--ros-args", *self.ros_args]
+            cmd.append("--ros-args")
+            if self.node_name is not None:
+                cmd += ["-r", f"__node:={self.node_name}"]
+            if self.namespace is not None:
+                cmd += ["-r", f"__ns:={self.namespace}"]
+            for name, value in self.global_params:
+                cmd += ["-p", f"{name}:={value}"]
+            for i, p in enumerate(self.params):
+                if isinstance(p, ParamFile):
+                    cmd += ["--params-file", str(p.path)]
+                elif param_dir is None:
+                    cmd += ["--params-file", f"<generated:{i}>"]
+                else:
+                    path = param_dir / f"{self.label}_params_{i}.yaml"
+                    path.write_text(self.param_file_text(p), encoding="utf-8")
+                    cmd += ["--params-file", str(path)]
+            for src, dst in self.remaps:
+                cmd += ["-r", f"{src}:={dst}"]
+        if self.shell:
+            cmd = ["/bin/sh", "-c", " ".join(cmd)]
+        return [*self.prefix, *cmd]
+
+    def describe(self) -> dict[str, Any]:
+        """A plain dict for ``katazuke launch --print``."""
+        d: dict[str, Any] = {"label": self.label, "kind": self.kind, "source": self.source,
+                             "executable": self.executable}
+        if self.kind == "node":
+            d.update(package=self.package, name=self.node_name, namespace=self.namespace,
+                     fully_qualified_name=self.fully_qualified_name)
+        if self.args:
+            d["args"] = list(self.args)
+        if self.global_params:
+            d["global_params"] = {k: v for k, v in self.global_params}
+        if self.params:
+            d["params"] = [str(p.path) if isinstance(p, ParamFile) else dict(p.values)
+                           for p in self.params]
+        if self.remaps:
+            d["remaps"] = [f"{a}:={b}" for a, b in self.remaps]
+        if self.env_changes:
+            d["env"] = dict(self.env_changes)
+        if self.cwd:
+            d["cwd"] = self.cwd
+        d["output"] = self.output
+        if self.respawn:
+            d["respawn"] = True
+            d["respawn_delay"] = self.respawn_delay
+            if self.respawn_max_retries >= 0:
+                d["respawn_max_retries"] = self.respawn_max_retries
+        if self.on_exit:
+            d["on_exit"] = self.on_exit
+        d["command"] = " ".join(shlex.quote(a) for a in self.argv(None))
+        return d
+
+
+@dataclass
+class LaunchGraph:
+    """Everything a launch file resolved to.
+
+    Attributes:
+        file: the top-level launch file.
+        processes: in launch order.
+        arguments: declared top-level arguments, name -> (value, description).
+        messages: ``<log>`` messages, in order.
+    """
+
+    file: Path
+    processes: list[ProcessSpec] = field(default_factory=list)
+    arguments: dict[str, tuple[str, str]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        """A plain dict (YAML-printable) of the whole graph."""
+        return {
+            "file": str(self.file),
+            "arguments": {k: {"value": v, "description": d} for k, (v, d) in self.arguments.items()},
+            "processes": [p.describe() for p in self.processes],
+        }
+
+    def process(self, label: str) -> ProcessSpec:
+        """The process with that label (KeyError if none)."""
+        for p in self.processes:
+            if p.label == label:
+                return p
+        raise KeyError(label)

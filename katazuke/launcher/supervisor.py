@@ -1,0 +1,394 @@
+"""Process supervisor: one OS process per launch entity, clean teardown, respawn.
+
+:class:`Supervisor` starts every :class:`~katazuke.launcher.graph.ProcessSpec` of a
+:class:`~katazuke.launcher.graph.LaunchGraph` in its own session / process group,
+forwards its output line by line prefixed with ``[label]`` and enforces:
+
+- **Teardown** (Ctrl-C, SIGINT, SIGTERM or SIGHUP to the launcher, a required process
+  exiting, or :meth:`Supervisor.request_shutdown`): SIGINT to every process group,
+  wait up to ``shutdown_timeout`` seconds, SIGTERM to the groups still alive, wait
+  ``shutdown_timeout`` again, then SIGKILL. A second signal skips to the next stage.
+  At the end any process left in one of our process groups is SIGKILLed.
+- **No orphans when the launcher dies**: children are started with
+  ``PR_SET_PDEATHSIG = SIGTERM`` (Linux), so even a SIGKILLed launcher takes its
+  nodes down.
+- **Respawn** (``respawn="true"``): a process that exits while the system runs is
+  restarted after ``respawn_delay``; consecutive restarts of a process that ran less
+  than ``stable_after_s`` double the delay (starting from max(delay, 0.1 s)), capped
+  at ``backoff_cap_s``. ``respawn_max_retries`` (>= 0) bounds the number of restarts.
+- **Required processes** (``on_exit="shutdown"``): their exit tears everything
+  down; the exit status is 1 when such a process failed (non-zero exit or signal).
+
+The supervisor reads no clock except ``time.monotonic`` for its own deadlines.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from katazuke.errors import KatazukeError
+from katazuke.launcher.graph import LaunchGraph, ProcessSpec
+
+__all__ = ["Supervisor", "ProcessEvent", "process_group_members"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    def setup() -> None:
+        # Runs in the child between fork and exec: only async-signal-safe work.
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
+            os._exit(1)
+        # The launcher may ignore SIGINT while it forks; children must not inherit that.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return setup
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes whose process group is ``pgid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        if len(rest) > 2 and rest[0] != "Z" and int(rest[2]) == pgid:
+            out.append(int(entry))
+    return out
+
+
+@dataclass(frozen=True)
+class ProcessEvent:
+    """Something that happened to a process (for logs, tests and benchmarks).
+
+    Attributes:
+        t: ``time.monotonic()`` seconds.
+        label: the process label.
+        kind: ``start``, ``exit``, ``respawn`` (scheduled) or ``start-failed``.
+        pid: the OS pid (0 when the start failed).
+        code: exit status for ``exit`` (negative: killed by that signal).
+        delay: scheduled delay in seconds for ``respawn``.
+    """
+
+    t: float
+    label: str
+    kind: str
+    pid: int = 0
+    code: int | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class _Proc:
+    spec: ProcessSpec
+    popen: subprocess.Popen | None = None
+    pgid: int = 0
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: int = 0
+    next_start: float | None = None
+    finished: bool = False
+    readers: list[threading.Thread] = field(default_factory=list)
+
+
+class Supervisor:
+    """Run a launch graph until it ends or is shut down.
+
+    Args:
+        graph: what to run.
+        shutdown_timeout: seconds to wait after SIGINT (and again after SIGTERM)
+            before escalating.
+        backoff_cap_s: longest respawn delay.
+        stable_after_s: a process that ran at least this long resets its backoff.
+        stdout, stderr: where prefixed output goes (default: ``sys.stdout``/``sys.stderr``).
+        log_file: every line of every process and of the launcher is also written
+            here (``output="log"`` sends a process's stdout only here).
+        on_event: called (from the supervisor thread) with each :class:`ProcessEvent`.
+    """
+
+    def __init__(self, graph: LaunchGraph, shutdown_timeout: float = 5.0, backoff_cap_s: float = 30.0,
+                 stable_after_s: float = 10.0, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None, log_file: Path | None = None,
+                 on_event: Callable[[ProcessEvent], None] | None = None) -> None:
+        if shutdown_timeout <= 0:
+            raise KatazukeError(f"shutdown timeout must be > 0 s, got {shutdown_timeout}")
+        if not graph.processes:
+            raise KatazukeError(f"{graph.file}: the launch file starts no process")
+        self.graph = graph
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.backoff_cap_s = float(backoff_cap_s)
+        self.stable_after_s = float(stable_after_s)
+        self._out = stdout or sys.stdout
+        self._err = stderr or sys.stderr
+        self._log_path = log_file
+        self._log: IO[str] | None = None
+        self._on_event = on_event
+        self._procs = [_Proc(spec) for spec in graph.processes]
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._shutdown_reason: str | None = None
+        self._signals = 0
+        self._failed_required: list[str] = []
+        self.events: list[ProcessEvent] = []
+        self._param_dir: Path | None = None
+        self._all_pgids: set[int] = set()
+
+    # ------------------------------------------------------------------ public
+    def request_shutdown(self, reason: str = "shutdown requested") -> None:
+        """Ask the main loop to tear down (safe from signal handlers and other threads)."""
+        if self._shutdown_reason is None:
+            self._shutdown_reason = reason
+        self._signals += 1
+        self._wake.set()
+
+    def pids(self) -> dict[str, int]:
+        """Label -> pid of each process currently running."""
+        return {p.spec.label: p.popen.pid for p in self._procs
+                if p.popen is not None and p.popen.returncode is None}
+
+    def run(self, handle_signals: bool = True) -> int:
+        """Start everything and supervise until the launch ends.
+
+        Args:
+            handle_signals: install SIGINT/SIGTERM/SIGHUP handlers (main thread only).
+
+        Returns:
+            1 if a required (``on_exit="shutdown"``) process failed, else 0.
+        """
+        previous: dict[int, Any] = {}
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        self._param_dir = Path(tempfile.mkdtemp(prefix="katazuke_launch_"))
+        if self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self._log_path, "a", encoding="utf-8")
+        try:
+            for msg in self.graph.messages:
+                self._say(msg)
+            for proc in self._procs:
+                if self._shutdown_reason is not None:
+                    break
+                self._start(proc)
+            self._loop()
+        finally:
+            self._sweep()
+            for proc in self._procs:
+                for t in proc.readers:
+                    t.join(timeout=1.0)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for f in self._param_dir.iterdir():
+                f.unlink()
+            self._param_dir.rmdir()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        return 1 if self._failed_required else 0
+
+    # ------------------------------------------------------------------ internals
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        del frame
+        self.request_shutdown(f"received {signal.Signals(signum).name}")
+
+    def _emit(self, event: ProcessEvent) -> None:
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _write(self, stream: IO[str] | None, text: str) -> None:
+        with self._lock:
+            if stream is not None:
+                try:
+                    stream.write(text)
+                    stream.flush()
+                except (ValueError, OSError):
+                    pass
+            if self._log is not None:
+                self._log.write(text)
+                self._log.flush()
+
+    def _say(self, text: str) -> None:
+        self._write(self._err, f"[launch] {text}\n")
+
+    def _pump(self, proc: _Proc, pipe: IO[bytes], is_err: bool) -> None:
+        spec = proc.spec
+        if is_err:
+            screen = self._err
+        else:
+            screen = self._out if spec.output in ("screen", "both") else None
+        prefix = f"[{spec.label}] "
+        for raw in iter(pipe.readline, b""):
+            self._write(screen, prefix + raw.decode(errors="replace").rstrip("\r\n") + "\n")
+        pipe.close()
+
+    def _start(self, proc: _Proc) -> None:
+        spec = proc.spec
+        assert self._param_dir is not None
+        argv = spec.argv(self._param_dir)
+        try:
+            popen = subprocess.Popen(
+                argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_child_setup(os.getpid()), close_fds=True)
+        except OSError as exc:
+            self._say(f"cannot start {spec.label} ({spec.source}): {exc}")
+            self._emit(ProcessEvent(time.monotonic(), spec.label, "start-failed"))
+            proc.popen = None
+            self._after_exit(proc, 127, time.monotonic())
+            return
+        proc.popen = popen
+        proc.pgid = popen.pid  # start_new_session: the child leads its own group
+        self._all_pgids.add(proc.pgid)
+        proc.started_at = time.monotonic()
+        proc.next_start = None
+        proc.readers = [threading.Thread(target=self._pump, args=(proc, popen.stdout, False), daemon=True),
+                        threading.Thread(target=self._pump, args=(proc, popen.stderr, True), daemon=True)]
+        for t in proc.readers:
+            t.start()
+        self._say(f"started {spec.label} (pid {popen.pid}): {shlex.join(argv)}")
+        self._emit(ProcessEvent(proc.started_at, spec.label, "start", popen.pid))
+
+    def _after_exit(self, proc: _Proc, code: int, now: float) -> None:
+        spec = proc.spec
+        if self._shutdown_reason is not None:
+            proc.finished = True
+            return
+        if spec.on_exit == "shutdown":
+            proc.finished = True
+            if code != 0:
+                self._failed_required.append(spec.label)
+            self.request_shutdown(f"required process {spec.label} exited with code {code}")
+            self._signals = 0  # not a user signal: start at the SIGINT stage
+            return
+        retries_left = spec.respawn_max_retries < 0 or proc.restarts < spec.respawn_max_retries
+        if spec.respawn and retries_left:
+            if proc.popen is not None and now - proc.started_at >= self.stable_after_s:
+                proc.backoff = 0
+            if proc.backoff == 0:
+                delay = spec.respawn_delay
+            else:
+                delay = min(max(self.backoff_cap_s, spec.respawn_delay),
+                            max(spec.respawn_delay, 0.1) * 2.0 ** proc.backoff)
+            proc.backoff += 1
+            proc.restarts += 1
+            proc.next_start = now + delay
+            self._say(f"respawning {spec.label} in {delay:.2f} s (restart {proc.restarts})")
+            self._emit(ProcessEvent(now, spec.label, "respawn", delay=delay))
+        else:
+            proc.finished = True
+
+    def _reap(self) -> None:
+        for proc in self._procs:
+            popen = proc.popen
+            if popen is None or popen.returncode is not None:
+                continue
+            code = popen.poll()
+            if code is None:
+                continue
+            now = time.monotonic()
+            self._kill_group(proc.pgid, signal.SIGKILL)  # stragglers of a dead leader
+            how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.Signals._value2member_map_ else f"code {code}"
+            self._say(f"{proc.spec.label} (pid {popen.pid}) exited with {how}")
+            self._emit(ProcessEvent(now, proc.spec.label, "exit", popen.pid, code))
+            self._after_exit(proc, code, now)
+
+    def _running(self) -> list[_Proc]:
+        return [p for p in self._procs if p.popen is not None and p.popen.returncode is None]
+
+    @staticmethod
+    def _kill_group(pgid: int, sig: int) -> None:
+        if pgid <= 1:
+            return
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _loop(self) -> None:
+        stage = -1  # -1 running, 0 SIGINT sent, 1 SIGTERM sent, 2 SIGKILL sent
+        deadline = 0.0
+        handled_signals = 0
+        while True:
+            self._wake.clear()
+            self._reap()
+            now = time.monotonic()
+            if self._shutdown_reason is not None:
+                escalate = False
+                if stage < 0:
+                    self._say(f"shutting down: {self._shutdown_reason}")
+                    for p in self._procs:
+                        p.next_start = None
+                    escalate = True
+                    handled_signals = self._signals
+                elif self._signals > handled_signals and stage < 2:
+                    handled_signals = self._signals
+                    escalate = True
+                elif now >= deadline and stage < 2:
+                    escalate = True
+                running = self._running()
+                if not running:
+                    return
+                if escalate:
+                    stage += 1
+                    sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[stage]
+                    if stage > 0:
+                        self._say(f"escalating to {sig.name} for: "
+                                  + ", ".join(p.spec.label for p in running))
+                    for p in running:
+                        self._kill_group(p.pgid, sig)
+                    deadline = now + (self.shutdown_timeout if stage < 2 else 2.0)
+                elif stage == 2 and now >= deadline:
+                    self._say("processes did not exit after SIGKILL: "
+                              + ", ".join(f"{p.spec.label} (pid {p.popen.pid})" for p in running if p.popen))
+                    return
+            else:
+                for p in self._procs:
+                    if p.next_start is not None and now >= p.next_start and not p.finished:
+                        self._start(p)
+                if not self._running() and all(p.finished for p in self._procs):
+                    self._say("all processes have finished")
+                    return
+            self._wake.wait(0.05)
+
+    def _sweep(self) -> None:
+        """SIGKILL anything still alive in one of our process groups (no orphans)."""
+        for pgid in self._all_pgids:
+            if process_group_members(pgid):
+                self._kill_group(pgid, signal.SIGKILL)
+        for proc in self._procs:
+            if proc.popen is not None and proc.popen.returncode is None:
+                try:
+                    proc.popen.wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    pass

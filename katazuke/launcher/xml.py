@@ -1,0 +1,667 @@
+"""ROS 2 launch XML: load (with line numbers), validate, and resolve into a graph.
+
+:func:`load_launch` reads a launch file the way ``ros2 launch`` executes it: entities
+are visited in document order against a context of launch configurations
+(``<arg>``, ``<let>``, ``<include>`` arguments), the pushed ROS namespace, the
+``<set_parameter>`` / ``<set_remap>`` rules and the environment. The result is a
+:class:`~katazuke.launcher.graph.LaunchGraph` of processes with every substitution
+performed; nothing is started.
+
+Semantics kept from ``launch`` / ``launch_ros`` (so files stay valid for ``ros2 launch``):
+
+- ``<group>`` is scoped by default (``scoped="false"`` leaks its changes);
+  ``forwarding="false"`` starts the group with only its ``<keep name value/>``
+  configurations. A scope covers launch configurations, the ROS namespace,
+  ``set_parameter``/``set_remap`` rules and ``set_env``/``unset_env``.
+- ``<include>`` is *not* scoped: its arguments and anything the included file sets
+  stay visible afterwards (wrap it in ``<group>`` to scope it). An included file's
+  arguments without ``default`` must be passed by the ``<include>``.
+- ``<push_ros_namespace>`` prefixes relative namespaces; absolute ones replace it.
+- ``if``/``unless`` accept ``true``/``false``/``1``/``0`` (case-insensitive).
+- Parameter values are typed with YAML rules; ``<param from>`` files and each
+  ``<param name>`` become ``--params-file`` arguments in order.
+
+Stricter than ROS on purpose: a missing parameter file is an error (ROS only warns),
+unknown or unsupported tags/attributes are errors. Every error is a
+:class:`~katazuke.errors.KatazukeError` whose message starts with ``FILE:LINE:``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import xml.parsers.expat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from katazuke.errors import KatazukeError
+from katazuke.launcher.graph import (LaunchGraph, ParamDict, ParamFile, ProcessSpec,
+                                     make_namespace_absolute, prefix_namespace, typed_value)
+from katazuke.launcher.substitutions import (Sub, SubstitutionContext, SubstitutionError,
+                                             Template, evaluate, find_package_prefix,
+                                             parse_template)
+
+__all__ = ["Element", "read_launch_xml", "load_launch", "resolve_launch_file",
+           "parse_launch_arguments", "SAFE_ENV_DEFAULTS"]
+
+#: Environment defaults every child gets unless the launcher's environment sets them.
+SAFE_ENV_DEFAULTS = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+_COND = frozenset({"if", "unless"})
+_ACTIONS = frozenset({"arg", "let", "node", "executable", "include", "group", "push_ros_namespace",
+                      "push-ros-namespace", "set_parameter", "set_remap", "set_env", "unset_env",
+                      "log"})
+_PROCESS_ATTRS = frozenset({"name", "cwd", "launch-prefix", "output", "respawn", "respawn_delay",
+                            "respawn_max_retries", "on_exit", "shell"})
+
+
+@dataclass(frozen=True)
+class _Spec:
+    attrs: frozenset[str]
+    required: frozenset[str] = frozenset()
+    children: frozenset[str] = frozenset()
+
+
+def _spec(attrs: set[str], required: set[str] = frozenset(), children: set[str] = frozenset()) -> _Spec:
+    return _Spec(frozenset(attrs), frozenset(required), frozenset(children))
+
+
+# Keyed by tag, or "parent/tag" where a tag means something else under that parent.
+_SPECS: dict[str, _Spec] = {
+    "launch": _spec({"version"}, children=_ACTIONS),
+    "arg": _spec({"name", "default", "description"} | _COND, {"name"}, {"choice"}),
+    "arg/choice": _spec({"value"}, {"value"}),
+    "let": _spec({"name", "value"} | _COND, {"name", "value"}),
+    "node": _spec({"pkg", "exec", "namespace", "args", "ros_args", "exec_name"} | _PROCESS_ATTRS | _COND,
+                  {"exec"}, {"param", "remap", "env"}),
+    "executable": _spec({"cmd"} | _PROCESS_ATTRS | _COND, {"cmd"}, {"env"}),
+    "node/param": _spec({"name", "value", "value-sep", "from"}, children={"param"}),
+    "param/param": _spec({"name", "value", "value-sep"}, {"name"}, {"param"}),
+    "node/remap": _spec({"from", "to"}, {"from", "to"}),
+    "node/env": _spec({"name", "value"}, {"name", "value"}),
+    "executable/env": _spec({"name", "value"}, {"name", "value"}),
+    "include": _spec({"file"} | _COND, {"file"}, {"arg"}),
+    "include/arg": _spec({"name", "value"}, {"name", "value"}),
+    "group": _spec({"scoped", "forwarding"} | _COND, children=_ACTIONS | {"keep"}),
+    "group/keep": _spec({"name", "value"}, {"name", "value"}),
+    "push_ros_namespace": _spec({"namespace"} | _COND, {"namespace"}),
+    "push-ros-namespace": _spec({"namespace"} | _COND, {"namespace"}),
+    "set_parameter": _spec({"name", "value"} | _COND, {"name", "value"}),
+    "set_remap": _spec({"from", "to"} | _COND, {"from", "to"}),
+    "set_env": _spec({"name", "value"} | _COND, {"name", "value"}),
+    "unset_env": _spec({"name"} | _COND, {"name"}),
+    "log": _spec({"message"} | _COND, {"message"}),
+}
+# Attributes kept verbatim (never substituted).
+_PLAIN = {("arg", "description")}
+
+
+@dataclass
+class Element:
+    """An XML element with its position and its attributes parsed as substitutions.
+
+    Attributes:
+        tag: element name.
+        attrs: raw attribute values, in document order.
+        templates: the same attributes parsed into substitution templates.
+        children: child elements.
+        file: the launch file.
+        line: 1-based line of the start tag.
+    """
+
+    tag: str
+    attrs: dict[str, str]
+    file: Path
+    line: int
+    children: list["Element"] = field(default_factory=list)
+    templates: dict[str, Template] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def error(self, message: str) -> KatazukeError:
+        return KatazukeError(f"{self.where}: {message}")
+
+
+def read_launch_xml(path: Path) -> Element:
+    """Parse and validate one launch file (no substitution is performed yet).
+
+    Raises:
+        KatazukeError: ``FILE:LINE:`` malformed XML, a root other than ``<launch>``, an
+            unknown tag or attribute, a missing required attribute, a bad substitution.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KatazukeError(f"{path}:1: cannot read launch file: {exc.strerror}") from None
+    parser = xml.parsers.expat.ParserCreate()
+    stack: list[Element] = []
+    root: list[Element] = []
+
+    def start(tag: str, attrs: list[str]) -> None:
+        pairs = dict(zip(attrs[0::2], attrs[1::2]))
+        el = Element(tag, pairs, path, parser.CurrentLineNumber)
+        (stack[-1].children if stack else root).append(el)
+        stack.append(el)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    parser.ordered_attributes = True
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise KatazukeError(f"{path}:{exc.lineno}: malformed XML: "
+                            f"{xml.parsers.expat.ErrorString(exc.code)} (column {exc.offset + 1})") from None
+    top = root[0]
+    if top.tag != "launch":
+        raise top.error(f"the root element must be <launch>, not <{top.tag}>")
+    _validate(top, None)
+    return top
+
+
+def _validate(el: Element, parent: str | None) -> None:
+    key = f"{parent}/{el.tag}" if parent and f"{parent}/{el.tag}" in _SPECS else el.tag
+    spec = _SPECS[key]
+    for name in el.attrs:
+        if name not in spec.attrs:
+            raise el.error(f"unknown attribute '{name}' on <{el.tag}>; allowed: "
+                           + ", ".join(sorted(spec.attrs)))
+    missing = sorted(spec.required - el.attrs.keys())
+    if missing:
+        raise el.error(f"<{el.tag}> needs the attribute(s) " + ", ".join(f"'{m}'" for m in missing))
+    if "if" in el.attrs and "unless" in el.attrs:
+        raise el.error(f"<{el.tag}> cannot have both 'if' and 'unless'")
+    for name, value in el.attrs.items():
+        if (el.tag, name) in _PLAIN:
+            el.templates[name] = (value,)
+            continue
+        try:
+            el.templates[name] = parse_template(value)
+        except SubstitutionError as exc:
+            raise el.error(f"attribute '{name}': {exc}") from None
+    for child in el.children:
+        if child.tag not in spec.children:
+            allowed = ", ".join(f"<{c}>" for c in sorted(spec.children)) or "no children"
+            what = "unknown tag" if not any(k.split("/")[-1] == child.tag for k in _SPECS) else "tag"
+            raise child.error(f"{what} <{child.tag}> is not allowed inside <{el.tag}> (allowed: {allowed})")
+        _validate(child, el.tag)
+
+
+# ----------------------------------------------------------------------------- resolution
+
+@dataclass
+class _Scope:
+    configs: dict[str, str]
+    env: dict[str, str]
+    namespace: str | None = None
+    global_params: list[tuple[str, Any]] = field(default_factory=list)
+    remaps: list[tuple[str, str]] = field(default_factory=list)
+
+    def copy(self) -> "_Scope":
+        return _Scope(dict(self.configs), dict(self.env), self.namespace,
+                      list(self.global_params), list(self.remaps))
+
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^~$")
+_MAX_INCLUDE_DEPTH = 32
+
+
+def _check_node_name(el: Element, name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise el.error(f"invalid node name '{name}': use letters, digits and '_', not starting "
+                       "with a digit")
+
+
+def _check_namespace(el: Element, ns: str) -> None:
+    if ns == "/":
+        return
+    tokens = ns[1:].split("/")
+    if not ns.startswith("/") or ns.endswith("/") or not all(_NAME_RE.match(t) for t in tokens):
+        raise el.error(f"invalid namespace '{ns}': tokens of letters, digits and '_' separated by "
+                       "single '/', not starting with a digit")
+
+
+def _truthy(el: Element, attr: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    raise el.error(f"'{attr}' must be true/false (or 1/0), got '{text}'")
+
+
+class _Loader:
+    def __init__(self, env: Mapping[str, str], launch_args: Mapping[str, str],
+                 child_env: Mapping[str, str]) -> None:
+        self.base_env = dict(env)
+        self.child_env = dict(child_env)
+        self.scope = _Scope(dict(launch_args), dict(env))
+        self.file: Path | None = None
+        self.stack: list[Path] = []
+        self.graph: LaunchGraph | None = None
+        self.labels: set[str] = set()
+
+    # -- helpers
+    def ctx(self) -> SubstitutionContext:
+        return SubstitutionContext(self.scope.configs, self.scope.env, self.file)
+
+    def sub(self, el: Element, attr: str, default: str | None = None) -> str | None:
+        if attr not in el.templates:
+            return default
+        try:
+            return evaluate(el.templates[attr], self.ctx())
+        except SubstitutionError as exc:
+            raise el.error(f"attribute '{attr}': {exc}") from None
+
+    def sub_req(self, el: Element, attr: str) -> str:
+        value = self.sub(el, attr)
+        assert value is not None  # required attributes are checked by _validate
+        return value
+
+    def cmdline(self, el: Element, attr: str) -> list[str]:
+        """Split a command line like launch's ``_parse_cmdline``: literal text is split with
+        shell rules, a substitution's value is never split and sticks to adjacent text."""
+        out: list[str] = []
+        cur: list[str] | None = None
+        for part in el.templates.get(attr, ()):
+            if isinstance(part, Sub):
+                try:
+                    value = evaluate((part,), self.ctx())
+                except SubstitutionError as exc:
+                    raise el.error(f"attribute '{attr}': {exc}") from None
+                cur = (cur or []) + [value]
+                continue
+            try:
+                tokens = shlex.split(part)
+            except ValueError as exc:
+                raise el.error(f"attribute '{attr}': cannot split '{part}': {exc}") from None
+            if not tokens:
+                if cur is not None:
+                    out.append("".join(cur))
+                    cur = None
+                continue
+            if part[0].isspace() and cur is not None:
+                out.append("".join(cur))
+                cur = None
+            first, *rest = tokens
+            cur = (cur or []) + [first]
+            if rest:
+                out.append("".join(cur))
+                out.extend(rest[:-1])
+                cur = [rest[-1]]
+            if part[-1].isspace():
+                out.append("".join(cur))
+                cur = None
+        if cur is not None:
+            out.append("".join(cur))
+        return out
+
+    def condition(self, el: Element) -> bool:
+        if "if" in el.templates:
+            return _truthy(el, "if", self.sub_req(el, "if"))
+        if "unless" in el.templates:
+            return not _truthy(el, "unless", self.sub_req(el, "unless"))
+        return True
+
+    # -- files
+    def run_file(self, path: Path, root: Element) -> None:
+        previous = self.file
+        self.stack.append(path)
+        self.file = path
+        try:
+            for child in root.children:
+                self.execute(child)
+        finally:
+            self.stack.pop()
+            self.file = previous
+
+    def execute(self, el: Element) -> None:
+        if not self.condition(el):
+            return
+        handler = getattr(self, "do_" + el.tag.replace("-", "_"))
+        handler(el)
+
+    # -- actions
+    def do_arg(self, el: Element) -> None:
+        name = self.sub_req(el, "name")
+        if name not in self.scope.configs:
+            default = self.sub(el, "default")
+            if default is None:
+                how = (f"pass {name}:=VALUE on the command line" if len(self.stack) == 1
+                       else f"pass <arg name=\"{name}\" value=\"...\"/> in the <include>")
+                desc = el.attrs.get("description")
+                raise el.error(f"required launch argument '{name}' was not provided"
+                               + (f" ({desc})" if desc else "") + f": {how}")
+            self.scope.configs[name] = default
+        value = self.scope.configs[name]
+        choices = [c.attrs["value"] for c in el.children]
+        if choices and value not in choices:
+            raise el.error(f"argument '{name}' = '{value}' is not one of: " + ", ".join(choices))
+        if len(self.stack) == 1 and self.graph is not None:
+            self.graph.arguments[name] = (str(value), el.attrs.get("description", ""))
+
+    def do_let(self, el: Element) -> None:
+        self.scope.configs[self.sub_req(el, "name")] = self.sub_req(el, "value")
+
+    def do_log(self, el: Element) -> None:
+        assert self.graph is not None
+        self.graph.messages.append(self.sub_req(el, "message"))
+
+    def do_set_env(self, el: Element) -> None:
+        self.scope.env[self.sub_req(el, "name")] = self.sub_req(el, "value")
+
+    def do_unset_env(self, el: Element) -> None:
+        self.scope.env.pop(self.sub_req(el, "name"), None)
+
+    def do_push_ros_namespace(self, el: Element) -> None:
+        ns = make_namespace_absolute(prefix_namespace(self.scope.namespace, self.sub_req(el, "namespace")))
+        assert ns is not None
+        _check_namespace(el, ns)
+        self.scope.namespace = ns
+
+    def do_set_parameter(self, el: Element) -> None:
+        name = self.sub_req(el, "name")
+        self.scope.global_params.append((name, self.typed(el, self.sub_req(el, "value"))))
+
+    def do_set_remap(self, el: Element) -> None:
+        self.scope.remaps.append((self.sub_req(el, "from"), self.sub_req(el, "to")))
+
+    def do_group(self, el: Element) -> None:
+        scoped = _truthy(el, "scoped", self.sub(el, "scoped", "true") or "")
+        forwarding = _truthy(el, "forwarding", self.sub(el, "forwarding", "true") or "")
+        saved = self.scope.copy() if scoped else None
+        if not forwarding:
+            keep = {self.sub_req(k, "name"): self.sub_req(k, "value")
+                    for k in el.children if k.tag == "keep"}
+            self.scope.configs = keep
+            self.scope.namespace = None
+            self.scope.global_params = []
+            self.scope.remaps = []
+        try:
+            for child in el.children:
+                if child.tag != "keep":
+                    self.execute(child)
+        finally:
+            if saved is not None:
+                self.scope = saved
+
+    def do_include(self, el: Element) -> None:
+        raw = self.sub_req(el, "file")
+        path = Path(os.path.abspath(raw))
+        if not path.is_file():
+            raise el.error(f"included launch file not found: {raw} (check the path; "
+                           "$(dirname) is the directory of this file)")
+        if not path.name.endswith(".xml"):
+            raise el.error(f"cannot include {path.name}: only XML launch files are supported by "
+                           "katazuke launch")
+        if len(self.stack) >= _MAX_INCLUDE_DEPTH or path in self.stack:
+            raise el.error("include recursion: " + " -> ".join(str(p) for p in [*self.stack, path]))
+        root = read_launch_xml(path)
+        given = [self.sub_req(a, "name") for a in el.children]
+        for decl in _unconditional_args(root):
+            name = decl.attrs["name"]
+            if "default" not in decl.attrs and name not in given:
+                raise el.error(f"included file {path.name} needs argument '{name}' (declared at "
+                               f"{decl.where}): add <arg name=\"{name}\" value=\"...\"/> to the <include>")
+        for a in el.children:
+            self.scope.configs[self.sub_req(a, "name")] = self.sub_req(a, "value")
+        self.run_file(path, root)
+
+    def typed(self, el: Element, text: str) -> Any:
+        try:
+            return typed_value(text)
+        except ValueError as exc:
+            raise el.error(str(exc)) from None
+
+    def param_value(self, el: Element) -> Any:
+        nested = [c for c in el.children]
+        if "value" in el.attrs and nested:
+            raise el.error("<param> cannot have both a 'value' and nested <param> elements")
+        if nested:
+            out: dict[str, Any] = {}
+            for c in nested:
+                out[self.sub_req(c, "name")] = self.param_value(c)
+            return out
+        if "value" not in el.attrs:
+            raise el.error("<param name=...> needs a 'value' attribute or nested <param> elements")
+        text = self.sub_req(el, "value")
+        if "value-sep" in el.attrs:
+            sep = el.attrs["value-sep"]
+            items = [self.typed(el, t) for t in text.split(sep)] if text else []
+            try:
+                return _uniform(items)
+            except ValueError as exc:
+                raise el.error(str(exc)) from None
+        return self.typed(el, text)
+
+    def process_common(self, el: Element, spec: ProcessSpec, default_label: str) -> None:
+        output = self.sub(el, "output", "log")
+        if output not in ("screen", "log", "both"):
+            raise el.error(f"output must be screen, log or both, got '{output}'")
+        spec.output = output
+        spec.respawn = _truthy(el, "respawn", self.sub(el, "respawn", "false") or "")
+        delay_text = self.sub(el, "respawn_delay", "0") or "0"
+        try:
+            spec.respawn_delay = float(delay_text)
+        except ValueError:
+            raise el.error(f"respawn_delay must be a number of seconds, got '{delay_text}'") from None
+        if spec.respawn_delay < 0:
+            raise el.error(f"respawn_delay must be >= 0, got {spec.respawn_delay}")
+        retries = self.sub(el, "respawn_max_retries", "-1") or "-1"
+        try:
+            spec.respawn_max_retries = int(retries)
+        except ValueError:
+            raise el.error(f"respawn_max_retries must be an integer, got '{retries}'") from None
+        on_exit = self.sub(el, "on_exit")
+        if on_exit is not None and on_exit != "shutdown":
+            raise el.error(f"on_exit supports only 'shutdown', got '{on_exit}'")
+        spec.on_exit = on_exit
+        spec.shell = _truthy(el, "shell", self.sub(el, "shell", "false") or "")
+        spec.cwd = self.sub(el, "cwd")
+        if spec.cwd is not None and not Path(spec.cwd).is_dir():
+            raise el.error(f"cwd '{spec.cwd}' is not a directory")
+        prefix = self.sub(el, "launch-prefix")
+        spec.prefix = shlex.split(prefix) if prefix else []
+        env = dict(self.scope.env)
+        for e in el.children:
+            if e.tag == "env":
+                env[self.sub_req(e, "name")] = self.sub_req(e, "value")
+        for k, v in SAFE_ENV_DEFAULTS.items():
+            env.setdefault(k, v)
+        env.update(self.child_env)
+        spec.env = env
+        spec.env_changes = {k: v for k, v in env.items() if self.base_env.get(k) != v}
+        spec.env_changes.update({k: None for k in self.base_env if k not in env})
+        label = self.sub(el, "name")
+        if el.tag == "node":
+            label = self.sub(el, "exec_name") or label
+        label = label or default_label
+        unique, n = label, 1
+        while unique in self.labels:
+            n += 1
+            unique = f"{label}-{n}"
+        self.labels.add(unique)
+        spec.label = unique
+        spec.source = el.where
+
+    def do_node(self, el: Element) -> None:
+        assert self.graph is not None
+        exe_name = self.sub_req(el, "exec")
+        pkg = self.sub(el, "pkg")
+        if pkg is not None:
+            try:
+                prefix = find_package_prefix(pkg, self.scope.env)
+            except SubstitutionError as exc:
+                raise el.error(str(exc)) from None
+            libdir = prefix / "lib" / pkg
+            exe = libdir / exe_name
+            if not (exe.is_file() and os.access(exe, os.X_OK)):
+                have = sorted(p.name for p in libdir.iterdir() if p.is_file()) if libdir.is_dir() else []
+                raise el.error(f"executable '{exe_name}' not found in package '{pkg}' (looked for {exe}; "
+                               f"available: {', '.join(have) or 'none'})")
+            exe_path = str(exe)
+        else:
+            exe_path = self.which(el, exe_name)
+        spec = ProcessSpec(label="", kind="node", executable=exe_path, package=pkg)
+        name = self.sub(el, "name")
+        if name is not None:
+            _check_node_name(el, name)
+        spec.node_name = name
+        ns_attr = self.sub(el, "namespace")
+        ns = make_namespace_absolute(prefix_namespace(self.scope.namespace, ns_attr))
+        if ns is not None:
+            _check_namespace(el, ns)
+        spec.namespace = ns
+        spec.args = self.cmdline(el, "args")
+        spec.ros_args = self.cmdline(el, "ros_args")
+        spec.global_params = list(self.scope.global_params)
+        for p in el.children:
+            if p.tag != "param":
+                continue
+            if "from" in p.attrs:
+                if "name" in p.attrs or "value" in p.attrs or p.children:
+                    raise p.error("<param from=...> cannot have 'name', 'value' or nested <param>")
+                raw = self.sub_req(p, "from")
+                path = Path(os.path.abspath(raw))
+                if not path.is_file():
+                    raise p.error(f"parameter file not found: {raw} (check the path; $(dirname) is "
+                                  "the directory of this launch file)")
+                spec.params.append(ParamFile(path))
+            elif "name" in p.attrs:
+                spec.params.append(ParamDict({self.sub_req(p, "name"): self.param_value(p)}))
+            else:
+                raise p.error("<param> needs a 'name' (with 'value') or a 'from' attribute")
+        spec.remaps = list(self.scope.remaps) + [
+            (self.sub_req(r, "from"), self.sub_req(r, "to")) for r in el.children if r.tag == "remap"]
+        self.process_common(el, spec, Path(exe_name).name)
+        self.graph.processes.append(spec)
+
+    def which(self, el: Element, exe_name: str) -> str:
+        if "/" in exe_name:
+            found = exe_name if os.access(exe_name, os.X_OK) and Path(exe_name).is_file() else None
+        else:
+            found = shutil.which(exe_name, path=self.scope.env.get("PATH", ""))
+        if found is None:
+            raise el.error(f"executable '{exe_name}' not found (not an executable file and not on PATH)")
+        return os.path.abspath(found) if "/" in exe_name else found
+
+    def do_executable(self, el: Element) -> None:
+        assert self.graph is not None
+        words = self.cmdline(el, "cmd")
+        if not words:
+            raise el.error("<executable cmd=...> is empty")
+        shell = _truthy(el, "shell", self.sub(el, "shell", "false") or "")
+        exe = words[0] if shell else self.which(el, words[0])
+        spec = ProcessSpec(label="", kind="executable", executable=exe, args=words[1:])
+        self.process_common(el, spec, Path(words[0]).name)
+        self.graph.processes.append(spec)
+
+
+def _uniform(items: list[Any]) -> list[Any]:
+    if not items:
+        raise ValueError("value-sep gave an empty list; ROS cannot infer its type")
+    kinds = {type(v) for v in items}
+    if kinds <= {int, float}:
+        return [float(v) for v in items] if float in kinds else items
+    if len(kinds) != 1:
+        raise ValueError(f"list {items} mixes types; ROS parameters need one type")
+    return items
+
+
+def _unconditional_args(root: Element) -> Iterator[Element]:
+    """``<arg>`` declarations not below an if/unless (what ROS checks at include time)."""
+    for el in root.children:
+        if _COND & el.attrs.keys():
+            continue
+        if el.tag == "arg":
+            yield el
+        elif el.tag == "group":
+            yield from _unconditional_args(el)
+
+
+def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None = None,
+                env: Mapping[str, str] | None = None,
+                child_env: Mapping[str, str] | None = None) -> LaunchGraph:
+    """Resolve a launch XML file into a :class:`LaunchGraph` (starts nothing).
+
+    Args:
+        path: the launch file.
+        launch_args: command-line arguments (``name:=value``), set before the file runs.
+        env: the launch environment (default ``os.environ``); ``$(env)``,
+            ``AMENT_PREFIX_PATH`` and ``PATH`` lookups and the children's environment
+            start from it.
+        child_env: variables forced on every process (e.g. ``ROS_DOMAIN_ID``).
+
+    Raises:
+        KatazukeError: ``FILE:LINE: ...`` for every problem in the files.
+    """
+    file = Path(os.path.abspath(path))
+    if not file.is_file():
+        raise KatazukeError(f"launch file not found: {path}")
+    loader = _Loader(os.environ if env is None else env, launch_args or {}, child_env or {})
+    root = read_launch_xml(file)
+    graph = LaunchGraph(file=file)
+    loader.graph = graph
+    for decl in _unconditional_args(root):
+        name = decl.attrs["name"]
+        if "default" not in decl.attrs and name not in (launch_args or {}):
+            desc = decl.attrs.get("description")
+            raise decl.error(f"required launch argument '{name}' was not provided"
+                             + (f" ({desc})" if desc else "") + f": pass {name}:=VALUE")
+    loader.run_file(file, root)
+    return graph
+
+
+def parse_launch_arguments(words: list[str]) -> dict[str, str]:
+    """``["a:=1", "b:=x"]`` -> ``{"a": "1", "b": "x"}``.
+
+    Raises:
+        KatazukeError: a word without ``:=`` or with an empty name.
+    """
+    out: dict[str, str] = {}
+    for w in words:
+        name, sep, value = w.partition(":=")
+        if not sep or not name:
+            raise KatazukeError(f"launch argument '{w}' must look like name:=value")
+        out[name] = value
+    return out
+
+
+def resolve_launch_file(target: list[str], env: Mapping[str, str] | None = None) -> Path:
+    """``[FILE]`` or ``[PKG, FILE]`` (as ``ros2 launch``) -> the launch file path.
+
+    With a package, ``share/PKG/launch/FILE`` is tried first, then any file of that
+    name below ``share/PKG``.
+
+    Raises:
+        KatazukeError: the file or package cannot be found.
+    """
+    env = os.environ if env is None else env
+    if len(target) == 1:
+        p = Path(target[0])
+        if not p.is_file():
+            raise KatazukeError(f"launch file not found: {p} (give a path, or PKG FILE)")
+        return p.resolve()
+    if len(target) != 2:
+        raise KatazukeError("expected FILE or PKG FILE")
+    pkg, name = target
+    try:
+        share = find_package_prefix(pkg, env) / "share" / pkg
+    except SubstitutionError as exc:
+        raise KatazukeError(str(exc)) from None
+    direct = share / "launch" / name
+    if direct.is_file():
+        return direct
+    found = sorted(p for p in share.rglob(name) if p.is_file()) if share.is_dir() else []
+    if not found:
+        raise KatazukeError(f"launch file '{name}' not found in {share} (is it installed? "
+                            "re-run bash scripts/bootstrap.sh after adding files to launch/)")
+    return found[0]

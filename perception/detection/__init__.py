@@ -1,0 +1,13 @@
+"""Class-agnostic objectness detector with a category head (CenterNet-style, PyTorch).
+
+``Detector(DetectorConfig()).detect(rgb)`` returns :class:`Detection` s: box (xywh pixels),
+objectness, best category (one of :data:`CATEGORIES` or ``"unknown"``) and all category
+scores. Training (:mod:`.train`), COCO-style metrics (:mod:`.evaluation`) and plotting
+(:mod:`.viz`) import torch/matplotlib lazily.
+"""
+from katazuke.perception.detection.config import (CATEGORIES, UNKNOWN, DetectorConfig,
+                                                   ModelConfig, TrainConfig)
+from katazuke.perception.detection.detector import DEFAULT_WEIGHTS, Detection, Detector
+
+__all__ = ["CATEGORIES", "UNKNOWN", "DetectorConfig", "ModelConfig", "TrainConfig",
+           "Detector", "Detection", "DEFAULT_WEIGHTS"]

@@ -1,0 +1,12 @@
+"""Object map: fuse 3D detections into instances, forget what is gone, answer "where is".
+
+``ObjectMap(ObjectMapConfig()).update(t, detections, view)`` then ``.instances`` and
+``.where_is("mug")``. ROS-free, numpy only.
+"""
+from katazuke.perception.objectmap.config import ObjectMapConfig
+from katazuke.perception.objectmap.objectmap import (CATEGORY_NAMES, KNOWN_CATEGORIES, CameraView,
+                                                     Instance, Landmark, ObjectMap, Observation3D,
+                                                     WhereIsResult)
+
+__all__ = ["ObjectMap", "ObjectMapConfig", "Observation3D", "CameraView", "Instance", "Landmark",
+           "WhereIsResult", "CATEGORY_NAMES", "KNOWN_CATEGORIES"]

@@ -1,0 +1,320 @@
+"""Read and write view graphs: g2o, TORO, 1DSfM and numpy ``.npz``.
+
+Formats (relative rotation convention after reading: ``R_ij ~= R_i^T R_j``):
+
+- ``g2o``: ``EDGE_SE3:QUAT i j x y z qx qy qz qw I11 I12 .. I66`` (21 upper-triangular
+  information entries in g2o's ``(t, R)`` order; translations are ignored). The edge
+  weight is ``3 / tr(Omega_R^-1)`` (the isotropic precision of the rotation block, SE-Sync
+  style); files without information get weight 1. ``VERTEX_SE3:QUAT`` lines declare nodes.
+- ``toro``: ``EDGE3 i j x y z roll pitch yaw [21 info]`` with ``R = Rz(yaw) Ry(pitch)
+  Rx(roll)``; weights 1 (the information layout differs between TORO writers).
+  ``VERTEX3`` lines declare nodes.
+- ``1dsfm``: ``EGs.txt`` lines ``i j R(9, row-major) t(3)`` with ``R = Rb_i Rb_j^T`` for
+  Bundler world->camera rotations ``Rb``, i.e. our convention with ``R_i = Rb_i^T``. A
+  ``cc.txt`` next to it (one id per line) restricts the graph to that component.
+- ``npz``: arrays ``edges (m,2)``, ``rotations (m,3,3)``, optional ``weights (m,)``,
+  ``num_nodes`` and ``node_ids (n,)``.
+
+Node ids in files are arbitrary integers; they are renumbered ``0..n-1`` in increasing
+order and kept in :attr:`ViewGraph.node_ids` for writing back.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from katazuke.errors import InputError
+
+from .graph import ViewGraph
+from .so3 import quat_to_rot, rot_to_quat, rot_to_rpy, rpy_to_rot
+
+__all__ = ["FORMATS", "detect_format", "read_graph", "write_graph", "write_rotations"]
+
+FORMATS = ("g2o", "toro", "1dsfm", "npz")
+_PRINT_TOL = 1e-4  # text files print ~6 digits: larger deviations are reported
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Format of ``path`` from its name or first data line.
+
+    Raises:
+        InputError: the format cannot be recognised.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "EGs.txt").is_file():
+            return "1dsfm"
+        raise InputError(f"{p}: a directory must contain EGs.txt (1DSfM)")
+    if p.suffix == ".npz":
+        return "npz"
+    if p.name == "EGs.txt":
+        return "1dsfm"
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    with p.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            tok = line.split()
+            if not tok or tok[0].startswith("#"):
+                continue
+            if tok[0].startswith("EDGE_SE3") or tok[0].startswith("VERTEX_SE3"):
+                return "g2o"
+            if tok[0] in ("EDGE3", "VERTEX3"):
+                return "toro"
+            if tok[0].startswith(("EDGE_SE2", "VERTEX_SE2", "EDGE2", "VERTEX2")):
+                raise InputError(f"{p}: 2D (SE(2)) graph; only 3D rotation graphs are supported")
+            if len(tok) == 14:
+                return "1dsfm"
+            break
+    raise InputError(f"{p}: unknown graph format; use --format one of {list(FORMATS)}")
+
+
+def _floats(tok: list[str], where: str) -> np.ndarray:
+    try:
+        v = np.array([float(t) for t in tok])
+    except ValueError:
+        raise InputError(f"{where}: expected numbers, got {' '.join(tok)!r}") from None
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{where}: NaN or infinite value")
+    return v
+
+
+def _int(t: str, where: str) -> int:
+    try:
+        return int(t)
+    except ValueError:
+        raise InputError(f"{where}: node id {t!r} is not an integer") from None
+
+
+def _finish(path: Path, ids_seen: set[int], E: list[tuple[int, int]], Rs: list[np.ndarray],
+            ws: list[float], lines: list[int]) -> ViewGraph:
+    if not E:
+        raise InputError(f"{path}: no edges found")
+    raw = np.asarray(E, dtype=np.int64)
+    ids = np.unique(np.concatenate([raw.ravel(), np.fromiter(ids_seen, np.int64, len(ids_seen))]))
+    idx = np.searchsorted(ids, raw)
+    loops = np.flatnonzero(idx[:, 0] == idx[:, 1])
+    if loops.size:
+        raise InputError(f"{path}:{lines[loops[0]]}: self loop on node {raw[loops[0], 0]}")
+    return ViewGraph.from_arrays(ids.size, idx, np.stack(Rs), np.asarray(ws), ids,
+                                 orthonormal_tol=_PRINT_TOL, source=str(path))
+
+
+def _read_g2o(path: Path) -> ViewGraph:
+    E, Rs, ws, lines, ids = [], [], [], [], set()
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for ln, line in enumerate(fh, 1):
+            tok = line.split()
+            if not tok or tok[0].startswith("#"):
+                continue
+            where = f"{path}:{ln}"
+            if tok[0] == "VERTEX_SE3:QUAT":
+                if len(tok) != 9:
+                    raise InputError(f"{where}: VERTEX_SE3:QUAT needs 8 fields, got {len(tok) - 1}")
+                _floats(tok[2:], where)
+                ids.add(_int(tok[1], where))
+            elif tok[0] == "EDGE_SE3:QUAT":
+                if len(tok) not in (10, 31):
+                    raise InputError(f"{where}: EDGE_SE3:QUAT needs 9 or 30 fields "
+                                     f"(i j x y z qx qy qz qw [21 info]), got {len(tok) - 1}")
+                i, j = _int(tok[1], where), _int(tok[2], where)
+                v = _floats(tok[3:], where)
+                q = v[3:7]
+                nq = np.linalg.norm(q)
+                if abs(nq - 1.0) > 1e-2:
+                    raise InputError(f"{where}: quaternion norm {nq:.4g} is not 1")
+                w = 1.0
+                if len(v) == 28:
+                    U = np.zeros((6, 6))
+                    U[np.triu_indices(6)] = v[7:]
+                    info = U + np.triu(U, 1).T
+                    Om = info[3:, 3:]
+                    try:
+                        w = 3.0 / float(np.trace(np.linalg.inv(Om)))
+                    except np.linalg.LinAlgError:
+                        raise InputError(f"{where}: rotation information block is singular") from None
+                    if not np.isfinite(w) or w <= 0:
+                        raise InputError(f"{where}: rotation information block is not positive definite")
+                E.append((i, j))
+                Rs.append(quat_to_rot(q))
+                ws.append(w)
+                lines.append(ln)
+            elif tok[0].startswith(("EDGE_SE2", "VERTEX_SE2")):
+                raise InputError(f"{where}: 2D (SE(2)) element; only 3D graphs are supported")
+    return _finish(path, ids, E, Rs, ws, lines)
+
+
+def _read_toro(path: Path) -> ViewGraph:
+    E, Rs, ws, lines, ids = [], [], [], [], set()
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for ln, line in enumerate(fh, 1):
+            tok = line.split()
+            if not tok or tok[0].startswith("#"):
+                continue
+            where = f"{path}:{ln}"
+            if tok[0] == "VERTEX3":
+                if len(tok) != 8:
+                    raise InputError(f"{where}: VERTEX3 needs 7 fields, got {len(tok) - 1}")
+                _floats(tok[2:], where)
+                ids.add(_int(tok[1], where))
+            elif tok[0] == "EDGE3":
+                if len(tok) not in (9, 30):
+                    raise InputError(f"{where}: EDGE3 needs 8 or 29 fields "
+                                     f"(i j x y z roll pitch yaw [21 info]), got {len(tok) - 1}")
+                i, j = _int(tok[1], where), _int(tok[2], where)
+                v = _floats(tok[3:], where)
+                E.append((i, j))
+                Rs.append(rpy_to_rot(v[3:6]))
+                ws.append(1.0)
+                lines.append(ln)
+    return _finish(path, ids, E, Rs, ws, lines)
+
+
+def _read_1dsfm(path: Path) -> ViewGraph:
+    if path.is_dir():
+        path = path / "EGs.txt"
+    keep: set[int] | None = None
+    cc = path.parent / "cc.txt"
+    if cc.is_file():
+        keep = set()
+        with cc.open("r", encoding="utf-8") as fh:
+            for ln, line in enumerate(fh, 1):
+                if line.strip():
+                    keep.add(_int(line.strip(), f"{cc}:{ln}"))
+    E, Rs, ws, lines = [], [], [], []
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for ln, line in enumerate(fh, 1):
+            tok = line.split()
+            if not tok or tok[0].startswith("#"):
+                continue
+            where = f"{path}:{ln}"
+            if len(tok) not in (11, 14):
+                raise InputError(f"{where}: EGs line needs 'i j R(9) [t(3)]' (11 or 14 fields), "
+                                 f"got {len(tok)}")
+            i, j = _int(tok[0], where), _int(tok[1], where)
+            v = _floats(tok[2:], where)
+            if keep is not None and (i not in keep or j not in keep):
+                continue
+            R = v[:9].reshape(3, 3)
+            if np.linalg.det(R) <= 0:
+                raise InputError(f"{where}: relative rotation has det {np.linalg.det(R):.3g} <= 0")
+            E.append((i, j))
+            Rs.append(R)
+            ws.append(1.0)
+            lines.append(ln)
+    return _finish(path, set(), E, Rs, ws, lines)
+
+
+def _read_npz(path: Path) -> ViewGraph:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    for key in ("edges", "rotations"):
+        if key not in z:
+            raise InputError(f"{path}: missing array '{key}' (need edges, rotations)")
+    E = z["edges"]
+    ids = z["node_ids"] if "node_ids" in z else None
+    n = int(z["num_nodes"]) if "num_nodes" in z else (
+        ids.size if ids is not None else int(E.max()) + 1 if E.size else 0)
+    w = z["weights"] if "weights" in z else None
+    return ViewGraph.from_arrays(n, E, z["rotations"], w, ids, source=str(path))
+
+
+def read_graph(path: str | os.PathLike, fmt: str | None = None) -> ViewGraph:
+    """Read a view graph.
+
+    Args:
+        path: a file (or a 1DSfM folder with ``EGs.txt``).
+        fmt: one of :data:`FORMATS`, or None to detect it.
+
+    Raises:
+        InputError: missing file, unknown format, malformed line (the message gives
+            ``file:line``), NaN, reflections.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    fmt = fmt or detect_format(p)
+    readers = {"g2o": _read_g2o, "toro": _read_toro, "1dsfm": _read_1dsfm, "npz": _read_npz}
+    if fmt not in readers:
+        raise InputError(f"unknown format {fmt!r}; use one of {list(FORMATS)}")
+    return readers[fmt](p)
+
+
+_INFO_UPPER = " ".join(str(x) for x in np.eye(6)[np.triu_indices(6)].astype(int))
+
+
+def write_graph(graph: ViewGraph, path: str | os.PathLike, fmt: str,
+                rotations: np.ndarray | None = None) -> None:
+    """Write ``graph`` (and optionally absolute ``rotations`` ``(n,3,3)`` as vertices).
+
+    Translations are written as zeros. g2o information is ``diag(1,1,1,w,w,w)`` so the
+    weight reads back unchanged; 1DSfM translations are zeros (only rotations matter).
+    """
+    p = Path(path)
+    ids = graph.node_ids
+    e = graph.edges
+    rows = []
+    if fmt == "g2o":
+        if rotations is not None:
+            q = rot_to_quat(rotations)
+            rows += [f"VERTEX_SE3:QUAT {ids[k]} 0 0 0 {q[k, 0]:.17g} {q[k, 1]:.17g} {q[k, 2]:.17g} "
+                     f"{q[k, 3]:.17g}" for k in range(graph.num_nodes)]
+        q = rot_to_quat(graph.rotations)
+        for k in range(graph.num_edges):
+            info = np.eye(6)
+            info[3:, 3:] *= graph.weights[k]
+            up = " ".join(f"{x:.17g}" for x in info[np.triu_indices(6)])
+            rows.append(f"EDGE_SE3:QUAT {ids[e[k, 0]]} {ids[e[k, 1]]} 0 0 0 {q[k, 0]:.17g} "
+                        f"{q[k, 1]:.17g} {q[k, 2]:.17g} {q[k, 3]:.17g} {up}")
+    elif fmt == "toro":
+        if rotations is not None:
+            a = rot_to_rpy(rotations)
+            rows += [f"VERTEX3 {ids[k]} 0 0 0 {a[k, 0]:.17g} {a[k, 1]:.17g} {a[k, 2]:.17g}"
+                     for k in range(graph.num_nodes)]
+        a = rot_to_rpy(graph.rotations)
+        rows += [f"EDGE3 {ids[e[k, 0]]} {ids[e[k, 1]]} 0 0 0 {a[k, 0]:.17g} {a[k, 1]:.17g} "
+                 f"{a[k, 2]:.17g}" for k in range(graph.num_edges)]
+    elif fmt == "1dsfm":
+        for k in range(graph.num_edges):
+            r = " ".join(f"{x:.17g}" for x in graph.rotations[k].ravel())
+            rows.append(f"{ids[e[k, 0]]} {ids[e[k, 1]]} {r} 0 0 0")
+    elif fmt == "npz":
+        extra = {} if rotations is None else {"absolute_rotations": np.asarray(rotations)}
+        np.savez(p, num_nodes=graph.num_nodes, edges=e, rotations=graph.rotations,
+                 weights=graph.weights, node_ids=ids, **extra)
+        return
+    else:
+        raise InputError(f"unknown format {fmt!r}; use one of {list(FORMATS)}")
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def write_rotations(path: str | os.PathLike, rotations: np.ndarray, node_ids: np.ndarray,
+                    fmt: str) -> None:
+    """Write absolute rotations ``(n, 3, 3)`` (camera/body -> world).
+
+    g2o: ``VERTEX_SE3:QUAT id 0 0 0 qx qy qz qw``; toro: ``VERTEX3 id 0 0 0 r p y``;
+    1dsfm: ``id Rb(9, row-major)`` with the Bundler world->camera ``Rb = R^T``;
+    npz: arrays ``rotations`` and ``node_ids``.
+    """
+    p = Path(path)
+    R = np.asarray(rotations)
+    if fmt == "npz":
+        np.savez(p, rotations=R, node_ids=node_ids)
+        return
+    if fmt == "g2o":
+        q = rot_to_quat(R)
+        rows = [f"VERTEX_SE3:QUAT {node_ids[k]} 0 0 0 {q[k, 0]:.17g} {q[k, 1]:.17g} {q[k, 2]:.17g} "
+                f"{q[k, 3]:.17g}" for k in range(R.shape[0])]
+    elif fmt == "toro":
+        a = rot_to_rpy(R)
+        rows = [f"VERTEX3 {node_ids[k]} 0 0 0 {a[k, 0]:.17g} {a[k, 1]:.17g} {a[k, 2]:.17g}"
+                for k in range(R.shape[0])]
+    elif fmt == "1dsfm":
+        rows = [f"{node_ids[k]} " + " ".join(f"{x:.17g}" for x in R[k].T.ravel())
+                for k in range(R.shape[0])]
+    else:
+        raise InputError(f"unknown format {fmt!r}; use one of {list(FORMATS)}")
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")

@@ -1,0 +1,607 @@
+"""Certified chordal rotation averaging.
+
+Problem (``n`` nodes, edges ``e = (i, j)`` with ``R_ij ~= R_i^T R_j`` and weights ``w_e``)::
+
+    min_{R in SO(3)^n}  f(R) = sum_e w_e ||R_i R_ij - R_j||_F^2 = 6 W - tr(C Y),   Y = X^T X,
+
+with ``X = [R_1 ... R_n]`` (3 x 3n), ``W = sum_e w_e`` and ``C`` the symmetric block data
+matrix (:func:`~katazuke.perception.rotavg.linalg.data_matrix`). The Lagrangian dual
+(Eriksson et al., CVPR 2018) is ``max 6W - tr(Lambda)`` s.t. ``Lambda - C >= 0`` with
+``Lambda`` block diagonal; it is tight for moderate noise, so a candidate ``R`` is a
+*certified* global minimiser when
+
+* ``Lambda_i = sym(G_i^T R_i)`` with ``G_i = sum_j R_j C_(j,i)`` (block ``i`` of ``X C``),
+  the multipliers from the first-order conditions ``(Lambda - C) X^T = 0``, and
+* ``lambda_min(Lambda - C) >= -tol``.
+
+For any ``lambda_min``, ``6W - tr(Lambda) + 3n min(lambda_min, 0)`` is a valid lower
+bound on the optimum (``Lambda - lambda_min I`` is dual feasible), so the reported
+duality gap is ``3n max(-lambda_min, 0)``.
+
+Pipeline (per connected component):
+
+1. Degree-normalised spectral initialisation: the three smallest generalised
+   eigenvectors of ``L v = mu D v`` (``L = D - C``), blocks projected to SO(3).
+2. Gauss-Newton on SO(3)^n in right-perturbation coordinates. Its normal matrix is the
+   connection Laplacian ``L`` (independent of the iterate), so it is factorised once
+   (sparse LU) or solved by Jacobi-preconditioned CG on expander-like graphs. The anchor
+   node is fixed (gauge), the result is rotated so ``R_anchor = I``.
+3. Certificate (sparse, shift-invert Lanczos or deflated Lanczos).
+4. If not certified: Riemannian staircase by rotation coordinate descent (Parra et al.,
+   CVPR 2021) on the rank-p factor ``Y_i in St(p, 3)``: each node update is the polar
+   factor of its gradient block, vectorised over the independent sets of a greedy graph
+   colouring; escape the saddle along the negative eigenvector, raise p until the
+   rank-p certificate holds, round to SO(3), polish with step 2 and certify again.
+
+Robust mode: graduated non-convexity with the truncated-least-squares kernel (Yang et
+al., RA-L 2020) from the least-squares solution; edges whose final residual angle
+exceeds ``robust_threshold_deg`` are rejected and the inlier problem is re-solved and
+certified.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+
+from katazuke.errors import ConfigError, InputError
+
+from .graph import ViewGraph, chordal_cost
+from .linalg import LinearSolver, block_coo, choose_backend, data_matrix, laplacian, weighted_degree
+from .so3 import exp_so3, project_to_so3
+
+__all__ = ["RotAvgConfig", "Certificate", "RotAvgResult", "RotationAveraging", "spectral_init",
+           "certify", "solve_rotation_averaging"]
+
+
+@dataclass(frozen=True)
+class RotAvgConfig:
+    """Settings of :class:`RotationAveraging`."""
+
+    anchor: int = field(default=0, metadata={"help": "node fixed to the identity (gauge); in other "
+                                                     "components their smallest node is used"})
+    weighted: bool = field(default=True, metadata={"help": "use the edge weights (False: all ones)"})
+    max_iterations: int = field(default=100, metadata={"help": "Gauss-Newton iteration cap"})
+    step_tol: float = field(default=1e-10, metadata={"help": "stop when the largest update angle "
+                                                             "[rad] falls below this"})
+    cost_rtol: float = field(default=1e-15, metadata={"help": "stop when the relative cost decrease "
+                                                              "falls below this"})
+    certificate_tol: float = field(default=1e-6, metadata={
+        "help": "certified iff lambda_min(Lambda - C) >= -certificate_tol * mean weighted degree"})
+    eig_tol: float = field(default=1e-9, metadata={"help": "Lanczos (eigsh) convergence tolerance"})
+    backend: Literal["auto", "direct", "iterative"] = field(default="auto", metadata={
+        "help": "sparse LU, CG/Lanczos, or auto (by the graph's bandwidth profile)"})
+    staircase_max_rank: int = field(default=7, metadata={"help": "highest factor rank of the "
+                                                                  "staircase (3 = no staircase)"})
+    staircase_max_sweeps: int = field(default=3000, metadata={"help": "coordinate-descent sweeps "
+                                                                       "per staircase rank"})
+    robust: bool = field(default=False, metadata={"help": "reject outlier edges (GNC-TLS)"})
+    robust_threshold_deg: float = field(default=15.0, metadata={
+        "help": "edges whose residual angle exceeds this [deg] are outliers"})
+    gnc_factor: float = field(default=1.4, metadata={"help": "GNC control-parameter growth per step"})
+    gnc_max_steps: int = field(default=60, metadata={"help": "GNC step cap"})
+    gnc_inner_iterations: int = field(default=3, metadata={"help": "Gauss-Newton steps per GNC step"})
+
+    def __post_init__(self) -> None:
+        if self.max_iterations < 1:
+            raise ConfigError("RotAvgConfig.max_iterations must be >= 1")
+        if self.certificate_tol <= 0 or self.eig_tol <= 0:
+            raise ConfigError("RotAvgConfig.certificate_tol and eig_tol must be > 0")
+        if self.staircase_max_rank < 3:
+            raise ConfigError("RotAvgConfig.staircase_max_rank must be >= 3")
+        if not 0.0 < self.robust_threshold_deg < 180.0:
+            raise ConfigError("RotAvgConfig.robust_threshold_deg must be in (0, 180)")
+        if self.gnc_factor <= 1.0:
+            raise ConfigError("RotAvgConfig.gnc_factor must be > 1")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Optimality certificate of a solution (sums over components).
+
+    Attributes:
+        min_eigenvalue: ``lambda_min(Lambda - C)`` (worst component).
+        primal_cost: weighted chordal cost of the solution.
+        dual_bound: lower bound on the optimal cost, ``6W - tr(Lambda) + 3n min(lambda_min, 0)``.
+        duality_gap: ``primal_cost - dual_bound`` (absolute).
+        relative_gap: ``duality_gap / max(primal_cost, 1e-300)``.
+        certified: ``min_eigenvalue >= -tolerance`` in every component.
+        tolerance: the absolute eigenvalue tolerance used.
+        multipliers: ``(n, 3, 3)`` the blocks ``Lambda_i``.
+        rank: factor rank at which the dual bound was obtained (3, or higher after the
+            staircase).
+    """
+
+    min_eigenvalue: float
+    primal_cost: float
+    dual_bound: float
+    duality_gap: float
+    relative_gap: float
+    certified: bool
+    tolerance: float
+    multipliers: np.ndarray
+    rank: int = 3
+
+
+@dataclass(frozen=True)
+class RotAvgResult:
+    """Solution of a rotation-averaging problem.
+
+    Attributes:
+        rotations: ``(n, 3, 3)`` absolute rotations ``R_i`` (``R_anchor = I`` per component).
+        cost: weighted chordal cost (over the kept edges in robust mode).
+        certificate: see :class:`Certificate` (of the inlier problem in robust mode).
+        components: node-index arrays of the connected components, largest first.
+        rejected_edges: ``(k,)`` indices of edges rejected as outliers (robust mode).
+        init_cost: cost of the spectral initialisation.
+        iterations: Gauss-Newton iterations (all components).
+        time_s: wall time of the solve [s].
+        backend: linear-algebra backend used for the largest component.
+        notes: human-readable remarks (components, staircase, ...).
+    """
+
+    rotations: np.ndarray
+    cost: float
+    certificate: Certificate
+    components: list[np.ndarray]
+    rejected_edges: np.ndarray
+    init_cost: float
+    iterations: int
+    time_s: float
+    backend: str
+    notes: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- helpers
+def _weights(g: ViewGraph, cfg: RotAvgConfig) -> np.ndarray:
+    return g.weights if cfg.weighted else np.ones(g.num_edges)
+
+
+def _vee_skew(A: np.ndarray) -> np.ndarray:
+    """``(m, 3)`` with ``tr(A [v]_x) = v . out`` for ``(m, 3, 3)`` matrices ``A``."""
+    return np.stack([A[:, 1, 2] - A[:, 2, 1], A[:, 2, 0] - A[:, 0, 2], A[:, 0, 1] - A[:, 1, 0]], axis=1)
+
+
+def _round_blocks(V: np.ndarray) -> np.ndarray:
+    """``(3n, 3)`` stacked blocks (block i ~ R_i^T) -> rotations ``(n, 3, 3)``.
+
+    The column space is only defined up to O(3); flip one column if most blocks are
+    reflections, then project each block to SO(3).
+    """
+    B = V.reshape(-1, 3, 3)
+    if np.sum(np.linalg.det(B) < 0) > B.shape[0] / 2:
+        B = B.copy()
+        B[:, :, 2] *= -1.0
+    return project_to_so3(np.swapaxes(B, 1, 2))
+
+
+def _gauge(R: np.ndarray, anchor: int) -> np.ndarray:
+    return np.swapaxes(R[anchor], 0, 1)[None] @ R
+
+
+def _colouring(n: int, edges: np.ndarray) -> list[np.ndarray]:
+    """Greedy (largest-degree-first) colouring: lists of mutually non-adjacent nodes."""
+    A = sp.coo_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    A = (A + A.T).tocsr()
+    order = np.argsort(-np.diff(A.indptr), kind="stable")
+    colour = -np.ones(n, dtype=np.int64)
+    indptr, indices = A.indptr, A.indices
+    for v in order.tolist():
+        used = set(colour[indices[indptr[v]:indptr[v + 1]]].tolist())
+        c = 0
+        while c in used:
+            c += 1
+        colour[v] = c
+    return [np.flatnonzero(colour == c) for c in range(int(colour.max()) + 1)]
+
+
+class _Problem:
+    """Matrices and solvers of one connected component, built once per solve."""
+
+    def __init__(self, g: ViewGraph, w: np.ndarray, cfg: RotAvgConfig, anchor: int) -> None:
+        self.g, self.w, self.cfg, self.anchor = g, w, cfg, anchor
+        n = g.num_nodes
+        self.n = n
+        self.I, self.J = g.edges[:, 0], g.edges[:, 1]
+        self.rel = g.rotations
+        self.relT = np.swapaxes(g.rotations, 1, 2)
+        self.C = data_matrix(n, g.edges, g.rotations, w)
+        self.deg = weighted_degree(n, g.edges, w)
+        self.W = float(w.sum())
+        self.backend = choose_backend(n, g.edges) if cfg.backend == "auto" else cfg.backend
+        self._gn_solver: LinearSolver | None = None
+        self.tol = cfg.certificate_tol * float(self.deg.mean()) if n > 1 else cfg.certificate_tol
+
+    # ----------------------------------------------------------------- cost / gradient
+    def edge_terms(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-edge ``D = R_ij - R_i^T R_j`` ``(m,3,3)`` and squared residual ``(m,)``."""
+        Q = np.swapaxes(R[self.I], 1, 2) @ R[self.J]
+        D = self.rel - Q
+        return D, np.einsum("eab,eab->e", D, D)
+
+    def cost(self, R: np.ndarray) -> float:
+        return float(self.w @ self.edge_terms(R)[1])
+
+    def gn_step(self, R: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """Gauss-Newton update ``(n, 3)`` (right perturbation; anchor fixed)."""
+        n = self.n
+        # Cost along delta: sum w (||D||^2 + 2 a.v + 2|v|^2), v = d_i - R_ij d_j.
+        a = _vee_skew(self.rel @ np.swapaxes(D, 1, 2)) * self.w[:, None]
+        g = np.zeros((n, 3))
+        np.add.at(g, self.I, a)
+        np.add.at(g, self.J, -np.einsum("eba,eb->ea", self.rel, a))
+        keep = np.ones(3 * n, dtype=bool)
+        keep[3 * self.anchor:3 * self.anchor + 3] = False
+        if self._gn_solver is None:
+            L = laplacian(self.C, self.deg)
+            self._gn_solver = LinearSolver(L[keep][:, keep], self.backend, rtol=1e-12)
+        rhs = -0.5 * g.reshape(-1)[keep]
+        x = self._gn_solver.solve(rhs, rtol=max(1e-12, min(1e-3, 1e-2 * float(np.linalg.norm(rhs)))))
+        delta = np.zeros(3 * n)
+        delta[keep] = x
+        return delta.reshape(n, 3)
+
+    def refine(self, R: np.ndarray) -> tuple[np.ndarray, int]:
+        """Gauss-Newton with backtracking from ``R`` until the step or decrease is tiny."""
+        D, r = self.edge_terms(R)
+        f = float(self.w @ r)
+        it = 0
+        for it in range(1, self.cfg.max_iterations + 1):
+            delta = self.gn_step(R, D)
+            step = 1.0
+            while True:
+                Rn = R @ exp_so3(step * delta)
+                Dn, rn = self.edge_terms(Rn)
+                fn = float(self.w @ rn)
+                if fn <= f or step < 1e-4:
+                    break
+                step *= 0.25
+            if fn > f:
+                break
+            decrease = f - fn
+            R, D, f = project_to_so3(Rn), Dn, fn
+            if (step * np.abs(delta).max() < self.cfg.step_tol
+                    or decrease <= self.cfg.cost_rtol * max(f, 1e-300)):
+                break
+        return _gauge(R, self.anchor), it
+
+    # ----------------------------------------------------------------- certificate
+    def multipliers(self, Y: np.ndarray) -> np.ndarray:
+        """``Lambda_i = sym(G_i^T Y_i)`` for factor blocks ``Y`` ``(n, p, 3)``."""
+        n, p = Y.shape[0], Y.shape[1]
+        X = np.swapaxes(Y, 0, 1).reshape(p, 3 * n)  # p x 3n, block i = Y_i
+        G = np.asarray((self.C.T @ X.T).T).reshape(p, n, 3).transpose(1, 0, 2)
+        Lam = np.swapaxes(G, 1, 2) @ Y
+        return 0.5 * (Lam + np.swapaxes(Lam, 1, 2))
+
+    def certify(self, Y: np.ndarray, cost: float) -> tuple[Certificate, np.ndarray]:
+        """Certificate for factor ``Y`` ``(n, p, 3)`` (``p = 3``: rotations transposed)."""
+        n = self.n
+        Lam = self.multipliers(Y)
+        r, c, v = block_coo(np.arange(n), np.arange(n), Lam)
+        S = (sp.csr_matrix((v, (r, c)), shape=(3 * n, 3 * n)) - self.C).tocsr()
+        lam_min, vec = _min_eigen(S, Y, self.backend, self.cfg.eig_tol, self.deg)
+        trace_lam = float(np.einsum("nii->", Lam))
+        dual = 6.0 * self.W - trace_lam + 3.0 * n * min(lam_min, 0.0)
+        gap = cost - dual
+        cert = Certificate(min_eigenvalue=lam_min, primal_cost=cost, dual_bound=dual,
+                           duality_gap=gap, relative_gap=gap / max(cost, 1e-300),
+                           certified=bool(lam_min >= -self.tol), tolerance=self.tol,
+                           multipliers=Lam, rank=Y.shape[1])
+        return cert, vec
+
+    # ----------------------------------------------------------------- staircase
+    def staircase(self, R: np.ndarray, vec: np.ndarray, rng: np.random.Generator
+                  ) -> tuple[np.ndarray | None, Certificate | None, str]:
+        """Rank-p coordinate descent from the rank-3 saddle ``R``, escaping along ``vec``."""
+        n = self.n
+        colours = _colouring(n, self.g.edges)
+        Ct = self.C.tocsc()
+        cols = [np.repeat(3 * c, 3) + np.tile(np.arange(3), c.size) for c in colours]
+        Cs = [Ct[:, cl] for cl in cols]
+        Y = np.swapaxes(R, 1, 2).copy()  # Y_i = R_i^T  (3 x 3), X^T X = Y
+        cert = None
+        for p in range(4, self.cfg.staircase_max_rank + 1):
+            Yp = np.zeros((n, p, 3))
+            Yp[:, :Y.shape[1], :] = Y
+            Yp[:, p - 1, :] = 1e-2 * vec.reshape(n, 3) * np.sqrt(n) + 1e-6 * rng.standard_normal((n, 3))
+            U, _, Vt = np.linalg.svd(Yp, full_matrices=False)
+            Yp = U @ Vt
+            obj_prev = -np.inf
+            for _ in range(self.cfg.staircase_max_sweeps):
+                for cls, Ck in zip(colours, Cs):
+                    X = np.swapaxes(Yp, 0, 1).reshape(p, 3 * n)
+                    G = np.asarray(X @ Ck).reshape(p, cls.size, 3).transpose(1, 0, 2)
+                    U, _, Vt = np.linalg.svd(G, full_matrices=False)
+                    Yp[cls] = U @ Vt
+                X = np.swapaxes(Yp, 0, 1).reshape(p, 3 * n)
+                obj = float(np.sum(X * np.asarray((self.C @ X.T).T)))
+                if obj - obj_prev <= 1e-13 * abs(obj):
+                    break
+                obj_prev = obj
+            cost_p = 6.0 * self.W - obj
+            cert, vec = self.certify(Yp, cost_p)
+            Y = Yp
+            if cert.certified:
+                Xr = np.swapaxes(Yp, 0, 1).reshape(p, 3 * n)
+                U, s, Vt = np.linalg.svd(Xr, full_matrices=False)
+                R3 = _round_blocks((s[:3, None] * Vt[:3]).T)
+                return R3, cert, f"staircase certified at rank {p}"
+        return None, cert, f"staircase reached rank {self.cfg.staircase_max_rank} without a certificate"
+
+
+def _min_eigen(S: sp.csr_matrix, Y: np.ndarray, backend: str, tol: float, deg: np.ndarray
+               ) -> tuple[float, np.ndarray]:
+    """Smallest eigenvalue of symmetric ``S`` and its eigenvector ``(3n,)``.
+
+    The first-order conditions make the columns of ``X^T`` (``X = [Y_1 ... Y_n]``)
+    near-null vectors of ``S``. Direct backend: shift-invert Lanczos just below zero
+    (exact convergence, LU factor of ``S + s I``). Iterative backend: Lanczos on
+    ``sigma I - S - c P`` where ``P`` projects on ``span(X^T)`` (deflated, so the
+    extremal eigenvalue is the smallest one on the complement); the near-null part is
+    evaluated directly as the Rayleigh-Ritz value on ``span(X^T)``.
+    """
+    N = S.shape[0]
+    n, p = Y.shape[0], Y.shape[1]
+    X = np.swapaxes(Y, 0, 1).reshape(p, N)
+    Qx, _ = np.linalg.qr(X.T)
+    if N <= 600:
+        vals, vecs = np.linalg.eigh(S.toarray())
+        return float(vals[0]), vecs[:, 0]
+    scale = float(deg.mean())
+    if backend == "direct":
+        shift = 1e-3 * scale
+        for _ in range(4):
+            try:
+                vals, vecs = sla.eigsh(S, k=4, sigma=-shift, which="LM", tol=tol,
+                                       v0=np.ones(N))
+                break
+            except RuntimeError:  # factor exactly singular at this shift: move it
+                shift *= 3.7
+        k = int(np.argmin(vals))
+        return float(vals[k]), vecs[:, k]
+    # Upper bound of the spectrum (Gershgorin) for the shift.
+    sigma = float(np.abs(S).sum(axis=1).max())
+    M = sla.LinearOperator((N, N), dtype=np.float64,
+                           matvec=lambda v: sigma * v - S @ v - sigma * (Qx @ (Qx.T @ v)))
+    theta, vecs = sla.eigsh(M, k=1, which="LA", tol=tol, v0=np.ones(N) - Qx @ (Qx.T @ np.ones(N)),
+                            maxiter=20 * N)
+    lam_comp = sigma - float(theta[0])
+    SQ = Qx.T @ (S @ Qx)
+    ev, evec = np.linalg.eigh(0.5 * (SQ + SQ.T))
+    if ev[0] < lam_comp:
+        return float(ev[0]), Qx @ evec[:, 0]
+    return lam_comp, vecs[:, 0]
+
+
+def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto",
+                  tol: float = 1e-6) -> np.ndarray:
+    """Degree-normalised spectral initialisation.
+
+    The three smallest generalised eigenvectors of ``L v = mu D v`` (equivalently the top
+    eigenvectors of ``D^-1/2 C D^-1/2``); block ``i`` (3x3) of the ``3n x 3`` eigenvector
+    matrix estimates ``R_i^T`` up to a global O(3) factor; blocks are projected to SO(3).
+    The unnormalised variant (eigenvectors of ``C``) fails on irregular graphs.
+
+    Returns:
+        ``(n, 3, 3)`` rotations (gauge arbitrary). Nodes of a disconnected graph are
+        only consistent within their component.
+    """
+    n = graph.num_nodes
+    if n == 1:
+        return np.eye(3)[None].copy()
+    w = graph.weights if weighted else np.ones(graph.num_edges)
+    C = data_matrix(n, graph.edges, graph.rotations, w)
+    deg = weighted_degree(n, graph.edges, w)
+    if np.any(deg == 0):
+        raise InputError(f"spectral_init: node {int(np.flatnonzero(deg == 0)[0])} has no edges")
+    dh = np.repeat(1.0 / np.sqrt(deg), 3)
+    Cn = (sp.diags(dh) @ C @ sp.diags(dh)).tocsr()
+    N = 3 * n
+    if N <= 600:
+        vals, vecs = np.linalg.eigh(Cn.toarray())
+        V = vecs[:, -3:]
+    else:
+        b = choose_backend(n, graph.edges) if backend == "auto" else backend
+        if b == "direct":
+            # Smallest eigenvalues of the normalised Laplacian I - Cn via shift-invert.
+            Ln = (sp.identity(N) - Cn).tocsc()
+            _, V = sla.eigsh(Ln, k=3, sigma=-1e-3, which="LM", tol=tol, v0=np.ones(N))
+        else:
+            _, V = sla.eigsh(Cn, k=3, which="LA", tol=tol, v0=np.ones(N))
+    return _round_blocks(dh[:, None] * V)
+
+
+# --------------------------------------------------------------------------- top level
+class RotationAveraging:
+    """Certified chordal rotation averaging of a :class:`ViewGraph`.
+
+    Example:
+        >>> res = RotationAveraging(RotAvgConfig()).solve(graph)
+        >>> res.certificate.certified, res.cost
+    """
+
+    def __init__(self, config: RotAvgConfig | None = None) -> None:
+        self.config = config or RotAvgConfig()
+
+    def solve(self, graph: ViewGraph, initial: np.ndarray | None = None,
+              rng: np.random.Generator | None = None) -> RotAvgResult:
+        """Solve; disconnected graphs are solved per connected component.
+
+        Args:
+            graph: the problem.
+            initial: optional ``(n, 3, 3)`` starting rotations (default: spectral).
+            rng: randomness of the staircase escape (default seed 0).
+
+        Raises:
+            InputError: bad ``anchor`` or ``initial``.
+        """
+        cfg = self.config
+        t0 = time.perf_counter()
+        rng = rng or np.random.default_rng(0)
+        n = graph.num_nodes
+        if not 0 <= cfg.anchor < n:
+            raise InputError(f"anchor {cfg.anchor} is not a node (0..{n - 1})")
+        if initial is not None:
+            initial = np.asarray(initial, dtype=np.float64)
+            if initial.shape != (n, 3, 3) or not np.all(np.isfinite(initial)):
+                raise InputError(f"initial must be a finite ({n}, 3, 3) array, got {initial.shape}")
+            initial = project_to_so3(initial)
+        if cfg.robust:
+            return self._solve_robust(graph, initial, rng, t0)
+        return self._solve_all(graph, initial, rng, t0, np.zeros(0, dtype=np.int64), ())
+
+    # ------------------------------------------------------------------ internals
+    def _solve_all(self, graph: ViewGraph, initial: np.ndarray | None, rng: np.random.Generator,
+                   t0: float, rejected: np.ndarray, notes: tuple[str, ...]) -> RotAvgResult:
+        cfg = self.config
+        n = graph.num_nodes
+        comps = graph.components()
+        R = np.tile(np.eye(3), (n, 1, 1))
+        Lam = np.zeros((n, 3, 3))
+        init_cost = cost = dual = 0.0
+        lam_min, certified, tol, rank, iters = np.inf, True, 0.0, 3, 0
+        backend = "direct"
+        notes = list(notes)
+        if len(comps) > 1:
+            sizes = ", ".join(str(c.size) for c in comps[:10]) + (" ..." if len(comps) > 10 else "")
+            notes.append(f"graph has {len(comps)} connected components (sizes {sizes}); each is "
+                         "solved separately with its own gauge")
+        for k, nodes in enumerate(comps):
+            if nodes.size == 1:
+                continue
+            sub, _ = graph.subgraph(nodes)
+            anchor = int(np.searchsorted(nodes, cfg.anchor)) if cfg.anchor in nodes else 0
+            w = _weights(sub, cfg)
+            prob = _Problem(sub, w, cfg, anchor)
+            if k == 0:
+                backend = prob.backend
+            R0 = (initial[nodes] if initial is not None
+                  else spectral_init(sub, cfg.weighted, prob.backend))
+            R0 = _gauge(R0, anchor)
+            init_cost += prob.cost(R0)
+            Rc, it = prob.refine(R0)
+            iters += it
+            fc = prob.cost(Rc)
+            cert, vec = prob.certify(np.swapaxes(Rc, 1, 2), fc)
+            if not cert.certified and cfg.staircase_max_rank > 3:
+                R3, cert_p, msg = prob.staircase(Rc, vec, rng)
+                notes.append(f"component {k}: rank-3 certificate failed (lambda_min "
+                             f"{cert.min_eigenvalue:.3g}); {msg}")
+                if R3 is not None:
+                    R3, it = prob.refine(_gauge(R3, anchor))
+                    iters += it
+                    f3 = prob.cost(R3)
+                    cert3, _ = prob.certify(np.swapaxes(R3, 1, 2), f3)
+                    if f3 < fc:
+                        Rc, fc, cert = R3, f3, cert3
+                    if not cert.certified and cert_p is not None and cert_p.certified:
+                        # The rank-p certificate still bounds the optimum from below.
+                        cert = Certificate(cert.min_eigenvalue, fc, cert_p.dual_bound,
+                                           fc - cert_p.dual_bound,
+                                           (fc - cert_p.dual_bound) / max(fc, 1e-300), False,
+                                           cert.tolerance, cert.multipliers, cert_p.rank)
+            R[nodes] = Rc
+            Lam[nodes] = cert.multipliers
+            cost += fc
+            dual += cert.dual_bound
+            lam_min = min(lam_min, cert.min_eigenvalue)
+            certified &= cert.certified
+            tol = max(tol, cert.tolerance)
+            rank = max(rank, cert.rank)
+        if not np.isfinite(lam_min):
+            lam_min = 0.0
+        gap = cost - dual
+        certificate = Certificate(lam_min, cost, dual, gap, gap / max(cost, 1e-300), bool(certified),
+                                  tol, Lam, rank)
+        return RotAvgResult(R, cost, certificate, comps, rejected, init_cost, iters,
+                            time.perf_counter() - t0, backend, tuple(notes))
+
+    def _solve_robust(self, graph: ViewGraph, initial: np.ndarray | None,
+                      rng: np.random.Generator, t0: float) -> RotAvgResult:
+        """GNC-TLS over the edges, then the certified solve of the inlier graph."""
+        cfg = self.config
+        ls = RotationAveraging(_replace(cfg, robust=False, staircase_max_rank=3))
+        first = ls._solve_all(graph, initial, rng, t0, np.zeros(0, np.int64), ())
+        R = first.rotations
+        base_w = _weights(graph, cfg)
+        cbar2 = 8.0 * np.sin(np.deg2rad(cfg.robust_threshold_deg) / 2.0) ** 2  # chordal^2
+        I, J = graph.edges[:, 0], graph.edges[:, 1]
+
+        def residuals(Rx: np.ndarray) -> np.ndarray:
+            D = Rx[I] @ graph.rotations - Rx[J]
+            return np.einsum("eab,eab->e", D, D)
+
+        r = residuals(R)
+        rmax = float(r.max()) if r.size else 0.0
+        steps = 0
+        if rmax > cbar2:
+            mu = cbar2 / max(2.0 * rmax - cbar2, 1e-12)
+            inner = _replace(cfg, robust=False, max_iterations=cfg.gnc_inner_iterations,
+                             staircase_max_rank=3)
+            for steps in range(1, cfg.gnc_max_steps + 1):
+                lo, hi = mu / (mu + 1.0) * cbar2, (mu + 1.0) / mu * cbar2
+                tls = np.where(r <= lo, 1.0, np.where(r >= hi, 0.0,
+                               np.sqrt(cbar2 * mu * (mu + 1.0) / np.maximum(r, 1e-300)) - mu))
+                tls = np.clip(tls, 0.0, 1.0)
+                wg = base_w * np.maximum(tls, 1e-6)
+                gw = ViewGraph(graph.num_nodes, graph.edges, graph.rotations, wg, graph.node_ids)
+                R = RotationAveraging(_replace(inner, weighted=True))._refine_only(gw, R)
+                r = residuals(R)
+                if np.all((tls < 1e-6) | (tls > 1 - 1e-6)) and mu > 1e3:
+                    break
+                mu *= cfg.gnc_factor
+        inlier = r <= cbar2
+        rejected = np.flatnonzero(~inlier)
+        note = (f"robust: GNC-TLS ({steps} steps, threshold {cfg.robust_threshold_deg:g} deg) "
+                f"rejected {rejected.size} of {graph.num_edges} edges")
+        sub = graph.select_edges(inlier)
+        return RotationAveraging(_replace(cfg, robust=False))._solve_all(
+            sub, R, rng, t0, rejected, (note,))
+
+    def _refine_only(self, graph: ViewGraph, R: np.ndarray) -> np.ndarray:
+        """A few Gauss-Newton steps per component from ``R`` (no certificate)."""
+        out = R.copy()
+        for nodes in graph.components():
+            if nodes.size == 1:
+                continue
+            sub, _ = graph.subgraph(nodes)
+            prob = _Problem(sub, _weights(sub, self.config), self.config, 0)
+            Rc, _ = prob.refine(R[nodes])
+            # Keep the incoming gauge of the component (refine anchors node 0).
+            out[nodes] = R[nodes[0]] @ Rc
+        return out
+
+
+def _replace(cfg: RotAvgConfig, **kw: object) -> RotAvgConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **kw)
+
+
+def certify(graph: ViewGraph, rotations: np.ndarray, config: RotAvgConfig | None = None) -> Certificate:
+    """Certificate of given rotations ``(n, 3, 3)`` for a connected ``graph``.
+
+    Raises:
+        InputError: the graph is disconnected or the rotations have the wrong shape.
+    """
+    cfg = config or RotAvgConfig()
+    R = np.asarray(rotations, dtype=np.float64)
+    if R.shape != (graph.num_nodes, 3, 3):
+        raise InputError(f"rotations must be ({graph.num_nodes}, 3, 3), got {R.shape}")
+    comps = graph.components()
+    if len(comps) > 1:
+        raise InputError(f"certify: graph has {len(comps)} components; certify each "
+                         "(ViewGraph.subgraph) separately")
+    prob = _Problem(graph, _weights(graph, cfg), cfg, 0)
+    return prob.certify(np.swapaxes(R, 1, 2), prob.cost(R))[0]
+
+
+def solve_rotation_averaging(graph: ViewGraph, config: RotAvgConfig | None = None,
+                             initial: np.ndarray | None = None) -> RotAvgResult:
+    """Functional shortcut for ``RotationAveraging(config).solve(graph, initial)``."""
+    return RotationAveraging(config).solve(graph, initial)

@@ -1,0 +1,346 @@
+"""controller: LQR / online-GPC tracking of a base pose or path and of arm joint targets.
+
+A thin adapter over :mod:`katazuke.control.tracking` (all control and safety logic is in
+the ROS-free library and tested there).
+
+Subscribes:
+    /odom (nav_msgs/Odometry): base pose in the odom frame (best-effort or reliable).
+    goal_pose (geometry_msgs/PoseStamped): a pose goal (replaces any path).
+    path (nav_msgs/Path): waypoints followed in order, the last one held as the goal.
+    /joint_states (sensor_msgs/JointState): arm joint positions (by name).
+    arm/target (trajectory_msgs/JointTrajectory): joint targets (last point's positions).
+    emergency_stop (std_msgs/Bool, latched): true stops everything until false arrives.
+
+Publishes:
+    /cmd_vel (geometry_msgs/Twist): linear.x, linear.y, angular.z in the base frame.
+    arm/command (trajectory_msgs/JointTrajectory): one point, next position setpoint and
+        joint velocities, time_from_start = one control period.
+    controller/diagnostics (katazuke_interfaces/ControllerDiagnostics): one message per
+        active subsystem per tick (header.frame_id 'base' or 'arm').
+
+Safety: saturation and the GPC->LQR guard (library); a watchdog that publishes zero
+cmd_vel while odometry is older than ``odom_timeout_s`` (node clock, so use_sim_time is
+honoured) and holds the arm when joint states are stale; e-stop; non-finite inputs are
+rejected with a log and the node keeps running.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.time import Time
+
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseStamped, Twist
+from katazuke_interfaces.msg import ControllerDiagnostics
+from nav_msgs.msg import Odometry, Path
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from katazuke.control.tracking import (ControllerConfig, ErrorTracker, TrackerOutput, arm_tracker,
+                                       base_tracker, wrap_angle, yaw_from_quaternion)
+from katazuke_ros import qos
+from katazuke_ros.node_utils import LogOnce, declare_config, run_node
+
+__all__ = ["ControllerNode", "main"]
+
+
+def _pose_xyyaw(pose: Any) -> np.ndarray:
+    p, q = pose.position, pose.orientation
+    return np.array([p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)])
+
+
+def _pose_finite(pose: Any) -> bool:
+    p, q = pose.position, pose.orientation
+    vals = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+    return all(math.isfinite(v) for v in vals) and (q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w) > 1e-12
+
+
+class ControllerNode(Node):
+    """Base and arm tracking controller (see module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("controller", **kwargs)
+        self.config: ControllerConfig = declare_config(self, ControllerConfig)
+        self._log = LogOnce(self)
+        self._group = MutuallyExclusiveCallbackGroup()
+        g = self._group
+        self._cmd_pub = self.create_publisher(Twist, "/cmd_vel", qos.COMMAND)
+        self._arm_pub = self.create_publisher(JointTrajectory, "arm/command", qos.COMMAND)
+        self._diag_pub = self.create_publisher(ControllerDiagnostics, "controller/diagnostics",
+                                               qos.EVENTS)
+        # Best effort subscriptions match both reliable and best-effort publishers.
+        self.create_subscription(Odometry, "/odom", self._on_odom, qos.SENSOR, callback_group=g)
+        self.create_subscription(JointState, "/joint_states", self._on_joints, qos.SENSOR,
+                                 callback_group=g)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal, qos.COMMAND,
+                                 callback_group=g)
+        self.create_subscription(Path, "path", self._on_path, qos.COMMAND, callback_group=g)
+        self.create_subscription(JointTrajectory, "arm/target", self._on_arm_target, qos.COMMAND,
+                                 callback_group=g)
+        self.create_subscription(Bool, "emergency_stop", self._on_estop, qos.LATCHED,
+                                 callback_group=g)
+        self._base: ErrorTracker = base_tracker(self.config)
+        self._arm: ErrorTracker | None = None
+        self._pose: np.ndarray | None = None       # (x, y, yaw) in the odom frame
+        self._odom_rx: Time | None = None
+        self._odom_frame = ""
+        self._waypoints: list[np.ndarray] = []     # (x, y, yaw) references
+        self._wp_index = 0
+        self._base_active = False
+        self._base_stopped = True                  # last published cmd_vel was zero
+        self._joint_pos: dict[str, float] = {}
+        self._joints_rx: Time | None = None
+        self._arm_names: list[str] = []
+        self._arm_ref: np.ndarray | None = None
+        self._arm_active = False
+        self._estop = False
+        self._odom_stale = False
+        self._js_stale = False
+        self._dt = 1.0 / self.config.rate_hz
+        self.create_timer(self._dt, self._tick, callback_group=g)
+        self.get_logger().info(
+            f"controller: mode={self.config.mode} rate={self.config.rate_hz:g} Hz "
+            f"odom_timeout={self.config.odom_timeout_s:g} s")
+
+    # ------------------------------------------------------------------ inputs
+    def _on_odom(self, msg: Odometry) -> None:
+        pose = msg.pose.pose
+        if not _pose_finite(pose):
+            self._log.warn("odom_nan", "rejecting /odom with non-finite pose (NaN/inf or zero "
+                           "quaternion); holding the last good pose, watchdog still running")
+            return
+        self._log.clear("odom_nan")
+        self._pose = _pose_xyyaw(pose)
+        self._odom_frame = msg.header.frame_id
+        self._odom_rx = self.get_clock().now()
+
+    def _on_joints(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position):
+            self._log.warn("js_len", "rejecting /joint_states: name and position lengths differ")
+            return
+        if not all(math.isfinite(p) for p in msg.position):
+            self._log.warn("js_nan", "rejecting /joint_states with non-finite positions")
+            return
+        self._log.clear("js_nan")
+        for name, pos in zip(msg.name, msg.position):
+            self._joint_pos[name] = float(pos)
+        self._joints_rx = self.get_clock().now()
+
+    def _set_waypoints(self, poses: list[Any], frame: str, what: str) -> None:
+        if not poses:
+            self._waypoints = []
+            self._base_active = False
+            self.get_logger().info(f"empty {what}: base goal cleared")
+            self._stop_base()
+            return
+        if not all(_pose_finite(p) for p in poses):
+            self.get_logger().error(f"rejecting {what} with non-finite poses")
+            return
+        if frame and self._odom_frame and frame != self._odom_frame:
+            self._log.warn(f"frame_{frame}", f"{what} frame '{frame}' differs from odometry frame "
+                           f"'{self._odom_frame}'; treating it as the odometry frame")
+        self._waypoints = [_pose_xyyaw(p) for p in poses]
+        self._wp_index = 0
+        self._base_active = True
+        e = self._base_error()
+        self._base.reference_changed(e if e is not None else np.zeros(3))
+        self.get_logger().info(f"new {what}: {len(poses)} pose(s), final "
+                               f"{np.array2string(self._waypoints[-1], precision=3)}")
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        self._set_waypoints([msg.pose], msg.header.frame_id, "goal_pose")
+
+    def _on_path(self, msg: Path) -> None:
+        self._set_waypoints([p.pose for p in msg.poses], msg.header.frame_id, "path")
+
+    def _on_arm_target(self, msg: JointTrajectory) -> None:
+        if not msg.points or not msg.joint_names:
+            self.get_logger().error("rejecting arm/target: it needs joint_names and a point")
+            return
+        pos = list(msg.points[-1].positions)
+        if len(pos) != len(msg.joint_names) or not all(math.isfinite(p) for p in pos):
+            self.get_logger().error("rejecting arm/target: positions must be finite, one per joint")
+            return
+        names = list(msg.joint_names)
+        if names != self._arm_names or self._arm is None:
+            self._arm = arm_tracker(self.config, len(names))
+            self._arm_names = names
+        self._arm_ref = np.asarray(pos, dtype=np.float64)
+        self._arm_active = True
+        e = self._arm_error()
+        self._arm.reference_changed(e if e is not None else np.zeros(len(names)))
+        self.get_logger().info(f"new arm target for {len(names)} joint(s)")
+
+    def _on_estop(self, msg: Bool) -> None:
+        engaged = bool(msg.data)
+        if engaged == self._estop:
+            return
+        self._estop = engaged
+        if engaged:
+            self.get_logger().warning("EMERGENCY STOP engaged: zero commands until released")
+            self._stop_base(force=True)
+            self._hold_arm()
+        else:
+            self.get_logger().warning("emergency stop released: resuming control")
+        self._base.interrupt()
+        if self._arm is not None:
+            self._arm.interrupt()
+
+    # ------------------------------------------------------------------ helpers
+    def _age(self, stamp: Time | None) -> float:
+        if stamp is None:
+            return math.inf
+        return (self.get_clock().now() - stamp).nanoseconds * 1e-9
+
+    def _base_error(self) -> np.ndarray | None:
+        if self._pose is None or not self._waypoints:
+            return None
+        ref = self._waypoints[self._wp_index]
+        e = self._pose - ref
+        e[2] = wrap_angle(e[2])
+        return e
+
+    def _arm_error(self) -> np.ndarray | None:
+        if self._arm_ref is None:
+            return None
+        try:
+            q = np.array([self._joint_pos[n] for n in self._arm_names])
+        except KeyError as exc:
+            self._log.warn(f"arm_missing_{exc}", f"joint {exc} of arm/target is not in "
+                           "/joint_states; arm control waits for it")
+            return None
+        return q - self._arm_ref
+
+    def _stop_base(self, force: bool = False) -> None:
+        if force or not self._base_stopped:
+            self._cmd_pub.publish(Twist())
+            self._base_stopped = True
+
+    def _hold_arm(self) -> None:
+        if not self._arm_names or not all(n in self._joint_pos for n in self._arm_names):
+            return
+        q = [self._joint_pos[n] for n in self._arm_names]
+        self._publish_arm(np.asarray(q), np.zeros(len(q)))
+
+    def _publish_arm(self, q_next: np.ndarray, qd: np.ndarray) -> None:
+        msg = JointTrajectory()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.joint_names = list(self._arm_names)
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(v) for v in q_next]
+        pt.velocities = [float(v) for v in qd]
+        ns = int(round(self._dt * 1e9))
+        pt.time_from_start = Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+        msg.points = [pt]
+        self._arm_pub.publish(msg)
+
+    def _diagnose(self, frame: str, out: TrackerOutput | None, tracker: ErrorTracker,
+                  tracking_error: float, extra_reason: str = "") -> None:
+        d = ControllerDiagnostics()
+        d.header.stamp = self.get_clock().now().to_msg()
+        d.header.frame_id = frame
+        d.requested_mode = self.config.mode
+        d.estopped = self._estop
+        d.cumulative_cost = float(tracker.cumulative_cost)
+        d.tracking_error = float(tracking_error)
+        if out is not None:
+            d.mode = out.mode
+            d.stage_cost = float(out.stage_cost)
+            d.disturbance_norm = float(out.disturbance_norm)
+            d.state_norm = float(out.state_norm)
+            d.saturated = bool(out.saturated)
+            d.fallback_active = bool(out.fallback_active)
+            d.fallback_reason = out.fallback_reason or extra_reason
+        else:
+            d.mode = "stopped"
+            d.fallback_reason = extra_reason
+        self._diag_pub.publish(d)
+
+    # ------------------------------------------------------------------ loop
+    def _tick(self) -> None:
+        if self._estop:
+            self._stop_base(force=True)
+            if self._base_active:
+                self._diagnose("base", None, self._base, 0.0, "emergency stop")
+            return
+        self._tick_base()
+        self._tick_arm()
+
+    def _tick_base(self) -> None:
+        if not self._base_active:
+            return
+        age = self._age(self._odom_rx)
+        if age > self.config.odom_timeout_s:
+            if not self._odom_stale:
+                self._odom_stale = True
+                self.get_logger().warning(
+                    f"watchdog: odometry is {age:.2f} s old (> {self.config.odom_timeout_s:g} s); "
+                    "stopping the base")
+            self._stop_base(force=True)
+            self._base.interrupt()
+            self._diagnose("base", None, self._base, 0.0, "odometry stale")
+            return
+        if self._odom_stale:
+            self._odom_stale = False
+            self.get_logger().info("odometry back: resuming base control")
+        e = self._base_error()
+        assert e is not None
+        # Advance along the path (the last waypoint is held).
+        while (self._wp_index < len(self._waypoints) - 1
+               and float(np.hypot(e[0], e[1])) < self.config.path_waypoint_tolerance):
+            self._wp_index += 1
+            e = self._base_error()
+            assert e is not None
+        out = self._base.step(e)
+        if out.fallback_active:
+            self._log.warn(f"fallback_base_{out.fallback_reason}",
+                           f"base: GPC -> LQR fallback: {out.fallback_reason}")
+        yaw = float(self._pose[2]) if self._pose is not None else 0.0
+        c, s = math.cos(yaw), math.sin(yaw)
+        vx_w, vy_w, wz = (float(v) for v in out.u)
+        cmd = Twist()
+        cmd.linear.x = c * vx_w + s * vy_w      # world -> base frame
+        cmd.linear.y = -s * vx_w + c * vy_w
+        cmd.angular.z = wz
+        self._cmd_pub.publish(cmd)
+        self._base_stopped = False
+        self._diagnose("base", out, self._base, float(np.hypot(e[0], e[1])))
+
+    def _tick_arm(self) -> None:
+        if not self._arm_active or self._arm is None:
+            return
+        age = self._age(self._joints_rx)
+        if age > self.config.joint_state_timeout_s:
+            if not self._js_stale:
+                self._js_stale = True
+                self._hold_arm()
+                self.get_logger().warning(f"watchdog: joint states are {age:.2f} s old; "
+                                          "holding the arm")
+            self._arm.interrupt()
+            return
+        if self._js_stale:
+            self._js_stale = False
+            self.get_logger().info("joint states back: resuming arm control")
+        e = self._arm_error()
+        if e is None:
+            return
+        out = self._arm.step(e)
+        if out.fallback_active:
+            self._log.warn(f"fallback_arm_{out.fallback_reason}",
+                           f"arm: GPC -> LQR fallback: {out.fallback_reason}")
+        q = np.array([self._joint_pos[n] for n in self._arm_names])
+        self._publish_arm(q + self._dt * out.u, out.u)
+        self._diagnose("arm", out, self._arm, float(np.linalg.norm(e)))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ControllerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

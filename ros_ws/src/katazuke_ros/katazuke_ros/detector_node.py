@@ -1,0 +1,473 @@
+"""detector: objectness + category detections with 3D positions from depth.
+
+Subscribes (SENSOR QoS): ``head_camera/image_raw`` (rgb8), ``head_camera/depth/image_raw``
+(32FC1 metres), ``head_camera/camera_info``; ``/tf`` and ``/tf_static`` (TFMessage).
+Publishes: ``detections`` (katazuke_interfaces/DetectionArray, EVENTS QoS) and
+``detections/image`` (annotated rgb8, SENSOR QoS).
+
+Colour and depth are paired by stamp (:class:`ApproximateTimeSync`, within ``sync_slop``);
+only the newest pair waits for inference (older pairs are dropped, never queued), and
+inference runs in its own callback group. 3D: median valid depth in the central part of
+each box, back-projected through K at the box centre, pushed back by half the object's
+apparent size (the camera sees the front surface, the map wants the centre); then moved into
+``map_frame`` with :class:`TransformBuffer` (a small tf buffer: no tf2_ros here).
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+
+from katazuke.config import dataclass as kdataclass
+from katazuke.config import field as kfield
+from katazuke.perception.detection import DetectorConfig
+from katazuke_interfaces.msg import Detection as DetectionMsg
+from katazuke_interfaces.msg import DetectionArray
+from katazuke_ros import qos
+from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
+
+__all__ = ["DetectorNode", "DetectorNodeConfig", "TransformBuffer", "ApproximateTimeSync",
+           "quat_xyzw_to_matrix", "matrix_to_quat_xyzw", "box_to_3d", "image_to_numpy", "main"]
+
+
+# ----------------------------------------------------------------------------- config
+@kdataclass(frozen=True)
+class DetectorNodeConfig:
+    """Parameters of the detector node (the model's own settings are under ``detector.``)."""
+
+    map_frame: str = kfield(default="odom", metadata={
+        "help": "frame of Detection.position_map (needs a tf chain to the camera frame)"})
+    sync_slop: float = kfield(default=0.02, metadata={
+        "help": "s; colour and depth stamps closer than this are one frame"})
+    tf_tolerance: float = kfield(default=0.2, metadata={
+        "help": "s; a transform older/newer than the image by more than this is not used"})
+    centre_fraction: float = kfield(default=0.5, metadata={
+        "help": "fraction of the box (width and height, centred) whose depths give the median"})
+    max_depth: float = kfield(default=6.0, metadata={"help": "m; deeper readings are invalid"})
+    publish_image: bool = kfield(default=True, metadata={
+        "help": "publish the annotated debug image on detections/image"})
+    detector: DetectorConfig = kfield(default_factory=DetectorConfig, metadata={
+        "help": "model settings (weights path, thresholds)"})
+
+
+# ----------------------------------------------------------------------------- math
+def quat_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Unit quaternion ``(4,)`` xyzw -> rotation ``(3, 3)``."""
+    x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def matrix_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
+    """Rotation ``(3, 3)`` -> unit quaternion xyzw with w >= 0."""
+    R = np.asarray(R, float)
+    tr = np.trace(R)
+    if tr > 0:
+        s = 2.0 * np.sqrt(tr + 1.0)
+        q = np.array([(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4])
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
+        q = np.zeros(4)
+        q[i] = s / 4
+        q[j] = (R[j, i] + R[i, j]) / s
+        q[k] = (R[k, i] + R[i, k]) / s
+        q[3] = (R[k, j] - R[j, k]) / s
+    q /= np.linalg.norm(q)
+    return -q if q[3] < 0 else q
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
+    d = float(np.dot(q0, q1))
+    if d < 0:
+        q1, d = -q1, -d
+    if d > 0.9995:
+        q = q0 + a * (q1 - q0)
+        return q / np.linalg.norm(q)
+    th = np.arccos(d)
+    return (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
+
+
+# ----------------------------------------------------------------------------- tf buffer
+class TransformBuffer:
+    """Transforms by (parent, child) with time histories; chained lookups between frames.
+
+    Dynamic transforms are interpolated (linear translation, slerp rotation) between the two
+    stored samples around the query time, or the nearest sample is used within ``tolerance``
+    seconds outside the stored span. Static transforms hold at all times. The frame graph is
+    treated as undirected; a lookup walks the path from target to source.
+    """
+
+    def __init__(self, history_s: float = 10.0) -> None:
+        self.history_s = history_s
+        self._static: dict[tuple[str, str], np.ndarray] = {}
+        self._dyn: dict[tuple[str, str], tuple[list[float], list[np.ndarray], list[np.ndarray]]] = {}
+        self._lock = threading.Lock()
+
+    def set_transform(self, parent: str, child: str, t: float, translation: np.ndarray,
+                      quat_xyzw: np.ndarray, static: bool = False) -> None:
+        """Store ``T_parent_child`` (maps child-frame points into the parent frame) at time t."""
+        parent, child = parent.lstrip("/"), child.lstrip("/")
+        tr = np.asarray(translation, float)
+        q = np.asarray(quat_xyzw, float)
+        q = q / np.linalg.norm(q)
+        with self._lock:
+            if static:
+                T = np.eye(4)
+                T[:3, :3] = quat_xyzw_to_matrix(q)
+                T[:3, 3] = tr
+                self._static[(parent, child)] = T
+                return
+            ts, trs, qs = self._dyn.setdefault((parent, child), ([], [], []))
+            i = bisect.bisect_right(ts, t)
+            ts.insert(i, t)
+            trs.insert(i, tr)
+            qs.insert(i, q)
+            while ts and ts[-1] - ts[0] > self.history_s:
+                ts.pop(0)
+                trs.pop(0)
+                qs.pop(0)
+
+    def _edge(self, parent: str, child: str, t: float, tolerance: float) -> np.ndarray | None:
+        if (parent, child) in self._static:
+            return self._static[(parent, child)]
+        hist = self._dyn.get((parent, child))
+        if not hist or not hist[0]:
+            return None
+        ts, trs, qs = hist
+        i = bisect.bisect_left(ts, t)
+        if i < len(ts) and ts[i] == t:
+            tr, q = trs[i], qs[i]
+        elif 0 < i < len(ts):
+            a = (t - ts[i - 1]) / (ts[i] - ts[i - 1])
+            tr = (1 - a) * trs[i - 1] + a * trs[i]
+            q = _slerp(qs[i - 1], qs[i], a)
+        else:
+            j = 0 if i == 0 else len(ts) - 1
+            if abs(ts[j] - t) > tolerance:
+                return None
+            tr, q = trs[j], qs[j]
+        T = np.eye(4)
+        T[:3, :3] = quat_xyzw_to_matrix(q)
+        T[:3, 3] = tr
+        return T
+
+    def lookup(self, target: str, source: str, t: float, tolerance: float = 0.2
+               ) -> tuple[np.ndarray | None, str]:
+        """``T_target_source`` (4, 4) at time t, or (None, reason)."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        if target == source:
+            return np.eye(4), ""
+        with self._lock:
+            adj: dict[str, list[tuple[str, str, str]]] = {}
+            for p, c in list(self._static) + list(self._dyn):
+                adj.setdefault(p, []).append((c, p, c))
+                adj.setdefault(c, []).append((p, p, c))
+            # Breadth-first search from source to target.
+            prev: dict[str, tuple[str, str, str] | None] = {source: None}
+            queue = deque([source])
+            while queue and target not in prev:
+                f = queue.popleft()
+                for nb, p, c in adj.get(f, []):
+                    if nb not in prev:
+                        prev[nb] = (f, p, c)
+                        queue.append(nb)
+            if target not in prev:
+                known = sorted(adj)
+                return None, (f"no transform chain from '{source}' to '{target}' "
+                              f"(known frames: {known[:12]})")
+            T = np.eye(4)  # accumulates T_target_<frame> walking back from target
+            f = target
+            while prev[f] is not None:
+                g, p, c = prev[f]  # edge between g (closer to source) and f
+                E = self._edge(p, c, t, tolerance)
+                if E is None:
+                    return None, (f"transform {p} -> {c} not available at t={t:.3f} "
+                                  f"(tolerance {tolerance} s)")
+                # E = T_p_c. We need T_f_g.
+                T_f_g = np.linalg.inv(E) if f == c else E
+                T = T @ T_f_g
+                f = g
+            return T, ""
+
+    def add_tf_message(self, msg: TFMessage, static: bool) -> None:
+        """Store every transform of a tf2_msgs/TFMessage."""
+        for ts in msg.transforms:
+            tr, r = ts.transform.translation, ts.transform.rotation
+            self.set_transform(ts.header.frame_id, ts.child_frame_id, stamp_to_sec(ts.header.stamp),
+                               np.array([tr.x, tr.y, tr.z]), np.array([r.x, r.y, r.z, r.w]), static)
+
+
+# ----------------------------------------------------------------------------- sync
+class ApproximateTimeSync:
+    """Pairs the newest messages of several streams whose stamps agree within ``slop``.
+
+    ``add(i, stamp, msg)`` returns the matched tuple (one message per stream, newest first
+    preference) when stream ``i``'s new message completes a set, else None. Each stream keeps
+    only ``depth`` recent messages, so nothing queues up behind a slow consumer.
+    """
+
+    def __init__(self, n_streams: int, slop: float, depth: int = 5) -> None:
+        self.slop = slop
+        self._q = [deque(maxlen=depth) for _ in range(n_streams)]
+        self._last_matched = -np.inf
+        self._lock = threading.Lock()
+
+    def add(self, stream: int, stamp: float, msg) -> tuple | None:
+        with self._lock:
+            self._q[stream].append((stamp, msg))
+            best = None
+            for t0, m0 in reversed(self._q[stream]):
+                picks = []
+                for j, q in enumerate(self._q):
+                    if j == stream:
+                        picks.append((t0, m0))
+                        continue
+                    cands = [(abs(t - t0), t, m) for t, m in q]
+                    if not cands:
+                        return None
+                    d, t, m = min(cands, key=lambda c: c[0])
+                    if d > self.slop:
+                        break
+                    picks.append((t, m))
+                else:
+                    best = picks
+                    break
+            if best is None:
+                return None
+            stamp_ref = max(t for t, _ in best)
+            if stamp_ref <= self._last_matched:
+                return None
+            self._last_matched = stamp_ref
+            return tuple(m for _, m in best)
+
+
+# ----------------------------------------------------------------------------- helpers
+def image_to_numpy(msg: Image, encoding: str, channels: int, dtype) -> np.ndarray:
+    """sensor_msgs/Image -> ``(H, W[, C])`` array (row padding removed); ValueError if wrong."""
+    if msg.encoding != encoding:
+        raise ValueError(f"encoding is '{msg.encoding}', expected '{encoding}'")
+    itemsize = np.dtype(dtype).itemsize
+    row = msg.width * channels * itemsize
+    if msg.step < row or len(msg.data) < msg.step * msg.height:
+        raise ValueError(f"data of {len(msg.data)} bytes / step {msg.step} too small for "
+                         f"{msg.width}x{msg.height} {encoding}")
+    buf = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :row]
+    arr = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
+    arr = arr.astype(dtype, copy=False)
+    return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr.reshape(msg.height, msg.width)
+
+
+def box_to_3d(box_xywh: np.ndarray, depth: np.ndarray, K: np.ndarray, centre_fraction: float = 0.5,
+              max_depth: float = 6.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Camera-frame centre ``(3,)`` and extent ``(3,)`` (m) of a box from depth, or None.
+
+    The median of valid depths (finite, in (0, max_depth]) in the central ``centre_fraction``
+    of the box is the front-surface depth ``z``; the box centre pixel back-projects at
+    ``z + depth_extent / 2``, where the depth extent is taken as the smaller of the metric box
+    width and height (objects are assumed about as deep as their narrow side).
+    """
+    x, y, w, h = (float(v) for v in box_xywh)
+    H, W = depth.shape
+    cw, ch = max(w * centre_fraction, 1.0), max(h * centre_fraction, 1.0)
+    cx, cy = x + w / 2, y + h / 2
+    x0, x1 = int(np.clip(np.floor(cx - cw / 2), 0, W - 1)), int(np.clip(np.ceil(cx + cw / 2), 1, W))
+    y0, y1 = int(np.clip(np.floor(cy - ch / 2), 0, H - 1)), int(np.clip(np.ceil(cy + ch / 2), 1, H))
+    patch = depth[y0:y1, x0:x1]
+    valid = patch[np.isfinite(patch) & (patch > 0) & (patch <= max_depth)]
+    if valid.size == 0:
+        return None
+    z = float(np.median(valid))
+    fx, fy, px, py = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    ex, ey = w * z / fx, h * z / fy
+    ez = min(ex, ey)
+    zc = z + ez / 2
+    p = np.array([(cx - px) * zc / fx, (cy - py) * zc / fy, zc])
+    return p, np.array([ex, ey, ez])
+
+
+@dataclass
+class _Frame:
+    rgb: Image
+    depth: Image
+    received: float = field(default_factory=time.monotonic)
+
+
+# ----------------------------------------------------------------------------- node
+class DetectorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("detector")
+        self.cfg = declare_config(self, DetectorNodeConfig)
+        self._log = LogOnce(self)
+        self._detector = None
+        self._detector_error: str | None = None
+        self._tf = TransformBuffer()
+        self._sync = ApproximateTimeSync(2, self.cfg.sync_slop)
+        self._info: CameraInfo | None = None
+        self._pending: _Frame | None = None
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self.frames_in = 0
+        self.frames_done = 0
+        self.frames_dropped = 0
+        self._pub = self.create_publisher(DetectionArray, "detections", qos.EVENTS)
+        self._pub_img = self.create_publisher(Image, "detections/image", qos.SENSOR)
+        self.create_subscription(Image, "head_camera/image_raw", self._on_rgb, qos.SENSOR)
+        self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth, qos.SENSOR)
+        self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info, qos.SENSOR)
+        self.create_subscription(TFMessage, "/tf", lambda m: self._tf.add_tf_message(m, False), qos.STATE)
+        self.create_subscription(TFMessage, "/tf_static", lambda m: self._tf.add_tf_message(m, True),
+                                 qos.LATCHED)
+        self._infer_group = MutuallyExclusiveCallbackGroup()
+        self.create_timer(0.002, self._process, callback_group=self._infer_group)
+        self.get_logger().info(f"detector ready; map_frame '{self.cfg.map_frame}', weights "
+                               f"'{self.cfg.detector.weights or 'committed default'}' (loaded lazily)")
+
+    # -- inputs
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._info = msg
+
+    def _on_rgb(self, msg: Image) -> None:
+        if msg.encoding != "rgb8":
+            self._log.error("enc_rgb", f"head_camera/image_raw has encoding '{msg.encoding}'; "
+                                       "publish rgb8 (3 x uint8, R first). Frames are skipped.")
+            return
+        self._offer(0, msg)
+
+    def _on_depth(self, msg: Image) -> None:
+        if msg.encoding != "32FC1":
+            self._log.error("enc_depth", f"head_camera/depth/image_raw has encoding "
+                                         f"'{msg.encoding}'; publish 32FC1 depth in metres. "
+                                         "Frames are skipped.")
+            return
+        self._offer(1, msg)
+
+    def _offer(self, stream: int, msg: Image) -> None:
+        matched = self._sync.add(stream, stamp_to_sec(msg.header.stamp), msg)
+        if matched is None:
+            return
+        with self._lock:
+            if self._pending is not None:
+                self.frames_dropped += 1  # stale: a newer pair replaces it
+            self._pending = _Frame(matched[0], matched[1])
+            self.frames_in += 1
+        self._event.set()
+
+    # -- inference
+    def _get_detector(self):
+        if self._detector is None and self._detector_error is None:
+            from katazuke.errors import KatazukeError
+            from katazuke.perception.detection import Detector
+
+            try:
+                self._detector = Detector(self.cfg.detector)
+            except KatazukeError as exc:
+                self._detector_error = str(exc)
+        if self._detector_error:
+            self._log.error("weights", f"cannot load the detector: {self._detector_error}")
+        return self._detector
+
+    def _process(self) -> None:
+        with self._lock:
+            frame, self._pending = self._pending, None
+        if frame is None:
+            return
+        det = self._get_detector()
+        if det is None:
+            return
+        rgb_msg, depth_msg = frame.rgb, frame.depth
+        try:
+            rgb = image_to_numpy(rgb_msg, "rgb8", 3, np.uint8)
+            depth = image_to_numpy(depth_msg, "32FC1", 1, np.float32)
+        except ValueError as exc:
+            self._log.error("decode", f"cannot decode camera images: {exc}")
+            return
+        if depth.shape != rgb.shape[:2]:
+            self._log.error("size", f"depth is {depth.shape[1]}x{depth.shape[0]} but colour is "
+                                    f"{rgb.shape[1]}x{rgb.shape[0]}; register depth to the colour "
+                                    "camera at the same resolution. 3D positions are skipped.")
+            depth = None
+        K = None
+        info = self._info
+        if info is None:
+            self._log.warn("info", "no head_camera/camera_info received yet; publish CameraInfo "
+                                   "(K) for 3D positions. Publishing 2D detections only.")
+        elif info.width != rgb.shape[1] or info.height != rgb.shape[0]:
+            self._log.error("info_size", f"camera_info is {info.width}x{info.height} but the image "
+                                         f"is {rgb.shape[1]}x{rgb.shape[0]}; 3D positions skipped.")
+        else:
+            K = np.asarray(info.k, float).reshape(3, 3)
+        t0 = time.perf_counter()
+        dets = det.detect(rgb)
+        infer_ms = (time.perf_counter() - t0) * 1000.0
+        stamp = stamp_to_sec(rgb_msg.header.stamp)
+        T_map_cam, reason = self._tf.lookup(self.cfg.map_frame, rgb_msg.header.frame_id, stamp,
+                                            self.cfg.tf_tolerance)
+        if T_map_cam is None:
+            self._log.warn("tf", f"no transform {rgb_msg.header.frame_id} -> {self.cfg.map_frame}: "
+                                 f"{reason}; publish /tf (and /tf_static) or set map_frame. "
+                                 "position_map is left unset.")
+        else:
+            self._log.clear("tf")
+        out = DetectionArray()
+        out.header = rgb_msg.header
+        out.map_frame = self.cfg.map_frame
+        out.image_width, out.image_height = rgb.shape[1], rgb.shape[0]
+        out.inference_time_ms = float(infer_ms)
+        for i, d in enumerate(dets):
+            m = DetectionMsg()
+            m.id = i
+            m.x_min, m.y_min, m.width, m.height = (float(v) for v in d.box_xywh)
+            m.objectness = float(d.objectness)
+            m.category, m.category_score = d.category, float(d.category_score)
+            m.category_names = list(d.category_names)
+            m.category_scores = [float(s) for s in d.category_scores]
+            if depth is not None and K is not None:
+                r = box_to_3d(d.box_xywh, depth, K, self.cfg.centre_fraction, self.cfg.max_depth)
+                if r is not None:
+                    p, e = r
+                    m.has_position = True
+                    m.position_camera.x, m.position_camera.y, m.position_camera.z = (float(v) for v in p)
+                    m.extent.x, m.extent.y, m.extent.z = (float(v) for v in e)
+                    if T_map_cam is not None:
+                        pm = T_map_cam[:3, :3] @ p + T_map_cam[:3, 3]
+                        m.has_position_map = True
+                        m.position_map.x, m.position_map.y, m.position_map.z = (float(v) for v in pm)
+            out.detections.append(m)
+        self._pub.publish(out)
+        if self.cfg.publish_image:
+            self._pub_img.publish(self._annotated(rgb_msg, rgb, dets))
+        self.frames_done += 1
+
+    def _annotated(self, src: Image, rgb: np.ndarray, dets) -> Image:
+        from katazuke.perception.detection.viz import draw_detections
+
+        boxes = np.array([[d.box_xywh[0], d.box_xywh[1], d.box_xywh[0] + d.box_xywh[2],
+                           d.box_xywh[1] + d.box_xywh[3]] for d in dets]).reshape(-1, 4)
+        img = draw_detections(rgb, boxes, [d.category for d in dets],
+                              np.array([d.objectness for d in dets]))
+        msg = Image()
+        msg.header = src.header
+        msg.height, msg.width = img.shape[:2]
+        msg.encoding = "rgb8"
+        msg.step = img.shape[1] * 3
+        msg.data = img.tobytes()
+        return msg
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(DetectorNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""The ``controller`` ROS 2 node, for real with rclpy: inputs published, outputs awaited."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from katazuke.testing import wait_for
+
+pytestmark = pytest.mark.ros
+
+
+class Harness:
+    """A controller node plus a test node (publishers, recorders, an optional fake base)."""
+
+    def __init__(self, ctx: Any, **params: Any) -> None:
+        import rclpy
+        from geometry_msgs.msg import PoseStamped, Twist
+        from katazuke_interfaces.msg import ControllerDiagnostics
+        from nav_msgs.msg import Odometry, Path
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool
+        from trajectory_msgs.msg import JointTrajectory
+
+        from katazuke_ros import qos
+        from katazuke_ros.controller_node import ControllerNode
+
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.ctrl = ControllerNode(context=ctx, parameter_overrides=overrides)
+        self.node = rclpy.create_node("controller_test", context=ctx)
+        n = self.node
+        self.odom_pub = n.create_publisher(Odometry, "/odom", qos.STATE)
+        self.goal_pub = n.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
+        self.path_pub = n.create_publisher(Path, "path", qos.COMMAND)
+        self.js_pub = n.create_publisher(JointState, "/joint_states", qos.STATE)
+        self.arm_pub = n.create_publisher(JointTrajectory, "arm/target", qos.COMMAND)
+        self.estop_pub = n.create_publisher(Bool, "emergency_stop", qos.LATCHED)
+        self.cmds: list[Any] = []
+        self.arm_cmds: list[Any] = []
+        self.diags: list[Any] = []
+        n.create_subscription(Twist, "/cmd_vel", self.cmds.append, qos.COMMAND)
+        n.create_subscription(JointTrajectory, "arm/command", self.arm_cmds.append, qos.COMMAND)
+        n.create_subscription(ControllerDiagnostics, "controller/diagnostics", self.diags.append,
+                              qos.EVENTS)
+        self.ex = SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(self.ctrl)
+        self.ex.add_node(n)
+        self.pose = np.zeros(3)         # fake base pose (x, y, yaw)
+        self.bias = np.zeros(2)         # world-frame velocity disturbance (m/s)
+        self._base_timer = None
+        self.publish_odom_enabled = True
+
+    # -- helpers
+    def spin_until(self, cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+        return wait_for(cond, timeout, spin=lambda: self.ex.spin_once(timeout_sec=0.01))
+
+    def odom(self, x: float, y: float, yaw: float) -> None:
+        from nav_msgs.msg import Odometry
+
+        m = Odometry()
+        m.header.frame_id = "odom"
+        m.child_frame_id = "base_link"
+        m.pose.pose.position.x, m.pose.pose.position.y = float(x), float(y)
+        m.pose.pose.orientation.z = math.sin(yaw / 2)
+        m.pose.pose.orientation.w = math.cos(yaw / 2)
+        self.odom_pub.publish(m)
+
+    def goal(self, x: float, y: float, yaw: float) -> None:
+        from geometry_msgs.msg import PoseStamped
+
+        g = PoseStamped()
+        g.header.frame_id = "odom"
+        g.pose.position.x, g.pose.position.y = float(x), float(y)
+        g.pose.orientation.z = math.sin(yaw / 2)
+        g.pose.orientation.w = math.cos(yaw / 2)
+        self.goal_pub.publish(g)
+
+    def start_fake_base(self, dt: float = 0.02) -> None:
+        """Integrate the latest cmd_vel (+ bias) into the pose and publish odometry."""
+
+        def step() -> None:
+            if self.cmds:
+                c = self.cmds[-1]
+                yaw = self.pose[2]
+                vx = math.cos(yaw) * c.linear.x - math.sin(yaw) * c.linear.y
+                vy = math.sin(yaw) * c.linear.x + math.cos(yaw) * c.linear.y
+                self.pose += dt * np.array([vx + self.bias[0], vy + self.bias[1], c.angular.z])
+            if self.publish_odom_enabled:
+                self.odom(*self.pose)
+
+        self._base_timer = self.node.create_timer(dt, step)
+
+    def close(self) -> None:
+        self.ex.shutdown()
+        self.ctrl.destroy_node()
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def harness(ros_context):
+    made: list[Harness] = []
+
+    def make(**params: Any) -> Harness:
+        h = Harness(ros_context, **params)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def _connected(h: Harness) -> bool:
+    return (h.odom_pub.get_subscription_count() > 0 and h.goal_pub.get_subscription_count() > 0
+            and h.node.count_publishers("/cmd_vel") > 0)
+
+
+def test_goal_and_odom_give_a_saturated_cmd_vel_in_the_base_frame(harness) -> None:
+    h = harness(rate_hz=50.0, max_linear_speed=0.4)
+    assert h.spin_until(lambda: _connected(h))
+    h.odom(0.0, 0.0, math.pi / 2)       # facing +y
+    h.goal(2.0, 0.0, math.pi / 2)       # goal 2 m along +x (world): to the robot's right
+    assert h.spin_until(lambda: len(h.cmds) >= 3 or (h.odom(0.0, 0.0, math.pi / 2) and False))
+    c = h.cmds[-1]
+    # World +x is base -y when yaw = 90 deg; 2 m away -> saturated at 0.4 m/s.
+    assert c.linear.y < -0.3 and abs(c.linear.x) < 1e-6 and abs(c.angular.z) < 1e-6
+    assert math.hypot(c.linear.x, c.linear.y) <= 0.4 + 1e-9
+    assert h.spin_until(lambda: any(d.frame_id == "base" for d in [x.header for x in h.diags]))
+    d = [x for x in h.diags if x.header.frame_id == "base"][-1]
+    assert d.mode == "lqr" and d.saturated and not d.estopped
+    assert d.tracking_error == pytest.approx(2.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["lqr", "gpc"])
+def test_closed_loop_reaches_the_goal_under_a_velocity_bias(harness, mode: str) -> None:
+    h = harness(rate_hz=50.0, mode=mode, odom_timeout_s=1.0)
+    h.bias[:] = [0.05, -0.03]           # wheel slip / a push: LQR alone keeps an offset
+    assert h.spin_until(lambda: _connected(h))
+    h.start_fake_base()
+    assert h.spin_until(lambda: h.ctrl._pose is not None)
+    h.goal(0.6, -0.3, 0.5)
+    target = np.array([0.6, -0.3, 0.5])
+    err = lambda: float(np.linalg.norm(h.pose - target))  # noqa: E731
+    assert h.spin_until(lambda: err() < 0.1, timeout=15.0), f"final error {err():.3f}"
+    d = [x for x in h.diags if x.header.frame_id == "base"][-1]
+    assert d.mode == mode and not d.fallback_active and np.isfinite(d.cumulative_cost)
+
+
+def test_path_is_followed_to_its_last_pose(harness) -> None:
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path
+
+    h = harness(rate_hz=50.0, max_linear_speed=1.0)
+    assert h.spin_until(lambda: _connected(h) and h.path_pub.get_subscription_count() > 0)
+    h.start_fake_base()
+    path = Path()
+    path.header.frame_id = "odom"
+    for x, y in [(0.3, 0.0), (0.3, 0.3), (0.0, 0.3)]:
+        p = PoseStamped()
+        p.pose.position.x, p.pose.position.y = x, y
+        p.pose.orientation.w = 1.0
+        path.poses.append(p)
+    visited_corner = []
+    h.path_pub.publish(path)
+
+    def done() -> bool:
+        if np.hypot(h.pose[0] - 0.3, h.pose[1] - 0.3) < 0.2:
+            visited_corner.append(True)
+        return np.hypot(h.pose[0], h.pose[1] - 0.3) < 0.05
+    assert h.spin_until(done, timeout=15.0), f"pose {h.pose}"
+    assert visited_corner, "the middle waypoint was skipped"
+
+
+def test_watchdog_stops_the_base_when_odometry_goes_stale(harness) -> None:
+    h = harness(rate_hz=50.0, odom_timeout_s=0.3)
+    assert h.spin_until(lambda: _connected(h))
+    h.start_fake_base()
+    h.goal(5.0, 0.0, 0.0)
+    assert h.spin_until(lambda: len(h.cmds) > 0 and h.cmds[-1].linear.x > 0.1)
+    h.publish_odom_enabled = False      # odometry dies
+    n_before = len(h.cmds)
+    assert h.spin_until(lambda: len(h.cmds) > n_before and h.cmds[-1].linear.x == 0.0
+                        and h.cmds[-1].linear.y == 0.0, timeout=3.0)
+    assert any(d.fallback_reason == "odometry stale" for d in h.diags)
+    # Stays stopped while odometry is stale.
+    n_stop = len(h.cmds)
+    h.spin_until(lambda: len(h.cmds) > n_stop + 5, timeout=2.0)
+    assert all(c.linear.x == 0.0 and c.angular.z == 0.0 for c in h.cmds[n_stop:])
+    h.publish_odom_enabled = True       # and recovers
+    assert h.spin_until(lambda: h.cmds[-1].linear.x > 0.1, timeout=3.0)
+
+
+def test_emergency_stop_is_latched_until_released(harness) -> None:
+    from std_msgs.msg import Bool
+
+    h = harness(rate_hz=50.0)
+    assert h.spin_until(lambda: _connected(h) and h.estop_pub.get_subscription_count() > 0)
+    h.start_fake_base()
+    h.goal(5.0, 0.0, 0.0)
+    assert h.spin_until(lambda: len(h.cmds) > 0 and h.cmds[-1].linear.x > 0.1)
+    h.estop_pub.publish(Bool(data=True))
+    assert h.spin_until(lambda: h.ctrl._estop)
+    n0 = len(h.cmds)
+    pose0 = h.pose.copy()
+    h.spin_until(lambda: len(h.cmds) > n0 + 10, timeout=3.0)
+    assert len(h.cmds) > n0 + 10
+    assert all(c.linear.x == 0.0 and c.linear.y == 0.0 and c.angular.z == 0.0
+               for c in h.cmds[n0 + 1:])
+    assert np.linalg.norm(h.pose - pose0) < 0.05  # at most one in-flight command moved it
+    assert any(d.estopped for d in h.diags)
+    h.goal(6.0, 0.0, 0.0)               # a new goal does not release the stop
+    n1 = len(h.cmds)
+    h.spin_until(lambda: len(h.cmds) > n1 + 5, timeout=2.0)
+    assert all(c.linear.x == 0.0 for c in h.cmds[n1:])
+    h.estop_pub.publish(Bool(data=False))
+    assert h.spin_until(lambda: h.cmds[-1].linear.x > 0.1, timeout=3.0)
+
+
+def test_nan_odometry_is_rejected_and_the_node_keeps_running(harness) -> None:
+    h = harness(rate_hz=50.0, odom_timeout_s=1.0)
+    assert h.spin_until(lambda: _connected(h))
+    h.odom(0.0, 0.0, 0.0)
+    h.goal(1.0, 0.0, 0.0)
+    assert h.spin_until(lambda: len(h.cmds) > 0)
+    h.odom(float("nan"), 0.0, 0.0)
+    h.odom(0.2, float("inf"), 0.0)
+    n0 = len(h.cmds)
+    h.spin_until(lambda: len(h.cmds) > n0 + 5, timeout=2.0)
+    assert np.all(np.isfinite(h.ctrl._pose)) and h.ctrl._pose[0] == 0.0
+    assert all(math.isfinite(c.linear.x) and math.isfinite(c.linear.y) for c in h.cmds)
+    h.odom(0.9, 0.0, 0.0)               # good odometry is used again
+    assert h.spin_until(lambda: h.ctrl._pose is not None and h.ctrl._pose[0] == 0.9)
+    n1 = len(h.cmds)
+    assert h.spin_until(lambda: len(h.cmds) > n1 and 0.0 < h.cmds[-1].linear.x < 0.5)
+    assert all(math.isfinite(d.stage_cost) for d in h.diags)
+
+
+def test_arm_target_drives_joint_commands_toward_it(harness) -> None:
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    h = harness(rate_hz=50.0, max_joint_speed=0.5)
+    assert h.spin_until(lambda: h.arm_pub.get_subscription_count() > 0
+                        and h.js_pub.get_subscription_count() > 0)
+    q = {"shoulder": 0.0, "elbow": 1.0, "gripper_finger": 0.02}
+
+    def publish_js() -> None:
+        h.js_pub.publish(JointState(name=list(q), position=list(q.values())))
+    publish_js()
+    target = JointTrajectory(joint_names=["elbow", "shoulder"],
+                             points=[JointTrajectoryPoint(positions=[0.5, 0.1])])
+    h.arm_pub.publish(target)
+    assert h.spin_until(lambda: (publish_js() or True) and len(h.arm_cmds) > 2)
+    c = h.arm_cmds[-1]
+    assert list(c.joint_names) == ["elbow", "shoulder"]
+    v = list(c.points[0].velocities)
+    assert v[0] == pytest.approx(-0.5) and 0.0 < v[1] <= 0.5   # elbow saturated
+    assert c.points[0].positions[0] == pytest.approx(1.0 - 0.5 / 50.0)

@@ -1,0 +1,210 @@
+"""Detector library: boxes/NMS properties, decode, metrics on hand-made cases, input errors,
+invariance, weights loading errors, a tiny training run (synthetic data, unit test only)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from katazuke.errors import InputError, KatazukeError
+from katazuke.perception.detection import Detector, DetectorConfig, ModelConfig, TrainConfig
+from katazuke.perception.detection.boxes import giou_loss, iou_matrix, nms, xywh_to_xyxy
+from katazuke.perception.detection.decode import category_scores_with_unknown, decode
+from katazuke.perception.detection.evaluation import (ImageGT, ImagePred, average_precision,
+                                                      evaluate)
+from katazuke.perception.detection.model import STRIDE, ObjectnessNet
+from katazuke.perception.detection.targets import build_targets
+
+
+def _rand_boxes(rng, n):
+    xy = rng.uniform(0, 200, (n, 2))
+    wh = rng.uniform(5, 80, (n, 2))
+    return np.concatenate([xy, xy + wh], 1)
+
+
+def test_iou_properties():
+    rng = np.random.default_rng(0)
+    a, b = _rand_boxes(rng, 7), _rand_boxes(rng, 5)
+    m = iou_matrix(a, b)
+    assert m.shape == (7, 5)
+    assert np.all((m >= 0) & (m <= 1))
+    np.testing.assert_allclose(iou_matrix(b, a), m.T)
+    np.testing.assert_allclose(np.diag(iou_matrix(a, a)), 1.0)
+    # Translation invariance.
+    np.testing.assert_allclose(iou_matrix(a + 13.5, b + 13.5), m, atol=1e-12)
+
+
+def test_giou_is_zero_for_identical_and_grows_with_distance():
+    box = torch.tensor([[10.0, 10.0, 50.0, 40.0]])
+    assert float(giou_loss(box, box)) == pytest.approx(0.0, abs=1e-6)
+    far = [float(giou_loss(box + d, box)) for d in (5.0, 20.0, 60.0, 200.0)]
+    assert all(x < y for x, y in zip(far, far[1:]))
+    assert far[-1] > 1.0  # disjoint boxes go beyond IoU loss's ceiling of 1
+
+
+def test_nms_properties():
+    rng = np.random.default_rng(1)
+    boxes = _rand_boxes(rng, 60)
+    scores = rng.random(60)
+    keep = nms(boxes, scores, 0.5)
+    kept = boxes[keep]
+    iou = iou_matrix(kept, kept)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() <= 0.5                       # survivors overlap little
+    assert np.all(np.diff(scores[keep]) <= 0)     # sorted by score
+    assert keep[0] == np.argmax(scores)           # the best box always survives
+    # Every dropped box overlaps a kept box with a higher score.
+    for i in set(range(60)) - set(keep.tolist()):
+        ov = iou_matrix(boxes[i:i + 1], kept)[0]
+        assert np.any((ov > 0.5) & (scores[keep] >= scores[i]))
+    assert len(nms(boxes, scores, 1.0)) == 60     # threshold 1 keeps all
+    assert len(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
+
+
+def test_unknown_scores_sum_to_one():
+    p = np.array([[0.9, 0.02, 0.02, 0.02, 0.02, 0.02], np.full(6, 1 / 6)])
+    s = category_scores_with_unknown(p, 0.5)
+    np.testing.assert_allclose(s.sum(1), 1.0)
+    assert s[0, -1] == 0.0 and np.argmax(s[0]) == 0
+    assert np.argmax(s[1]) == 6  # flat distribution -> unknown
+
+
+def test_decode_recovers_target_boxes():
+    """Head maps built from targets decode back to the same boxes (decode inverts encode)."""
+    boxes = np.array([[20.0, 30.0, 40.0, 24.0], [150.0, 100.0, 60.0, 90.0]])
+    t = build_targets(boxes, np.array([2, 4]), (60, 80), STRIDE)
+    hm = torch.full((1, 1, 60, 80), -10.0)
+    size = torch.zeros(1, 2, 60 * 80)
+    off = torch.zeros(1, 2, 60 * 80)
+    cat = torch.zeros(1, 6, 60 * 80)
+    for j in range(2):
+        i = int(t["index"][j])
+        hm.view(-1)[i] = 5.0
+        size[0, :, i] = torch.from_numpy(t["size"][j])
+        off[0, :, i] = torch.from_numpy(t["offset"][j])
+        cat[0, t["category"][j], i] = 10.0
+    out = {"heatmap": hm, "size": size.view(1, 2, 60, 80), "offset": off.view(1, 2, 60, 80),
+           "category": cat.view(1, 6, 60, 80)}
+    r = decode(out, STRIDE, (1.0, 1.0), 0.5, 0.5, 10)[0]
+    assert len(r["boxes"]) == 2
+    got = r["boxes"][np.argsort(r["boxes"][:, 0])]
+    np.testing.assert_allclose(got, xywh_to_xyxy(boxes), atol=1e-3)
+    assert sorted(np.argmax(r["category_probs"], 1).tolist()) == [2, 4]
+
+
+def _gt(boxes, cats, held=None):
+    boxes = np.asarray(boxes, float)
+    return ImageGT(boxes, np.asarray(cats), np.zeros(len(boxes), bool) if held is None else np.asarray(held))
+
+
+def _pred_from_gt(g, shift=0.0, score=0.9):
+    n = len(g.boxes_xywh)
+    probs = np.eye(6)[g.categories]
+    return ImagePred(xywh_to_xyxy(g.boxes_xywh) + shift, np.full(n, score), probs)
+
+
+def test_metrics_perfect_and_shifted():
+    rng = np.random.default_rng(2)
+    gts = [_gt(np.c_[rng.uniform(0, 200, (4, 2)), rng.uniform(20, 60, (4, 2))],
+               rng.integers(0, 6, 4)) for _ in range(6)]
+    perfect = evaluate(gts, [_pred_from_gt(g) for g in gts])
+    assert perfect["map50"] == pytest.approx(1.0)
+    assert perfect["map"] == pytest.approx(1.0)
+    assert perfect["recall50_all"] == pytest.approx(1.0)
+    shifted = evaluate(gts, [_pred_from_gt(g, shift=8.0) for g in gts])
+    assert shifted["map"] < perfect["map"]
+    far = evaluate(gts, [_pred_from_gt(g, shift=500.0) for g in gts])
+    assert far["map50"] == 0.0 and far["recall50_all"] == 0.0
+
+
+def test_metrics_wrong_category_and_held_out_ignore():
+    g = _gt([[0, 0, 50, 50], [100, 100, 40, 40]], [0, 1], held=[False, True])
+    p = _pred_from_gt(g)
+    m = evaluate([g], [p])
+    # The held-out object is ignored for mAP (prediction on it is no false positive) ...
+    assert m["per_category"]["toy"]["ap50"] == pytest.approx(1.0)
+    assert np.isnan(m["per_category"]["kitchenware"]["ap50"])
+    # ... but counts for class-agnostic held-out recall.
+    assert m["recall50_held_out"] == pytest.approx(1.0) and m["n_gt_held_out"] == 1
+    wrong = ImagePred(p.boxes_xyxy, p.scores, np.eye(6)[[3, 3]])
+    m2 = evaluate([g], [wrong])
+    assert m2["per_category"]["toy"]["ap50"] == 0.0
+    assert m2["recall50_all"] == pytest.approx(1.0)  # recall is class-agnostic
+
+
+def test_average_precision_hand_case():
+    # 2 GT; predictions TP, FP, TP -> precision at recall 0.5 is 1, at recall 1 is 2/3.
+    ap = average_precision(np.array([True, False, True]), np.array([0.9, 0.8, 0.7]), 2)
+    expected = (51 * 1.0 + 50 * (2 / 3)) / 101
+    assert ap == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def small_detector():
+    torch.manual_seed(0)
+    return Detector(DetectorConfig(score_threshold=0.0), model=ObjectnessNet(ModelConfig()).eval())
+
+
+def test_input_errors(small_detector):
+    with pytest.raises(InputError, match="uint8"):
+        small_detector.detect(np.zeros((240, 320, 3), np.float32))
+    with pytest.raises(InputError, match=r"\(H, W, 3\)"):
+        small_detector.detect(np.zeros((240, 320), np.uint8))
+    with pytest.raises(InputError, match="numpy"):
+        small_detector.detect([[1, 2, 3]])
+    with pytest.raises(InputError, match="too small"):
+        small_detector.detect(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_outputs_invariant_to_noop_transforms(small_detector):
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    a = small_detector.detect(img)
+    b = small_detector.detect(img)                                   # twice
+    c = small_detector.detect(np.asfortranarray(img))                # non-contiguous copy
+    d = small_detector.detect(np.ascontiguousarray(img[:, :, ::-1][:, :, ::-1]))
+    for other in (b, c, d):
+        assert len(other) == len(a)
+        for x, y in zip(a, other):
+            np.testing.assert_allclose(x.box_xywh, y.box_xywh, atol=1e-5)
+            assert x.objectness == pytest.approx(y.objectness, abs=1e-6)
+            assert x.category == y.category
+    for det in a[:5]:
+        assert det.category_scores.shape == (7,)
+        assert det.category_scores.sum() == pytest.approx(1.0)
+        assert 0.0 <= det.objectness <= 1.0
+
+
+def test_weights_missing_and_corrupt(tmp_path):
+    with pytest.raises(KatazukeError, match="not found.*katazuke train detector"):
+        Detector(DetectorConfig(weights=str(tmp_path / "nope.pt")))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a torch file")
+    with pytest.raises(KatazukeError, match=r"bad\.pt is corrupt.*regenerate"):
+        Detector(DetectorConfig(weights=str(bad)))
+    other = tmp_path / "other.pt"
+    torch.save({"hello": 1}, other)
+    with pytest.raises(KatazukeError, match="not a katazuke detector"):
+        Detector(DetectorConfig(weights=str(other)))
+
+
+@pytest.mark.slow
+def test_tiny_training_run_resumes_and_learns(synth_dataset, tmp_path):
+    """Two epochs, then resume for a third: checkpoint continuity and loss going down."""
+    from katazuke.perception.detection.dataset import load_dataset
+    from katazuke.perception.detection.train import train
+
+    ds = load_dataset(synth_dataset)
+    cfg = TrainConfig(epochs=2, batch_size=8, seed=0, val_fraction=0.1, warmup_steps=5,
+                      num_threads=1, model=ModelConfig(widths=(8, 16, 24, 32), head_width=16))
+    r1 = train(ds, tmp_path, cfg, progress=False, log=lambda s: None)
+    assert r1.weights.is_file() and r1.curves.is_file()
+    n1 = len(r1.history["step"])
+    cfg3 = TrainConfig(**{**cfg.__dict__, "epochs": 3})
+    r2 = train(ds, tmp_path, cfg3, resume=True, progress=False, log=lambda s: None)
+    assert len(r2.history["step"]) == n1 * 3 // 2
+    losses = r2.history["total"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    det = Detector(DetectorConfig(weights=str(r2.weights)))
+    assert det.input_size == (320, 240)
+    assert isinstance(det.detect(ds.samples[0].rgb), list)

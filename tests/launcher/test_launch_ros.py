@@ -1,0 +1,151 @@
+"""`katazuke launch` with the real talker/listener nodes, observed with rclpy.
+
+Checks: args + include + namespace + remap + params reach the running nodes; SIGINT
+stops everything (no orphans); respawn after kill -9 brings up a new publishing
+process; a required node (on_exit="shutdown") tears the launch down with a failure
+status.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from katazuke.testing import wait_for
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            s = fh.read().decode()
+    except OSError:
+        return None
+    return s[s.rfind(")") + 2:].split()
+
+
+def alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def children(ppid: int) -> dict[int, str]:
+    """pid -> cmdline of the live children of ``ppid``."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _stat(int(d))
+            if st is not None and st[0] != "Z" and int(st[1]) == ppid:
+                try:
+                    out[int(d)] = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+                except OSError:
+                    pass
+    return out
+
+
+def pid_of(launcher: subprocess.Popen, node: str) -> int | None:
+    for pid, cmd in children(launcher.pid).items():
+        if f"__node:={node} " in cmd + " ":
+            return pid
+    return None
+
+
+class Echo:
+    """Subscribes std_msgs/String on a topic in a private rclpy context."""
+
+    def __init__(self, ctx, topic: str) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from std_msgs.msg import String
+
+        from katazuke_ros import qos
+
+        self.node = Node("launch_test_probe", context=ctx)
+        self.msgs: list[str] = []
+        self.node.create_subscription(String, topic, lambda m: self.msgs.append(m.data), qos.EVENTS)
+        self.executor = SingleThreadedExecutor(context=ctx)
+        self.executor.add_node(self.node)
+
+    def spin(self) -> None:
+        self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+    def wait(self, cond, timeout: float) -> bool:
+        return wait_for(lambda: cond(self.msgs), timeout, spin=self.spin)
+
+
+def start(path: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-P", "-m", "katazuke.cli", "launch", str(path),
+           "--domain-id", os.environ["ROS_DOMAIN_ID"], "--shutdown-timeout", "5", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(launcher: subprocess.Popen) -> str:
+    if launcher.poll() is None:
+        launcher.kill()
+    out, _ = launcher.communicate(timeout=10)
+    return out
+
+
+def test_demo_launch_namespaced_remapped_params_then_sigint(ros_context, tmp_path):
+    ns = f"kz{os.getpid()}"
+    launcher = start(REPO / "launch" / "demo_talker_listener.launch.xml", f"namespace:={ns}",
+                     "message:=from_launch_arg", "status_topic:=chatter", "--log-dir", str(tmp_path))
+    echo = Echo(ros_context, f"/{ns}/echo")
+    try:
+        # listener formats "<task_id>:<message>:<state>"; the message is the <param> that
+        # overrides demo.yaml, the topic pair is remapped status -> chatter in /ns.
+        assert echo.wait(lambda m: any(x.endswith(":from_launch_arg:2") for x in m), 60.0), stop(launcher)
+        kids = children(launcher.pid)
+        assert len(kids) == 2
+        assert all(f"__ns:=/{ns}" in c for c in kids.values())
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=10) == 0
+        for pid in kids:
+            assert wait_for(lambda: not alive(pid), 5.0), f"orphan pid {pid}"
+    finally:
+        echo.close()
+        out = stop(launcher)
+    assert "[launch] shutting down: received SIGINT" in out
+
+
+def test_respawn_then_required_node_exit(ros_context, tmp_path):
+    ns = f"kzr{os.getpid()}"
+    launcher = start(DATA / "ros_respawn.launch.xml", f"namespace:={ns}", "--log-dir", str(tmp_path))
+    echo = Echo(ros_context, f"/{ns}/echo")
+    try:
+        assert echo.wait(lambda m: any(":respawned:" in x for x in m), 60.0), stop(launcher)
+        talker = pid_of(launcher, "talker")
+        listener = pid_of(launcher, "listener")
+        assert talker and listener
+        os.kill(talker, signal.SIGKILL)
+        seen = len(echo.msgs)
+        last_id = int(echo.msgs[-1].split(":")[0])
+        new: list[int] = []
+        assert wait_for(lambda: (new.append(pid_of(launcher, "talker") or 0) or new[-1] not in (0, talker)),
+                        20.0, spin=echo.spin)
+        assert alive(new[-1]) and not alive(talker)
+        # The talker counts from 1 again: a lower task id after the kill proves the new
+        # process publishes (the old one can no longer).
+        assert echo.wait(lambda m: any(int(x.split(":")[0]) < last_id or last_id <= 2
+                                       for x in m[seen:]), 30.0), stop(launcher)
+        os.kill(listener, signal.SIGKILL)            # the required node dies
+        assert launcher.wait(timeout=15) == 1        # failure status
+        for pid in (new[-1], listener):
+            assert wait_for(lambda: not alive(pid), 5.0), f"orphan pid {pid}"
+    finally:
+        echo.close()
+        out = stop(launcher)
+    assert "respawning talker in 0.20 s" in out
+    assert "required process listener exited with code -9" in out

@@ -1,0 +1,90 @@
+"""Substitution grammar and evaluation (launch frontend semantics)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from katazuke.launcher.substitutions import (Sub, SubstitutionContext, SubstitutionError, evaluate,
+                                             parse_template, safe_eval)
+
+
+def ev(text: str, configs=None, env=None, file=None) -> str:
+    return evaluate(parse_template(text), SubstitutionContext(configs or {}, env or {}, file))
+
+
+def test_plain_text_is_one_literal():
+    assert parse_template("hello world") == ("hello world",)
+    assert parse_template("") == ()
+    assert ev("cost $5 (approx)") == "cost $5 (approx)"
+
+
+def test_var_and_nesting():
+    configs = {"which": "b", "b": "bee", "n": "3"}
+    assert parse_template("x$(var which)y") == ("x", Sub("var", (("which",),)), "y")
+    assert ev("$(var $(var which))", configs) == "bee"
+    assert ev("pre_$(var b)_$(var n)", configs) == "pre_bee_3"
+    assert ev("$(var missing fallback)", configs) == "fallback"
+
+
+def test_quotes_keep_spaces_and_hold_substitutions():
+    configs = {"n": "4"}
+    assert ev("$(var missing 'two words')") == "two words"
+    assert ev('$(eval "$(var n) * 2")', configs) == "8"
+    assert ev("$(eval '\\'a\\' + \\'b\\'')") == "ab"
+
+
+def test_env_optenv_dirname_filename(tmp_path: Path):
+    env = {"HOME_X": "/h"}
+    f = tmp_path / "x.launch.xml"
+    assert ev("$(env HOME_X)", env=env) == "/h"
+    assert ev("$(env NOPE dflt)", env=env) == "dflt"
+    assert ev("$(optenv NOPE)", env=env) == ""
+    assert ev("$(dirname)/p.yaml", file=f) == f"{tmp_path}/p.yaml"
+    assert ev("$(filename)", file=f) == str(f)
+    with pytest.raises(SubstitutionError, match="NOPE"):
+        ev("$(env NOPE)", env=env)
+
+
+def test_find_pkg_share(fake_env):
+    prefix = fake_env["AMENT_PREFIX_PATH"]
+    assert ev("$(find-pkg-share fakepkg)/launch", env=fake_env) == f"{prefix}/share/fakepkg/launch"
+    assert ev("$(find-pkg-prefix fakepkg)", env=fake_env) == prefix
+    with pytest.raises(SubstitutionError, match="package 'nopkg' not found"):
+        ev("$(find-pkg-share nopkg)", env=fake_env)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("$(var x", "not closed"),
+    ("$(nosuch x)", "unknown substitution"),
+    ("$(var)", "takes 1 to 2"),
+    ("$(dirname x)", "takes 0"),
+    ("$(var 'open)", "unterminated"),
+    ("$()", "expected a substitution name"),
+])
+def test_syntax_errors(text, fragment):
+    with pytest.raises(SubstitutionError, match=fragment):
+        parse_template(text)
+
+
+def test_undefined_var_names_the_fix():
+    with pytest.raises(SubstitutionError, match=r"'nope' does not exist.*nope:=VALUE"):
+        ev("$(var nope)")
+
+
+@pytest.mark.parametrize("expr,value", [
+    ("1 + 2 * 3", 7), ("2 ** 10", 1024), ("'a' == 'a'", True), ("not False", True),
+    ("3 if 1 < 2 else 4", 3), ("sqrt(16)", 4.0), ("pi > 3", True), ("'x' in 'xyz'", True),
+    ("True and 0", 0), ("(1, 2)", (1, 2)),
+])
+def test_safe_eval_allows_expressions(expr, value):
+    assert safe_eval(expr) == value
+
+
+@pytest.mark.parametrize("expr", [
+    "__import__('os').system('true')", "open('/etc/passwd')", "(1).__class__", "[x for x in (1,)]",
+    "true", "9 ** 99999", "'a' * 1000000", "lambda: 1",
+])
+def test_safe_eval_rejects_everything_else(expr):
+    with pytest.raises(SubstitutionError):
+        safe_eval(expr)
