@@ -22,7 +22,7 @@ from katazuke.control.gpc import GPC, GPCConfig
 from katazuke.control.lqr import dlqr
 from katazuke.errors import InputError
 
-__all__ = ["rollout_lqr", "rollout_gpc", "best_dac_in_hindsight", "regret_exponent",
+__all__ = ["rollout_lqr", "rollout_gpc", "identify_by_exploration", "best_dac_in_hindsight", "regret_exponent",
            "dlqr_agreement", "time_gpc_step", "checkpoints"]
 
 
@@ -34,13 +34,14 @@ def rollout_lqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, K: n
                 W: np.ndarray) -> np.ndarray:
     """Per-step costs (T,) of ``u = -K x`` from ``x_0 = 0`` under disturbances W (T, n)."""
     T, n = W.shape
-    Acl = A - B @ K
     X = np.empty((T, n))
+    U = np.empty((T, B.shape[1]))
     x = np.zeros(n)
-    for t in range(T):
-        X[t] = x
-        x = Acl @ x + W[t]
-    return _stage_costs(X, -X @ K.T, Q, R)
+    for t in range(T):  # same arithmetic as rollout_gpc, so GPC with M = 0 matches bit for bit
+        u = -(K @ x)
+        X[t], U[t] = x, u
+        x = A @ x + B @ u + W[t]
+    return _stage_costs(X, U, Q, R)
 
 
 def rollout_gpc(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, W: np.ndarray,
@@ -59,14 +60,37 @@ def rollout_gpc(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, W: n
     Am, Bm = (A, B) if model is None else model
     gpc = GPC(Am, Bm, Q, R, config)
     T, n = W.shape
-    costs = np.empty(T)
+    X = np.empty((T, n))
+    U = np.empty((T, B.shape[1]))
     x = np.zeros(n)
     for t in range(T):
         u = gpc.get_action(x)
-        x_next = A @ x + B @ u + W[t]
-        costs[t] = gpc.update(x_next, u)
-        x = x_next
-    return costs, gpc
+        X[t], U[t] = x, u
+        x = A @ x + B @ u + W[t]
+        gpc.update(x, u)
+    return _stage_costs(X, U, Q, R), gpc
+
+
+def identify_by_exploration(A: np.ndarray, B: np.ndarray, K: np.ndarray, rng: np.random.Generator,
+                            steps: int = 500, explore_scale: float = 0.3,
+                            noise_scale: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Explore-then-identify: run ``u = -K x + explore_scale * N(0, I)`` on the true plant
+    with Gaussian process noise for ``steps`` steps, then least-squares (A, B).
+
+    Returns:
+        ``(A_est (n, n), B_est (n, m))``.
+    """
+    from katazuke.control.sysid import exploration_actions, identify
+
+    n, m = B.shape
+    E = exploration_actions(rng, steps, m, explore_scale)
+    X = np.zeros((steps + 1, n))
+    U = np.empty((steps, m))
+    for t in range(steps):
+        U[t] = -(K @ X[t]) + E[t]
+        X[t + 1] = A @ X[t] + B @ U[t] + noise_scale * rng.standard_normal(n)
+    A_est, B_est, _ = identify(X, U)
+    return A_est, B_est
 
 
 def checkpoints(T: int, k: int = 12, start: int = 100) -> np.ndarray:

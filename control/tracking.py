@@ -61,10 +61,12 @@ class ControllerConfig:
     path_waypoint_tolerance: float = field(default=0.15, metadata={
         "help": "a path waypoint counts as reached within this distance (m)"})
     gpc_horizon: int = field(default=10, metadata={"help": "GPC memory H (steps)"})
-    gpc_lr: float = field(default=0.05, metadata={"help": "GPC base step size"})
+    gpc_lr: float = field(default=0.5, metadata={"help": "GPC base step size"})
     gpc_lr_schedule: Literal["constant", "inv_sqrt", "inv_t", "adagrad"] = field(
         default="adagrad", metadata={"help": "GPC step-size schedule (see GPCConfig)"})
-    gpc_radius: float = field(default=2.0, metadata={"help": "GPC projection radius on ||M||_F"})
+    gpc_radius: float = field(default=20.0, metadata={
+        "help": "GPC projection radius on ||M||_F; cancelling a velocity bias needs "
+                "sum_i M_i ~ -1/dt, so this scales with rate_hz"})
     guard_state_norm_gain: float = field(default=2.0, metadata={
         "help": "fallback to LQR if |e| exceeds gain * max(|e| at reference change, floor)"})
     guard_state_norm_floor: float = field(default=0.5, metadata={

@@ -152,12 +152,12 @@ def visible_fraction(T_world_obj: np.ndarray, extent: np.ndarray, uid: int, fram
     return float(n_vis / den) if den else 0.0
 
 
-def sample_camera(env: TidyEnv, rng: np.random.Generator, targets: list[np.ndarray]
-                  ) -> np.ndarray:
+def sample_camera(env: TidyEnv, rng: np.random.Generator, targets: list[np.ndarray],
+                  dist_range: tuple[float, float] = (0.4, 1.7)) -> np.ndarray:
     """A random viewpoint ``T_world_cam`` inside the room looking at one of ``targets``.
 
-    Eye heights 0.4-1.8 m at 0.4-1.7 m from the target, kept inside the walls and out of
-    the table, shelf and robot volumes.
+    Eye heights 0.4-1.8 m at ``dist_range`` metres from the target, kept inside the walls
+    and out of the table, shelf and robot volumes.
     """
     h = env.room.size / 2 - 0.15
     rx, ry = env.base_pose()[:2]
@@ -166,7 +166,7 @@ def sample_camera(env: TidyEnv, rng: np.random.Generator, targets: list[np.ndarr
             target = targets[int(rng.integers(len(targets)))] + rng.normal(0, 0.1, 3)
         else:
             target = np.array([rng.uniform(-h, h), rng.uniform(-h, h), rng.uniform(0, 0.8)])
-        dist = rng.uniform(0.4, 1.7)
+        dist = rng.uniform(*dist_range)
         az = rng.uniform(-np.pi, np.pi)
         eye_z = rng.uniform(0.4, 1.8)
         horiz = np.sqrt(max(dist ** 2 - (eye_z - target[2]) ** 2, 0.09))

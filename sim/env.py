@@ -440,17 +440,17 @@ class TidyEnv:
                 s = surfaces[int(rng.choice(len(surfaces), p=weights))]
                 xy = rng.uniform(s.xy_min, s.xy_max)
                 yaw = float(rng.uniform(-np.pi, np.pi))
-                poly = _footprint(xy, yaw, obj.extent[:2] + 0.01)
+                poly = _footprint(xy, yaw, obj.rest_extent[:2] + 0.01)
                 if s.name == "floor":
                     if np.hypot(xy[0] - rx, xy[1] - ry) < cfg.robot_clearance + 0.5 * max(
-                            obj.extent[:2]):
+                            obj.rest_extent[:2]):
                         continue
                     if any(_polys_overlap(poly, b) for b in blocked):
                         continue
                 if any(_polys_overlap(poly, q) for q in placed[s.name]):
                     continue
                 placed[s.name].append(poly)
-                self._set_object_pose(obj, xy[0], xy[1], s.z + 0.5 * obj.extent[2] + 0.002, yaw)
+                self._set_object_pose(obj, xy[0], xy[1], s.z + 0.5 * obj.rest_extent[2] + 0.002, yaw)
                 break
             else:  # no free spot: park it out of sight under the floor, frozen
                 self._set_object_pose(obj, 0.0, 0.0, -3.0 - obj.uid * 0.3, 0.0)
@@ -460,11 +460,14 @@ class TidyEnv:
                 c.stepSimulation()
 
     def _set_object_pose(self, obj: SpawnedObject, x: float, y: float, z: float, yaw: float):
-        """Put the bbox centre of ``obj`` at ``(x, y, z)`` with ``yaw``; zero its velocity."""
-        q = self._p.getQuaternionFromEuler([0, 0, yaw])
-        R = quat_to_matrix(q)
+        """Put the bbox centre of ``obj`` at ``(x, y, z)`` in its resting orientation turned
+        by ``yaw`` about world z; zero its velocity."""
+        from katazuke.sim.geometry import matrix_to_quat, rotation_z
+
+        R = rotation_z(yaw) @ obj.rest_R
         com = np.array([x, y, z]) - R @ obj.centre_offset
-        self.client.resetBasePositionAndOrientation(obj.uid, com.tolist(), q)
+        self.client.resetBasePositionAndOrientation(obj.uid, com.tolist(),
+                                                    matrix_to_quat(R).tolist())
         self.client.resetBaseVelocity(obj.uid, [0, 0, 0], [0, 0, 0])
 
     def place_object(self, uid: int, x: float, y: float, yaw: float, support_z: float,
@@ -474,7 +477,7 @@ class TidyEnv:
         obj = next((o for o in self.objects if o.uid == uid), None)
         if obj is None:
             raise SimError(f"place_object: body {uid} is not an object of this episode")
-        self._set_object_pose(obj, x, y, support_z + 0.5 * obj.extent[2] + 0.002, yaw)
+        self._set_object_pose(obj, x, y, support_z + 0.5 * obj.rest_extent[2] + 0.002, yaw)
         for _ in range(settle_steps):
             self.client.stepSimulation()
 

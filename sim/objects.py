@@ -34,6 +34,8 @@ class ObjectKind:
             ``("cylinder", r, h)``, ``("sphere", r)`` or ``("mesh", builder_name, params)``.
         mass: nominal mass in kg (randomized by the physics randomizer).
         colour: nominal RGBA in [0, 1] (randomized by the appearance randomizer).
+        rest_rpy: roll, pitch, yaw (rad) of a stable resting orientation of the body
+            frame (meshes authored y-up need a quarter turn); placement adds a yaw.
     """
 
     name: str
@@ -42,15 +44,18 @@ class ObjectKind:
     shape: tuple
     mass: float
     colour: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 1.0)
+    rest_rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
-def _k(name, cat, shape, mass, colour=(0.8, 0.8, 0.8, 1.0), held_out=False):
-    return ObjectKind(name, cat, held_out, shape, mass, colour)
+def _k(name, cat, shape, mass, colour=(0.8, 0.8, 0.8, 1.0), held_out=False,
+       rest_rpy=(0.0, 0.0, 0.0)):
+    return ObjectKind(name, cat, held_out, shape, mass, colour, rest_rpy)
 
 
 KINDS: tuple[ObjectKind, ...] = (
     # toy
-    _k("duck", "toy", ("urdf", "duck_vhacd.urdf", 0.7), 0.08, (1.0, 0.85, 0.1, 1)),
+    _k("duck", "toy", ("urdf", "duck_vhacd.urdf", 0.7), 0.08, (1.0, 0.85, 0.1, 1),
+       rest_rpy=(np.pi / 2, 0.0, 0.0)),
     _k("lego_brick", "toy", ("urdf", "lego/lego.urdf", 1.6), 0.05, (0.9, 0.1, 0.1, 1)),
     _k("toy_block", "toy", ("box", 0.022, 0.022, 0.022), 0.05, (0.2, 0.5, 1.0, 1)),
     _k("toy_cylinder", "toy", ("cylinder", 0.022, 0.06), 0.05, (0.2, 0.9, 0.3, 1)),
@@ -58,7 +63,7 @@ KINDS: tuple[ObjectKind, ...] = (
     _k("blob_a", "toy", ("urdf", "random_urdfs/000/000.urdf", 0.6), 0.06, (0.1, 0.3, 0.9, 1)),
     _k("blob_b", "toy", ("urdf", "random_urdfs/001/001.urdf", 0.6), 0.06, (0.9, 0.5, 0.1, 1)),
     _k("blob_c", "toy", ("urdf", "random_urdfs/003/003.urdf", 0.6), 0.06, (0.5, 0.9, 0.9, 1),
-       held_out=True),
+       held_out=True, rest_rpy=(0.0, np.pi / 2, 0.0)),
     # kitchenware
     _k("mug", "kitchenware", ("urdf", "objects/mug.urdf", 0.72), 0.25, (0.9, 0.9, 0.85, 1)),
     _k("proc_mug", "kitchenware", ("mesh", "mug", (0.032, 0.09)), 0.2, (0.3, 0.6, 0.9, 1)),
@@ -227,6 +232,8 @@ class SpawnedObject:
         extent: ``(3,)`` full bounding-box size (m) in the object frame.
         centre_offset: ``(3,)`` bbox centre in the body (COM) frame, metres.
         scale: the size multiplier applied at spawn.
+        rest_R: ``(3, 3)`` resting orientation of the body frame (before the yaw).
+        rest_extent: ``(3,)`` bbox size along world x, y, z when resting at yaw 0.
     """
 
     uid: int
@@ -234,6 +241,16 @@ class SpawnedObject:
     extent: np.ndarray
     centre_offset: np.ndarray
     scale: float
+    rest_R: np.ndarray = None
+    rest_extent: np.ndarray = None
+
+    def __post_init__(self):
+        if self.rest_R is None:
+            from katazuke.sim.geometry import quat_to_matrix
+            import pybullet as p
+
+            self.rest_R = quat_to_matrix(p.getQuaternionFromEuler(self.kind.rest_rpy))
+        self.rest_extent = np.abs(self.rest_R) @ self.extent
 
 
 _SHAPE_CACHE_ATTR = "_katazuke_shape_cache"

@@ -57,18 +57,21 @@ def grasp_pose(T_world_obj: np.ndarray, extent: np.ndarray, support_z: float
         along y), and the object's width across the fingers (m).
     """
     R = T_world_obj[:3, :3]
-    # the object's horizontal axes (objects rest upright: their z stays vertical)
-    ax = R[:, 0] if abs(R[2, 0]) < 0.7 else R[:, 2]
-    close_along_x = extent[0] <= extent[1]
-    width = min(extent[0], extent[1])
-    a = ax if close_along_x else np.cross([0.0, 0.0, 1.0], ax)
-    a = a - a[2] * np.array([0.0, 0.0, 1.0])
+    # the box axis closest to vertical gives the height; the fingers close across the
+    # narrower of the two others (objects may rest on any face)
+    k = int(np.argmax(np.abs(R[2, :])))
+    i, j = [m for m in range(3) if m != k]
+    if extent[i] > extent[j]:
+        i, j = j, i
+    width = float(extent[i])
+    a = R[:, i] - R[2, i] * np.array([0.0, 0.0, 1.0])
     a /= np.linalg.norm(a)
     z = np.array([0.0, 0.0, -1.0])
     x = np.cross(a, z)
     T = np.eye(4)
     T[:3, :3] = np.stack([x, a, z], axis=1)
-    h = extent[2]
+    # vertical size of the (possibly tilted) box
+    h = float(np.abs(R[2, :]) @ extent)
     top = T_world_obj[2, 3] + h / 2
     bottom = top - h
     gz = max(bottom + 0.5 * h, top - 0.035, support_z + 0.014)
@@ -76,8 +79,14 @@ def grasp_pose(T_world_obj: np.ndarray, extent: np.ndarray, support_z: float
     return T, float(width)
 
 
-def solve_ik(env: TidyEnv, T_world_grasp: np.ndarray, iterations: int = 4) -> np.ndarray:
+READY = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.785])
+
+
+def solve_ik(env: TidyEnv, T_world_grasp: np.ndarray, iterations: int = 3,
+             q_seed: np.ndarray | None = None) -> np.ndarray:
     """Arm joint angles ``(7,)`` putting ``panda_grasptarget`` at ``T_world_grasp``.
+
+    ``q_seed`` (7,) is where the iterative solver starts (default: the current arm state).
 
     The base, head and finger joints are held (high damping); the solution is refined by
     re-solving from the previous solution on a saved physics state, which is restored.
@@ -87,31 +96,18 @@ def solve_ik(env: TidyEnv, T_world_grasp: np.ndarray, iterations: int = 4) -> np
     c, rm, uid = env.client, env.robot, env.robot_uid
     movable = rm.movable
     arm_idx = [rm.index(n) for n in ARM_JOINTS]
-    lower, upper, ranges, rest, damp = [], [], [], [], []
-    state = dict(zip(movable, (s[0] for s in c.getJointStates(uid, movable))))
-    for j in movable:
-        if j in arm_idx:
-            info = rm.joints[ARM_JOINTS[arm_idx.index(j)]]
-            lower.append(info.lower)
-            upper.append(info.upper)
-            ranges.append(info.upper - info.lower)
-            rest.append(float(ARM_HOME[arm_idx.index(j)]) * 0.0 + state[j])
-            damp.append(0.05)
-        else:
-            lower.append(state[j] - 1e-3)
-            upper.append(state[j] + 1e-3)
-            ranges.append(2e-3)
-            rest.append(state[j])
-            damp.append(100.0)
+    # pybullet's IK moves every DOF; heavy damping pins the base, head and fingers
+    damp = [0.05 if j in arm_idx else 100.0 for j in movable]
     q_save = c.saveState()
     pos = T_world_grasp[:3, 3].tolist()
     orn = matrix_to_quat(T_world_grasp[:3, :3]).tolist()
     link = rm.link(GRASP_LINK)
     try:
+        if q_seed is not None:
+            for j, v in zip(arm_idx, q_seed):
+                c.resetJointState(uid, j, float(v))
         for _ in range(iterations):
-            sol = c.calculateInverseKinematics(uid, link, pos, orn, lowerLimits=lower,
-                                               upperLimits=upper, jointRanges=ranges,
-                                               restPoses=rest, jointDamping=damp,
+            sol = c.calculateInverseKinematics(uid, link, pos, orn, jointDamping=damp,
                                                maxNumIterations=200, residualThreshold=1e-5)
             q = np.array([sol[movable.index(j)] for j in arm_idx])
             for j, v in zip(arm_idx, q):
@@ -126,7 +122,8 @@ def solve_ik(env: TidyEnv, T_world_grasp: np.ndarray, iterations: int = 4) -> np
 def _move(env: TidyEnv, q_goal: np.ndarray, seconds: float, gripper: float | None = None,
           settle: float = 0.3) -> None:
     """Joint-space interpolation to ``q_goal`` over ``seconds``, then hold for ``settle``."""
-    q0 = env.joint_state()[0][:7]
+    lim = np.array([[env.robot.joints[j].lower, env.robot.joints[j].upper] for j in ARM_JOINTS])
+    q0 = np.clip(env.joint_state()[0][:7], lim[:, 0], lim[:, 1])
     n = max(1, int(seconds * env.config.control_hz))
     for k in range(1, n + 1):
         s = k / n
@@ -193,7 +190,8 @@ def pick_and_place(env: TidyEnv, kind: str, seed: int) -> PickPlaceResult:
     stage, lifted = "grasp", False
     pre = T_g.copy()
     pre[2, 3] += 0.15
-    _move(env, solve_ik(env, pre), 1.5, 0.08)
+    _move(env, READY, 1.0, 0.08, settle=0.0)
+    _move(env, solve_ik(env, pre, q_seed=READY), 1.0, 0.08)
     _cartesian(env, pre, T_g, 1.2, 0.08)
     for _ in range(int(0.8 * env.config.control_hz)):
         env.step(Action(arm_positions=solve_ik(env, T_g), gripper_width=0.0))

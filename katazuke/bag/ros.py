@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import itertools
 import os
 import threading
 import time
@@ -256,23 +257,39 @@ class Player:
         """Ask a running :meth:`play` to return (thread-safe)."""
         self._stop.set()
 
-    def _events(self, start_ns: int, end_ns: int) -> Iterator[tuple[int, str | None, bytes | None]]:
-        """Messages merged with /clock ticks, in bag time."""
-        msgs = self.bag.messages(list(self.publishers), start_ns=start_ns)
-        if self._clock_pub is None:
-            for topic, t, data in msgs:
+    def _events(self, start_ns: int | None,
+                end_ns: int) -> tuple[int, Iterator[tuple[int, str | None, bytes | None]]]:
+        """(anchor bag time, messages merged with /clock ticks in bag time).
+
+        Without a start offset playback is anchored at the first message (not at the
+        metadata's start time, which some bags get wrong).
+        """
+        msgs = iter(self.bag.messages(list(self.publishers), start_ns=start_ns))
+        first = next(msgs, None)
+        if first is None:
+            return (start_ns or 0), iter(())
+        anchor = first[1] if start_ns is None else min(start_ns, first[1])
+
+        def merged() -> Iterator[tuple[int, str | None, bytes | None]]:
+            stream = itertools.chain([first], msgs)
+            if self._clock_pub is None:
+                for topic, t, data in stream:
+                    yield t, topic, data
+                return
+            step = int(round(1e9 * self.config.rate / self.config.clock_hz))
+            tick = anchor
+            last = anchor
+            for topic, t, data in stream:
+                while tick <= t:
+                    yield tick, None, None
+                    tick += step
+                last = t
                 yield t, topic, data
-            return
-        step = int(round(1e9 * self.config.rate / self.config.clock_hz))
-        tick = start_ns
-        for topic, t, data in msgs:
-            while tick <= t:
+            while tick <= max(end_ns, last):
                 yield tick, None, None
                 tick += step
-            yield t, topic, data
-        while tick <= end_ns:
-            yield tick, None, None
-            tick += step
+
+        return anchor, merged()
 
     def _clock_msg(self, t_ns: int) -> Any:
         msg = self._clock_cls()
@@ -328,14 +345,16 @@ class Player:
         if cfg.delay_s > 0 and not wait_until(time.monotonic() + cfg.delay_s, 0.0, self._stop.is_set):
             return self.result
         summary = self.bag.summary
-        start_ns = summary.start_ns + int(round(cfg.start_offset_s * 1e9))
+        start_ns = (summary.start_ns + int(round(cfg.start_offset_s * 1e9))
+                    if cfg.start_offset_s > 0 else None)
         spin_s = cfg.spin_ms * 1e-3
-        clock = PlaybackClock(start_ns, cfg.rate)
+        clock = PlaybackClock(0, cfg.rate)
         timing, call = self.result.timing, self.result.publish_call_s
         stop = self._stop.is_set
         while not stop():
-            clock.restart(start_ns)
-            for t, topic, data in self._events(start_ns, summary.end_ns):
+            anchor, events = self._events(start_ns, summary.end_ns)
+            clock.restart(anchor)
+            for t, topic, data in events:
                 due = clock.deadline(t)
                 if not wait_until(due, spin_s, stop):
                     return self.result
@@ -351,6 +370,6 @@ class Player:
                 timing.add(t_pub - due)
                 self.result.published[topic] += 1
             self.result.loops += 1
-            if not cfg.loop:
+            if not cfg.loop or not any(self.result.published.values()):
                 break
         return self.result

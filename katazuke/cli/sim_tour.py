@@ -200,6 +200,8 @@ class _Observer:
                                          quality=7, macro_block_size=8,
                                          ffmpeg_log_level="error")
         self.frames = 0
+        self.video_frames = 0
+        self._fps = opts.video_fps
         self.first_frame_t: float | None = None
         self.last_frame_t: float | None = None
         self.sim_time = 0.0
@@ -234,11 +236,19 @@ class _Observer:
             self.bad_frames += 1
             return
         img = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
-        self.writer.append_data(img)
         t = self._t(msg.header.stamp)
-        self.frames += 1
+        if self.last_frame_t is not None and t <= self.last_frame_t:
+            return  # stale or repeated frame
         self.first_frame_t = t if self.first_frame_t is None else self.first_frame_t
         self.last_frame_t = t
+        self.frames += 1
+        # keep the video on sim time: a frame lost on the way repeats the previous one
+        want = int(round((t - self.first_frame_t) * self._fps)) + 1
+        self.video_frames += 1
+        self.writer.append_data(img)
+        while self.video_frames < want:
+            self.video_frames += 1
+            self.writer.append_data(img)
 
     def _on_odom(self, msg: Any) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
@@ -391,6 +401,7 @@ def run_tour(opts: TourOptions) -> dict[str, Any]:
         "sim_duration_s": round(observer.sim_time, 3),
         "wall_duration_s": round(wall_s, 2),
         "camera_frames": observer.frames,
+        "video_frames": observer.video_frames,
         "camera_hz_sim": round((observer.frames - 1) / (observer.last_frame_t - observer.first_frame_t), 2)
         if observer.frames > 1 and observer.last_frame_t != observer.first_frame_t else 0.0,
         **drift,
@@ -509,7 +520,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"tour ended by: {s['ended_by']} ({s['tour_status'] or 'no status'})",
         f"sim time {s['sim_duration_s']:.1f} s in {s['wall_duration_s']:.1f} s wall; "
-        f"{s['camera_frames']} camera frames ({s['camera_hz_sim']:.1f} Hz sim)",
+        f"{s['camera_frames']} camera frames received ({s['camera_hz_sim']:.1f} Hz of sim time), "
+        f"video {s['video_frames']} frames",
         f"path length: {s['path_length_truth_m']:.2f} m (ground truth), "
         f"{s['path_length_odom_m']:.2f} m (odometry)",
         f"odometry drift: final {s['final_drift_m']:.3f} m, max {s['max_drift_m']:.3f} m",

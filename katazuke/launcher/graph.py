@@ -18,7 +18,6 @@ both name and namespace are known, ``/**`` otherwise (as ``launch_ros``).
 """
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -26,7 +26,7 @@ import math
 import operator
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Union
 

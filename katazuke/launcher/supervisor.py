@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -155,7 +156,11 @@ class Supervisor:
         self._on_event = on_event
         self._procs = [_Proc(spec) for spec in graph.processes]
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # Self-pipe: signal handlers and other threads wake the loop by writing a byte;
+        # no lock is ever taken in a signal handler.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._shutdown_reason: str | None = None
         self._signals = 0
         self._failed_required: list[str] = []
@@ -169,7 +174,15 @@ class Supervisor:
         if self._shutdown_reason is None:
             self._shutdown_reason = reason
         self._signals += 1
-        self._wake.set()
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        if self._wake_w < 0:  # run() has finished
+            return
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # pipe full (a wake-up is pending anyway) or closed
 
     def pids(self) -> dict[str, int]:
         """Label -> pid of each process currently running."""
@@ -185,10 +198,17 @@ class Supervisor:
         Returns:
             1 if a required (``on_exit="shutdown"``) process failed, else 0.
         """
+        if self._wake_w < 0:
+            raise KatazukeError("a Supervisor runs once; create a new one to launch again")
         previous: dict[int, Any] = {}
+        old_wakeup_fd = None
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, self._on_signal)
+            # Any handled signal (SIGCHLD included) writes to the self-pipe, so a child's
+            # exit wakes the loop at once (respawn latency) instead of at the next poll.
+            previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+            old_wakeup_fd = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self._param_dir = Path(tempfile.mkdtemp(prefix="katazuke_launch_"))
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,8 +226,13 @@ class Supervisor:
             for proc in self._procs:
                 for t in proc.readers:
                     t.join(timeout=1.0)
+            if old_wakeup_fd is not None:
+                signal.set_wakeup_fd(old_wakeup_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            wake_w, self._wake_w = self._wake_w, -1
+            os.close(wake_w)
+            os.close(self._wake_r)
             for f in self._param_dir.iterdir():
                 f.unlink()
             self._param_dir.rmdir()
@@ -340,7 +365,6 @@ class Supervisor:
         deadline = 0.0
         handled_signals = 0
         while True:
-            self._wake.clear()
             self._reap()
             now = time.monotonic()
             if self._shutdown_reason is not None:
@@ -379,7 +403,12 @@ class Supervisor:
                 if not self._running() and all(p.finished for p in self._procs):
                     self._say("all processes have finished")
                     return
-            self._wake.wait(0.05)
+            if select.select([self._wake_r], [], [], 0.05)[0]:
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
 
     def _sweep(self) -> None:
         """SIGKILL anything still alive in one of our process groups (no orphans)."""

@@ -36,7 +36,7 @@ def _gather(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def detection_loss(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor], stride: int,
-                   weights: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 2.0, 0.5)
+                   weights: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 2.0, 1.0)
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts.
 

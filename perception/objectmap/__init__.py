@@ -4,9 +4,10 @@
 ``.where_is("mug")``. ROS-free, numpy only.
 """
 from katazuke.perception.objectmap.config import ObjectMapConfig
+from katazuke.perception.objectmap.lifting import box_to_3d
 from katazuke.perception.objectmap.objectmap import (CATEGORY_NAMES, KNOWN_CATEGORIES, CameraView,
                                                      Instance, Landmark, ObjectMap, Observation3D,
                                                      WhereIsResult)
 
 __all__ = ["ObjectMap", "ObjectMapConfig", "Observation3D", "CameraView", "Instance", "Landmark",
-           "WhereIsResult", "CATEGORY_NAMES", "KNOWN_CATEGORIES"]
+           "WhereIsResult", "CATEGORY_NAMES", "KNOWN_CATEGORIES", "box_to_3d"]

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from katazuke.config import dataclass, field
 
-__all__ = ["ObjectMapConfig", "DEFAULT_DESTINATIONS", "DEFAULT_SYNONYMS"]
+__all__ = ["ObjectMapConfig", "DEFAULT_DESTINATIONS", "DEFAULT_SYNONYMS", "DEFAULT_LANDMARKS"]
 
 #: category -> destination container id (the simulator's bins), "category=container".
 DEFAULT_DESTINATIONS = ("toy=bin_red", "soft=bin_red", "kitchenware=bin_blue", "bottle=bin_blue",
-                        "stationery=bin_green", "box=shelf")
+                        "stationery=bin_green", "box=bin_yellow")
+#: furniture and containers of the simulated room (katazuke.sim world layout), map = world.
+DEFAULT_LANDMARKS = ("table=0.4,1.3,0.275,1.2,0.7,0.55", "shelf=-1.5,2.3,0.65,1.03,0.35,1.3",
+                     "red bin=-1.9,-1.9,0.09,0.4,0.32,0.18", "blue bin=-0.9,-1.95,0.09,0.4,0.32,0.18",
+                     "green bin=1.95,-0.9,0.09,0.32,0.4,0.18",
+                     "yellow bin=1.95,0.2,0.09,0.32,0.4,0.18")
 #: words a spoken query may use -> category, "word=category".
 DEFAULT_SYNONYMS = (
     "mug=kitchenware", "cup=kitchenware", "plate=kitchenware", "bowl=kitchenware",
@@ -58,7 +63,7 @@ class ObjectMapConfig:
         "help": "category->container rules, each 'category=container_id'"})
     synonyms: tuple[str, ...] = field(default=DEFAULT_SYNONYMS, metadata={
         "help": "query word->category rules, each 'word=category' ('any' matches every object)"})
-    landmarks: tuple[str, ...] = field(default=(), metadata={
+    landmarks: tuple[str, ...] = field(default=DEFAULT_LANDMARKS, metadata={
         "help": "named furniture/containers for answers, each 'name=x,y,z,sx,sy,sz' "
                 "(centre and size of an axis-aligned box in the map frame, m)"})
     near_distance: float = field(default=1.2, metadata={

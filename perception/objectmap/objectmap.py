@@ -343,7 +343,8 @@ class ObjectMap:
             if inside_xy and hi[2] - 0.05 <= p[2] <= hi[2] + 0.6:
                 on = on or lm
             elif inside_xy and lo[2] <= p[2] <= hi[2]:
-                return f"in the {lm.name}"
+                prep = "in" if ("bin" in lm.name or "box" in lm.name) else "on"
+                return f"{prep} the {lm.name} (x {p[0]:.2f} m, y {p[1]:.2f} m)"
             d = float(np.linalg.norm(np.maximum(np.abs(p[:2] - lm.center[:2]) - lm.size[:2] / 2, 0)))
             near.append((d, lm))
         near = sorted((x for x in near if x[1] is not on and x[0] <= self.config.near_distance),

@@ -114,3 +114,40 @@ class LinearSolver:
                       maxiter=self.maxiter, M=self._M, callback=cb)
         self.cg_iterations += count[0]
         return x
+
+
+class BlockPattern:
+    """Fixed CSR sparsity of a graph's ``3n x 3n`` block matrices, built once.
+
+    Holds the ``n`` diagonal blocks and, for each edge ``e = (i, j)``, blocks ``(i, j)`` and
+    ``(j, i)``; duplicate edges are summed. :meth:`matrix` fills it in O(nnz) without
+    re-sorting, which matters because the Hessian and the certificate matrix are rebuilt
+    every iteration.
+    """
+
+    def __init__(self, n: int, I: np.ndarray, J: np.ndarray) -> None:
+        N = 3 * n
+        nodes = np.arange(n)
+        r = np.concatenate([block_coo(nodes, nodes, np.zeros((n, 3, 3)))[0],
+                            block_coo(I, J, np.zeros((I.size, 3, 3)))[0],
+                            block_coo(J, I, np.zeros((I.size, 3, 3)))[0]])
+        c = np.concatenate([block_coo(nodes, nodes, np.zeros((n, 3, 3)))[1],
+                            block_coo(I, J, np.zeros((I.size, 3, 3)))[1],
+                            block_coo(J, I, np.zeros((I.size, 3, 3)))[1]])
+        keys = r.astype(np.int64) * N + c
+        uniq, self._inv = np.unique(keys, return_inverse=True)
+        self._rows = (uniq // N).astype(np.int32)
+        self._indices = (uniq % N).astype(np.int32)
+        self._indptr = np.searchsorted(self._rows, np.arange(N + 1)).astype(np.int32)
+        self.shape = (N, N)
+        self.nnz = uniq.size
+
+    def matrix(self, diag: np.ndarray | None, off: np.ndarray) -> sp.csr_matrix:
+        """CSR matrix with ``diag`` ``(n,3,3)`` blocks (None: zero) on the diagonal, ``off[e]``
+        at ``(i, j)`` and ``off[e]^T`` at ``(j, i)``."""
+        n = self.shape[0] // 3
+        d = np.zeros(9 * n) if diag is None else np.ascontiguousarray(diag).ravel()
+        vals = np.concatenate([d, np.ascontiguousarray(off).ravel(),
+                               np.ascontiguousarray(np.swapaxes(off, 1, 2)).ravel()])
+        data = np.bincount(self._inv, weights=vals, minlength=self.nnz)
+        return sp.csr_matrix((data, self._indices, self._indptr), shape=self.shape)

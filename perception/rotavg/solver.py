@@ -51,8 +51,10 @@ import scipy.sparse.linalg as sla
 from katazuke.errors import ConfigError, InputError
 
 from .graph import ViewGraph, chordal_cost
-from .linalg import LinearSolver, block_coo, choose_backend, data_matrix, laplacian, weighted_degree
+from .linalg import BlockPattern, LinearSolver, choose_backend, weighted_degree
 from .so3 import exp_so3, project_to_so3
+
+_SPECTRAL_SHIFT = 1e-3  # relative shift of L + eps D (spectral init, Newton preconditioner)
 
 __all__ = ["RotAvgConfig", "Certificate", "RotAvgResult", "RotationAveraging", "spectral_init",
            "certify", "solve_rotation_averaging"]
@@ -209,7 +211,9 @@ class _Problem:
         self.I, self.J = g.edges[:, 0], g.edges[:, 1]
         self.rel = g.rotations
         self.relT = np.swapaxes(g.rotations, 1, 2)
-        self.C = data_matrix(n, g.edges, g.rotations, w)
+        self.pattern = BlockPattern(n, self.I, self.J)
+        self.wrel = w[:, None, None] * g.rotations
+        self.C = self.pattern.matrix(None, self.wrel)
         self.deg = weighted_degree(n, g.edges, w)
         self.W = float(w.sum())
         self.backend = choose_backend(n, g.edges) if cfg.backend == "auto" else cfg.backend
@@ -226,32 +230,124 @@ class _Problem:
     def cost(self, R: np.ndarray) -> float:
         return float(self.w @ self.edge_terms(R)[1])
 
-    def gn_step(self, R: np.ndarray, D: np.ndarray) -> np.ndarray:
-        """Gauss-Newton update ``(n, 3)`` (right perturbation; anchor fixed)."""
-        n = self.n
-        # Cost along delta: sum w (||D||^2 + 2 a.v + 2|v|^2), v = d_i - R_ij d_j.
+    def gradient(self, D: np.ndarray) -> np.ndarray:
+        """Half the Riemannian gradient ``(n, 3)`` in right-perturbation coordinates.
+
+        Along ``delta`` the cost is ``sum_e w (||D||^2 + 2 a_e.v_e + 2|v_e|^2) + O(3)`` with
+        ``v_e = delta_i - R_ij delta_j`` and ``a_e = vee(R_ij D^T)``; this returns
+        ``sum_e w B_e^T a_e``, ``B_e = [I, -R_ij]``.
+        """
         a = _vee_skew(self.rel @ np.swapaxes(D, 1, 2)) * self.w[:, None]
-        g = np.zeros((n, 3))
-        np.add.at(g, self.I, a)
-        np.add.at(g, self.J, -np.einsum("eba,eb->ea", self.rel, a))
-        keep = np.ones(3 * n, dtype=bool)
-        keep[3 * self.anchor:3 * self.anchor + 3] = False
+        b = np.einsum("eba,eb->ea", self.rel, a)
+        return np.stack([np.bincount(self.I, a[:, k], minlength=self.n)
+                         - np.bincount(self.J, b[:, k], minlength=self.n) for k in range(3)], axis=1)
+
+    def hessian(self, R: np.ndarray) -> sp.csr_matrix:
+        """Half the Riemannian Hessian (3n x 3n) of the cost at ``R`` (same coordinates).
+
+        Per edge, with ``Q = R_i^T R_j``, ``M = R_ij Q^T``, ``M' = Q^T R_ij``, the second-order
+        term of the cost is ``a^T (tr S - S) a + b^T (tr S' - S') b + 2 a^T (M - tr M) R_ij b``
+        (``S = sym M``, ``a = delta_i``, ``b = delta_j``); at zero residual it equals
+        ``2 |a - R_ij b|^2``, the Gauss-Newton term.
+        """
+        Q = np.swapaxes(R[self.I], 1, 2) @ R[self.J]
+        M = self.rel @ np.swapaxes(Q, 1, 2)
+        Mp = np.swapaxes(Q, 1, 2) @ self.rel
+        eye = np.eye(3)[None]
+        w = self.w[:, None, None]
+
+        def trsym(A: np.ndarray) -> np.ndarray:
+            S = 0.5 * (A + np.swapaxes(A, 1, 2))
+            return np.einsum("eii->e", S)[:, None, None] * eye - S
+
+        Hd = np.zeros((self.n, 9))
+        Hii, Hjj = (w * trsym(M)).reshape(-1, 9), (w * trsym(Mp)).reshape(-1, 9)
+        for k in range(9):
+            Hd[:, k] = (np.bincount(self.I, Hii[:, k], minlength=self.n)
+                        + np.bincount(self.J, Hjj[:, k], minlength=self.n))
+        Hij = w * ((M - np.einsum("eii->e", M)[:, None, None] * eye) @ self.rel)
+        return self.pattern.matrix(Hd.reshape(-1, 3, 3), Hij)
+
+    @property
+    def factor(self) -> LinearSolver:
+        """Solver for ``F = L + eps D`` (eps = :data:`_SPECTRAL_SHIFT`), built once: the
+        spectral shift-invert operator and the Newton preconditioner (``F ~ L``, the
+        Gauss-Newton matrix, regularised along the gauge)."""
         if self._gn_solver is None:
-            L = laplacian(self.C, self.deg)
-            self._gn_solver = LinearSolver(L[keep][:, keep], self.backend, rtol=1e-12)
-        rhs = -0.5 * g.reshape(-1)[keep]
-        x = self._gn_solver.solve(rhs, rtol=max(1e-12, min(1e-3, 1e-2 * float(np.linalg.norm(rhs)))))
-        delta = np.zeros(3 * n)
-        delta[keep] = x
-        return delta.reshape(n, 3)
+            F = self.pattern.matrix(((1.0 + _SPECTRAL_SHIFT) * self.deg)[:, None, None] * np.eye(3),
+                                    -self.wrel)
+            self._gn_solver = LinearSolver(F, self.backend, rtol=1e-12)
+        return self._gn_solver
+
+    def spectral(self) -> np.ndarray:
+        """Degree-normalised spectral initialisation (see :func:`spectral_init`)."""
+        n, N = self.n, 3 * self.n
+        d3 = np.repeat(self.deg, 3)
+        if N <= 300:
+            dh = 1.0 / np.sqrt(d3)
+            _, vecs = np.linalg.eigh((dh[:, None] * self.C.toarray()) * dh[None, :])
+            return _round_blocks(dh[:, None] * vecs[:, -3:])
+        if self.backend == "direct":
+            # L v = mu D v, smallest mu: shift-invert about -eps with the shared factor.
+            op = sla.LinearOperator((N, N), matvec=self.factor.solve, dtype=np.float64)
+            L = self.pattern.matrix(self.deg[:, None, None] * np.eye(3), -self.wrel)
+            _, V = sla.eigsh(L, k=3, M=sp.diags(d3).tocsr(), sigma=-_SPECTRAL_SHIFT, which="LM",
+                             OPinv=op, tol=1e-6, v0=np.ones(N))
+            return _round_blocks(V)
+        # Top-3 of D^-1/2 C D^-1/2 <=> smallest of L v = mu D v; LOBPCG with the block
+        # Jacobi preconditioner (expander-like graphs: few iterations).
+        L = self.pattern.matrix(self.deg[:, None, None] * np.eye(3), -self.wrel)
+        X0 = np.random.default_rng(0).standard_normal((N, 3))
+        pre = _block_jacobi(self.deg[:, None, None] * np.eye(3), 1e-3 * float(self.deg.mean()))
+        _, V = sla.lobpcg(L, X0, B=sp.diags(d3).tocsr(), M=pre, tol=1e-5 * float(self.deg.mean()),
+                          maxiter=200, largest=False)
+        return _round_blocks(V)
+
+    def newton_step(self, R: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """Truncated Newton update ``(n, 3)``: PCG on the exact Hessian, preconditioned by the
+        Gauss-Newton matrix ``2 L``. Stops at negative curvature (falling
+        back to the preconditioned gradient, i.e. the Gauss-Newton step, on the first)."""
+        n = self.n
+        g = self.gradient(D).reshape(-1)
+        gnorm = float(np.linalg.norm(g))
+        if gnorm == 0.0:
+            return np.zeros((n, 3))
+        # Full space: H is singular along the gauge, g is orthogonal to it (the cost is
+        # invariant), so PCG with the SPD preconditioner F^-1 stays consistent.
+        H = self.hessian(R)
+        prec_rtol = 1e-3
+        solve = self.factor.solve
+        x = np.zeros_like(g)
+        r = -g
+        z = 0.5 * solve(r, prec_rtol)
+        p = z.copy()
+        rz = float(r @ z)
+        tol = min(0.1, np.sqrt(gnorm)) * gnorm
+        for k in range(200):
+            Hp = H @ p
+            curv = float(p @ Hp)
+            if curv <= 0:
+                if k == 0:
+                    x = p
+                break
+            alpha = rz / curv
+            x = x + alpha * p
+            r = r - alpha * Hp
+            if float(np.linalg.norm(r)) <= tol:
+                break
+            z = 0.5 * solve(r, prec_rtol)
+            rz_new = float(r @ z)
+            p = z + (rz_new / rz) * p
+            rz = rz_new
+        return x.reshape(n, 3)
 
     def refine(self, R: np.ndarray) -> tuple[np.ndarray, int]:
-        """Gauss-Newton with backtracking from ``R`` until the step or decrease is tiny."""
+        """Truncated Newton with backtracking from ``R`` until the step or decrease is tiny."""
         D, r = self.edge_terms(R)
         f = float(self.w @ r)
         it = 0
         for it in range(1, self.cfg.max_iterations + 1):
-            delta = self.gn_step(R, D)
+            delta = self.newton_step(R, D)
             step = 1.0
             while True:
                 Rn = R @ exp_so3(step * delta)
@@ -263,11 +359,11 @@ class _Problem:
             if fn > f:
                 break
             decrease = f - fn
-            R, D, f = project_to_so3(Rn), Dn, fn
+            R, D, f = Rn, Dn, fn
             if (step * np.abs(delta).max() < self.cfg.step_tol
                     or decrease <= self.cfg.cost_rtol * max(f, 1e-300)):
                 break
-        return _gauge(R, self.anchor), it
+        return _gauge(project_to_so3(R), self.anchor), it
 
     # ----------------------------------------------------------------- certificate
     def multipliers(self, Y: np.ndarray) -> np.ndarray:
@@ -279,12 +375,11 @@ class _Problem:
         return 0.5 * (Lam + np.swapaxes(Lam, 1, 2))
 
     def certify(self, Y: np.ndarray, cost: float) -> tuple[Certificate, np.ndarray]:
-        """Certificate for factor ``Y`` ``(n, p, 3)`` (``p = 3``: rotations transposed)."""
+        """Certificate for factor ``Y`` ``(n, p, 3)`` (``p = 3``: the rotations ``R_i``)."""
         n = self.n
         Lam = self.multipliers(Y)
-        r, c, v = block_coo(np.arange(n), np.arange(n), Lam)
-        S = (sp.csr_matrix((v, (r, c)), shape=(3 * n, 3 * n)) - self.C).tocsr()
-        lam_min, vec = _min_eigen(S, Y, self.backend, self.cfg.eig_tol, self.deg)
+        S = self.pattern.matrix(Lam, -self.wrel)
+        lam_min, vec = _min_eigen(S, Lam, Y, self.backend, self.cfg.eig_tol, self.deg)
         trace_lam = float(np.einsum("nii->", Lam))
         dual = 6.0 * self.W - trace_lam + 3.0 * n * min(lam_min, 0.0)
         gap = cost - dual
@@ -303,7 +398,7 @@ class _Problem:
         Ct = self.C.tocsc()
         cols = [np.repeat(3 * c, 3) + np.tile(np.arange(3), c.size) for c in colours]
         Cs = [Ct[:, cl] for cl in cols]
-        Y = np.swapaxes(R, 1, 2).copy()  # Y_i = R_i^T  (3 x 3), X^T X = Y
+        Y = R.copy()  # rank-3 factor: Y_i = R_i, so Y_i^T Y_j = R_i^T R_j
         cert = None
         for p in range(4, self.cfg.staircase_max_rank + 1):
             Yp = np.zeros((n, p, 3))
@@ -334,8 +429,18 @@ class _Problem:
         return None, cert, f"staircase reached rank {self.cfg.staircase_max_rank} without a certificate"
 
 
-def _min_eigen(S: sp.csr_matrix, Y: np.ndarray, backend: str, tol: float, deg: np.ndarray
-               ) -> tuple[float, np.ndarray]:
+def _shift_invert_eigsh(A: sp.spmatrix, k: int, sigma: float, tol: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` eigenpairs of symmetric ``A`` nearest ``sigma`` (shift-invert Lanczos with our
+    own symmetric-mode SuperLU factor, much sparser than eigsh's default ordering)."""
+    N = A.shape[0]
+    lu = LinearSolver((A - sigma * sp.identity(N)).tocsc(), "direct")
+    op = sla.LinearOperator((N, N), matvec=lu.solve, dtype=np.float64)
+    return sla.eigsh(A, k=k, sigma=sigma, which="LM", tol=tol, v0=np.ones(N), OPinv=op)
+
+
+def _min_eigen(S: sp.csr_matrix, Lam: np.ndarray, Y: np.ndarray, backend: str, tol: float,
+               deg: np.ndarray) -> tuple[float, np.ndarray]:
     """Smallest eigenvalue of symmetric ``S`` and its eigenvector ``(3n,)``.
 
     The first-order conditions make the columns of ``X^T`` (``X = [Y_1 ... Y_n]``)
@@ -349,7 +454,7 @@ def _min_eigen(S: sp.csr_matrix, Y: np.ndarray, backend: str, tol: float, deg: n
     n, p = Y.shape[0], Y.shape[1]
     X = np.swapaxes(Y, 0, 1).reshape(p, N)
     Qx, _ = np.linalg.qr(X.T)
-    if N <= 600:
+    if N <= 300:
         vals, vecs = np.linalg.eigh(S.toarray())
         return float(vals[0]), vecs[:, 0]
     scale = float(deg.mean())
@@ -357,25 +462,53 @@ def _min_eigen(S: sp.csr_matrix, Y: np.ndarray, backend: str, tol: float, deg: n
         shift = 1e-3 * scale
         for _ in range(4):
             try:
-                vals, vecs = sla.eigsh(S, k=4, sigma=-shift, which="LM", tol=tol,
-                                       v0=np.ones(N))
+                vals, vecs = _shift_invert_eigsh(S, 4, -shift, tol)
                 break
             except RuntimeError:  # factor exactly singular at this shift: move it
                 shift *= 3.7
         k = int(np.argmin(vals))
         return float(vals[k]), vecs[:, k]
-    # Upper bound of the spectrum (Gershgorin) for the shift.
-    sigma = float(np.abs(S).sum(axis=1).max())
-    M = sla.LinearOperator((N, N), dtype=np.float64,
-                           matvec=lambda v: sigma * v - S @ v - sigma * (Qx @ (Qx.T @ v)))
-    theta, vecs = sla.eigsh(M, k=1, which="LA", tol=tol, v0=np.ones(N) - Qx @ (Qx.T @ np.ones(N)),
-                            maxiter=20 * N)
-    lam_comp = sigma - float(theta[0])
+    lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol * scale)
     SQ = Qx.T @ (S @ Qx)
     ev, evec = np.linalg.eigh(0.5 * (SQ + SQ.T))
     if ev[0] < lam_comp:
         return float(ev[0]), Qx @ evec[:, 0]
-    return lam_comp, vecs[:, 0]
+    return lam_comp, v_comp
+
+
+def _block_jacobi(Dg: np.ndarray, floor: float) -> sla.LinearOperator:
+    """Preconditioner: inverse of the 3x3 diagonal blocks ``Dg`` ``(n, 3, 3)`` of a matrix
+    (eigenvalues floored at ``floor``)."""
+    n = Dg.shape[0]
+    ev, U = np.linalg.eigh(0.5 * (Dg + np.swapaxes(Dg, 1, 2)))
+    inv = (U / np.maximum(ev, floor)[:, None, :]) @ np.swapaxes(U, 1, 2)
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        X = x.reshape(n, 3, -1)
+        return (inv @ X).reshape(x.shape)
+
+    return sla.LinearOperator((3 * n, 3 * n), matvec=apply, matmat=apply, dtype=np.float64)
+
+
+def _lobpcg_min(S: sp.csr_matrix, Lam: np.ndarray, Qx: np.ndarray, tol: float
+                ) -> tuple[float, np.ndarray]:
+    """Smallest eigenpair of ``S`` on the orthogonal complement of ``Qx`` (LOBPCG, block
+    Jacobi preconditioner; falls back to Lanczos on ``sigma I - S`` if it stalls)."""
+    N = S.shape[0]
+    rng = np.random.default_rng(12345)
+    X0 = rng.standard_normal((N, 2))
+    pre = _block_jacobi(Lam, floor=1e-3 * float(np.abs(S.diagonal()).mean()))
+    vals, vecs, res = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=400, largest=False,
+                                 retResidualNormsHistory=True)
+    k = int(np.argmin(vals))
+    v = vecs[:, k]
+    if float(np.linalg.norm(S @ v - vals[k] * v)) <= 10 * tol:
+        return float(vals[k]), v
+    sigma = float(np.abs(S).sum(axis=1).max())  # Gershgorin bound of the spectrum
+    M = sla.LinearOperator((N, N), dtype=np.float64,
+                           matvec=lambda x: sigma * x - S @ x - sigma * (Qx @ (Qx.T @ x)))
+    theta, V = sla.eigsh(M, k=1, which="LA", tol=1e-10, v0=v, maxiter=20 * N)
+    return sigma - float(theta[0]), V[:, 0]
 
 
 def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto",
@@ -395,25 +528,11 @@ def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto"
     if n == 1:
         return np.eye(3)[None].copy()
     w = graph.weights if weighted else np.ones(graph.num_edges)
-    C = data_matrix(n, graph.edges, graph.rotations, w)
     deg = weighted_degree(n, graph.edges, w)
     if np.any(deg == 0):
         raise InputError(f"spectral_init: node {int(np.flatnonzero(deg == 0)[0])} has no edges")
-    dh = np.repeat(1.0 / np.sqrt(deg), 3)
-    Cn = (sp.diags(dh) @ C @ sp.diags(dh)).tocsr()
-    N = 3 * n
-    if N <= 600:
-        vals, vecs = np.linalg.eigh(Cn.toarray())
-        V = vecs[:, -3:]
-    else:
-        b = choose_backend(n, graph.edges) if backend == "auto" else backend
-        if b == "direct":
-            # Smallest eigenvalues of the normalised Laplacian I - Cn via shift-invert.
-            Ln = (sp.identity(N) - Cn).tocsc()
-            _, V = sla.eigsh(Ln, k=3, sigma=-1e-3, which="LM", tol=tol, v0=np.ones(N))
-        else:
-            _, V = sla.eigsh(Cn, k=3, which="LA", tol=tol, v0=np.ones(N))
-    return _round_blocks(dh[:, None] * V)
+    cfg = RotAvgConfig(weighted=weighted, backend=backend)  # type: ignore[arg-type]
+    return _Problem(graph, w, cfg, 0).spectral()
 
 
 # --------------------------------------------------------------------------- top level
@@ -480,14 +599,13 @@ class RotationAveraging:
             prob = _Problem(sub, w, cfg, anchor)
             if k == 0:
                 backend = prob.backend
-            R0 = (initial[nodes] if initial is not None
-                  else spectral_init(sub, cfg.weighted, prob.backend))
+            R0 = initial[nodes] if initial is not None else prob.spectral()
             R0 = _gauge(R0, anchor)
             init_cost += prob.cost(R0)
             Rc, it = prob.refine(R0)
             iters += it
             fc = prob.cost(Rc)
-            cert, vec = prob.certify(np.swapaxes(Rc, 1, 2), fc)
+            cert, vec = prob.certify(Rc, fc)
             if not cert.certified and cfg.staircase_max_rank > 3:
                 R3, cert_p, msg = prob.staircase(Rc, vec, rng)
                 notes.append(f"component {k}: rank-3 certificate failed (lambda_min "
@@ -496,7 +614,7 @@ class RotationAveraging:
                     R3, it = prob.refine(_gauge(R3, anchor))
                     iters += it
                     f3 = prob.cost(R3)
-                    cert3, _ = prob.certify(np.swapaxes(R3, 1, 2), f3)
+                    cert3, _ = prob.certify(R3, f3)
                     if f3 < fc:
                         Rc, fc, cert = R3, f3, cert3
                     if not cert.certified and cert_p is not None and cert_p.certified:
@@ -598,7 +716,7 @@ def certify(graph: ViewGraph, rotations: np.ndarray, config: RotAvgConfig | None
         raise InputError(f"certify: graph has {len(comps)} components; certify each "
                          "(ViewGraph.subgraph) separately")
     prob = _Problem(graph, _weights(graph, cfg), cfg, 0)
-    return prob.certify(np.swapaxes(R, 1, 2), prob.cost(R))[0]
+    return prob.certify(R, prob.cost(R))[0]
 
 
 def solve_rotation_averaging(graph: ViewGraph, config: RotAvgConfig | None = None,

@@ -163,7 +163,11 @@ def test_launcher_killed_takes_children_down(tmp_path, fake_env, sig):
             kids[:] = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == launcher.pid]
             return len(kids) == 2
         assert wait_for(children, 20.0)
-        time.sleep(0.3)  # let the children install their signal handlers (not a result wait)
+
+        def both_ready() -> bool:  # their signal handlers are installed once they print
+            logs = list((tmp_path / "log").glob("*/launch.log"))
+            return bool(logs) and logs[0].read_text().count("] ready ") == 2
+        assert wait_for(both_ready, 20.0)
         launcher.send_signal(sig)
         rc = launcher.wait(10.0)
         if sig == signal.SIGTERM:
@@ -198,3 +202,16 @@ def test_print_resolves_without_starting(tmp_path):
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert re.search(r"demo_talker_listener\.launch\.xml:\d+: 'if' must be true/false", bad.stderr)
+
+
+def test_second_shutdown_request_escalates_at_once(tmp_path, fake_env):
+    g = graph_from(tmp_path, fake_env, proc("needs_term", "ignore-int"))
+    r = Running(g, shutdown_timeout=30.0)
+    pid = r.ready("needs_term")
+    t0 = time.monotonic()
+    r.sup.request_shutdown("first Ctrl-C")   # SIGINT: ignored by the process
+    assert wait_for(lambda: "shutting down" in r.err.getvalue(), 5.0)
+    r.sup.request_shutdown("second Ctrl-C")  # skips the 30 s wait: SIGTERM now
+    r.thread.join(10.0)
+    assert not r.thread.is_alive() and time.monotonic() - t0 < 10.0
+    assert "escalating to SIGTERM" in r.err.getvalue() and not alive(pid)

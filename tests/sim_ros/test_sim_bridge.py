@@ -6,6 +6,7 @@ inputs and waits with a timeout for the outputs it asserts on.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from typing import Any, Callable
 
@@ -17,6 +18,8 @@ from katazuke.testing import wait_for
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 
 TIMEOUT = 60.0
+DOMAIN = 100 + os.getpid() % 2
+NS = f"/simb{os.getpid()}"
 
 
 class Harness:
@@ -40,12 +43,15 @@ class Harness:
         from katazuke_ros.sim_bridge import SimBridge
 
         self.ctx = Context()
-        rclpy.init(context=self.ctx)
+        # Own domain and namespace: other test sessions on this host (their domains come
+        # from their pids) must not feed foreign /joint_states or /clock into this one.
+        rclpy.init(context=self.ctx, domain_id=DOMAIN)
+        ns = NS
         params = [Parameter("real_time_factor", value=0.0),
                   Parameter("n_objects", value=[3, 4]),
                   Parameter("camera_hz", value=10.0),
                   Parameter("seed", value=5)]
-        self.bridge = SimBridge(context=self.ctx, parameter_overrides=params)
+        self.bridge = SimBridge(context=self.ctx, parameter_overrides=params, namespace=ns)
         self.obs = rclpy.create_node("observer", context=self.ctx)
         self.lock = threading.Lock()
         self.msgs: dict[str, list[Any]] = {}
@@ -63,22 +69,22 @@ class Harness:
 
         o = self.obs
         o.create_subscription(Clock, "/clock", keep("clock"), qos.CLOCK)
-        o.create_subscription(Image, "/head_camera/image_raw", keep("image", 20), qos.SENSOR)
-        o.create_subscription(Image, "/head_camera/depth/image_raw", keep("depth", 20), qos.SENSOR)
-        o.create_subscription(CameraInfo, "/head_camera/camera_info", keep("info", 20), qos.SENSOR)
-        o.create_subscription(Odometry, "/odom", keep("odom", 2000), qos.STATE)
-        o.create_subscription(JointState, "/joint_states", keep("joints"), qos.STATE)
+        o.create_subscription(Image, f"{ns}/head_camera/image_raw", keep("image", 20), qos.SENSOR)
+        o.create_subscription(Image, f"{ns}/head_camera/depth/image_raw", keep("depth", 20), qos.SENSOR)
+        o.create_subscription(CameraInfo, f"{ns}/head_camera/camera_info", keep("info", 20), qos.SENSOR)
+        o.create_subscription(Odometry, f"{ns}/odom", keep("odom", 2000), qos.STATE)
+        o.create_subscription(JointState, f"{ns}/joint_states", keep("joints"), qos.STATE)
         o.create_subscription(TFMessage, "/tf", keep("tf", 500), qos.STATE)
         o.create_subscription(TFMessage, "/tf_static", keep("tf_static"), qos.LATCHED)
-        o.create_subscription(String, "/sim_bridge/rejected", keep("rejected"), qos.EVENTS)
-        o.create_subscription(PoseStamped, "/sim/ground_truth/base_pose", keep("gt_pose", 2000),
+        o.create_subscription(String, f"{ns}/sim_bridge/rejected", keep("rejected"), qos.EVENTS)
+        o.create_subscription(PoseStamped, f"{ns}/sim/ground_truth/base_pose", keep("gt_pose", 2000),
                               qos.STATE)
-        o.create_subscription(ObjectMap, "/sim/ground_truth/objects", keep("gt_objects"),
+        o.create_subscription(ObjectMap, f"{ns}/sim/ground_truth/objects", keep("gt_objects"),
                               qos.LATCHED)
-        self.cmd_vel = o.create_publisher(Twist, "/cmd_vel", qos.COMMAND)
-        self.arm = o.create_publisher(JointTrajectory, "/arm/command", qos.COMMAND)
-        self.head = o.create_publisher(JointTrajectory, "/head/command", qos.COMMAND)
-        self.gripper = o.create_publisher(GripperCommand, "/gripper/command", qos.COMMAND)
+        self.cmd_vel = o.create_publisher(Twist, f"{ns}/cmd_vel", qos.COMMAND)
+        self.arm = o.create_publisher(JointTrajectory, f"{ns}/arm/command", qos.COMMAND)
+        self.head = o.create_publisher(JointTrajectory, f"{ns}/head/command", qos.COMMAND)
+        self.gripper = o.create_publisher(GripperCommand, f"{ns}/gripper/command", qos.COMMAND)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.ctx)
         self.executor.add_node(self.bridge)
         self.executor.add_node(o)

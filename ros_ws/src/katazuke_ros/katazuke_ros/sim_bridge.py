@@ -249,23 +249,46 @@ class _Camera:
 
 
 class _Targets:
-    """Command targets of one actuator: the accepted value and a candidate not yet stepped."""
+    """Command targets of one actuator.
 
-    def __init__(self, value: Any = None) -> None:
-        self.accepted = value
+    ``accepted`` has been stepped by the simulator without complaint; ``candidate`` is
+    the newest command, not yet stepped. Each new candidate gets a new ``version`` so a
+    step only accepts (or drops) the candidate it actually used, never one that arrived
+    while it ran.
+    """
+
+    def __init__(self) -> None:
+        self.accepted: Any = None
         self.candidate: Any = None
+        self.version = 0
         self.source = ""
 
-    def current(self) -> Any:
-        return self.candidate if self.candidate is not None else self.accepted
+    def propose(self, value: Any, source: str) -> None:
+        self.candidate, self.source = value, source
+        self.version += 1
 
-    def commit(self) -> None:
+    def current(self) -> tuple[Any, int | None]:
+        """The value to step with and the candidate version it is (None: the accepted one)."""
         if self.candidate is not None:
-            self.accepted, self.candidate = self.candidate, None
+            return self.candidate, self.version
+        return self.accepted, None
 
-    def revert(self) -> str:
-        src, self.candidate = self.source, None
-        return src
+    def settle(self, version: int | None, ok: bool) -> str | None:
+        """After a step that used candidate ``version``: accept it (``ok``) or drop it.
+
+        Returns the command's source when a candidate was dropped.
+        """
+        if version is None:
+            return None
+        used_is_newest = self.version == version
+        if ok:
+            # the used candidate was valid even if a newer one is already waiting
+            if used_is_newest:
+                self.accepted, self.candidate = self.candidate, None
+            return None
+        if used_is_newest:
+            self.candidate = None
+        return self.source
 
 
 def _default_env_factory(cfg: SimBridgeConfig) -> Any:
@@ -461,6 +484,10 @@ class SimBridge(Node):
         for n in self.arm_joints + self.head_joints:
             if n in joints:
                 self._limits[n] = (float(joints[n].lower), float(joints[n].upper))
+        fingers = [joints[n] for n in names if "finger" in n and n in joints]
+        # parallel gripper: the opening is the sum of the two finger travels
+        self._gripper_max = (sum(float(j.upper) for j in fingers) if len(fingers) == 2
+                             else None)
         env_cfg = getattr(self.env, "config", None)
         self._max_lin = min(self.cfg.max_linear_speed,
                             float(getattr(env_cfg, "base_max_lin_vel", math.inf)))
@@ -535,68 +562,77 @@ class SimBridge(Node):
 
     def _on_arm(self, msg: JointTrajectory) -> None:
         with self._lock:
-            base = self._arm.current()
+            base = self._arm.current()[0]
         base = self._initial_arm if base is None else base
         target = self._trajectory_targets("arm/command", msg, self.arm_joints, base)
         if target is not None:
             with self._lock:
-                self._arm.candidate, self._arm.source = target, "arm/command"
+                self._arm.propose(target, "arm/command")
 
     def _on_head(self, msg: JointTrajectory) -> None:
         with self._lock:
-            base = self._head.current()
+            base = self._head.current()[0]
         base = self._initial_head if base is None else base
         target = self._trajectory_targets("head/command", msg, self.head_joints, base)
         if target is not None:
             with self._lock:
-                self._head.candidate, self._head.source = target, "head/command"
+                self._head.propose(target, "head/command")
 
     def _on_gripper(self, msg: GripperCommand) -> None:
         w = float(msg.width)
         if not math.isfinite(w) or w < 0.0:
             self._reject("gripper/command", f"width {w} must be a finite number >= 0 (metres)")
             return
-        max_w = getattr(self.env, "gripper_max_width", None)
+        max_w = self._gripper_max
         if max_w is not None and w > float(max_w) + 1e-9:
             self._reject("gripper/command", f"width {w:.4f} m over the gripper's maximum "
                                             f"{float(max_w):.4f} m")
             return
         with self._lock:
-            self._gripper.candidate, self._gripper.source = w, "gripper/command"
+            self._gripper.propose(w, "gripper/command")
 
     # ------------------------------------------------------------------- loop
-    def _action(self) -> Any:
+    def _action(self, accepted_only: bool = False) -> tuple[Any, list[int | None]]:
+        """The action for the next step and the candidate versions it uses."""
         from katazuke.sim import Action
 
         with self._lock:
             twist = self._twist
             if self.env.time - self._twist_time > self.cfg.cmd_timeout_s:
                 twist = (0.0, 0.0, 0.0)
-            arm, grip, head = self._arm.current(), self._gripper.current(), self._head.current()
-        return Action(base_twist=twist,
-                      arm_positions=None if arm is None else np.asarray(arm, dtype=np.float64),
-                      gripper_width=grip,
-                      head_pan_tilt=None if head is None else (float(head[0]), float(head[1])))
+            picks = [(t.accepted, None) if accepted_only else t.current()
+                     for t in (self._arm, self._gripper, self._head)]
+        (arm, _), (grip, _), (head, _) = picks
+        action = Action(base_twist=twist,
+                        arm_positions=None if arm is None else np.asarray(arm, dtype=np.float64),
+                        gripper_width=grip,
+                        head_pan_tilt=None if head is None else (float(head[0]), float(head[1])))
+        return action, [v for _, v in picks]
 
     def step_once(self) -> None:
         """Apply the newest commands, step the simulator once and publish (one control tick)."""
         from katazuke.sim import SimError
 
         t0 = time.perf_counter()
+        targets = (self._arm, self._gripper, self._head)
+        action, versions = self._action()
         try:
-            self.env.step(self._action())
+            self.env.step(action)
+            ok = True
         except SimError as exc:
-            # A target the bridge could not check itself (e.g. limits the env knows): drop
-            # the new candidates, keep the last valid targets, and step with those.
+            # A target the bridge could not check itself: drop the candidates this step
+            # used, keep the last valid targets, and step with those.
+            ok = False
             with self._lock:
-                sources = [t.revert() for t in (self._arm, self._gripper, self._head)
-                           if t.candidate is not None]
-            self._reject(sources[0] if len(sources) == 1 else "command",
+                dropped = [t.settle(v, ok=False) for t, v in zip(targets, versions)]
+            dropped = [d for d in dropped if d]
+            self._reject(dropped[0] if len(dropped) == 1 else "command",
                          f"the simulator refused it: {exc}")
-            self.env.step(self._action())
-        with self._lock:
-            for t in (self._arm, self._gripper, self._head):
-                t.commit()
+            self.env.step(self._action(accepted_only=True)[0])
+        if ok:
+            with self._lock:
+                for t, v in zip(targets, versions):
+                    t.settle(v, ok=True)
         self._steps += 1
         cfg = self.cfg
         self._publish(render_head=self._steps % cfg.every(cfg.camera_hz) == 0,

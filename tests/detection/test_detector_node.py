@@ -1,0 +1,255 @@
+"""The ``detector`` node for real: another process publishes image + depth + camera_info + tf,
+this test receives DetectionArray; wrong encodings are logged once and the node keeps running.
+Also unit tests of the node's tf buffer, time synchroniser and box-to-3D helper."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from katazuke.rosenv import ros_environment, workspace_install
+from katazuke.testing import wait_for
+
+pytestmark = pytest.mark.ros
+
+
+def _start(name: str, *ros_args: str) -> subprocess.Popen:
+    exe = workspace_install() / "lib" / "katazuke_ros" / name
+    if not exe.exists():
+        pytest.fail(f"{exe} missing: run scripts/bootstrap.sh (colcon build of ros_ws)")
+    return subprocess.Popen([str(exe), "--ros-args", *ros_args], env=ros_environment(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+# ---------------------------------------------------------------- helper unit tests
+def _random_T(rng):
+    from katazuke_ros.detector_node import quat_xyzw_to_matrix
+
+    q = rng.normal(size=4)
+    T = np.eye(4)
+    T[:3, :3] = quat_xyzw_to_matrix(q)
+    T[:3, 3] = rng.normal(size=3)
+    return T
+
+
+def test_quaternion_roundtrip():
+    from katazuke_ros.detector_node import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        R = _random_T(rng)[:3, :3]
+        np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(quat_xyzw_to_matrix(matrix_to_quat_xyzw(R)), R, atol=1e-10)
+
+
+def test_tf_buffer_chains_inverts_and_interpolates():
+    from katazuke_ros.detector_node import TransformBuffer, matrix_to_quat_xyzw
+
+    rng = np.random.default_rng(1)
+    buf = TransformBuffer()
+    T_odom_base = _random_T(rng)
+    T_base_cam = _random_T(rng)
+    buf.set_transform("base", "cam", 0.0, T_base_cam[:3, 3], matrix_to_quat_xyzw(T_base_cam[:3, :3]),
+                      static=True)
+    for t, dx in ((1.0, 0.0), (2.0, 1.0)):
+        T = T_odom_base.copy()
+        T[0, 3] += dx
+        buf.set_transform("odom", "base", t, T[:3, 3], matrix_to_quat_xyzw(T[:3, :3]))
+    T, why = buf.lookup("odom", "cam", 1.5)
+    expected = T_odom_base.copy()
+    expected[0, 3] += 0.5
+    np.testing.assert_allclose(T, expected @ T_base_cam, atol=1e-9)
+    Tinv, _ = buf.lookup("cam", "odom", 1.5)
+    np.testing.assert_allclose(Tinv @ T, np.eye(4), atol=1e-9)
+    T_near, _ = buf.lookup("odom", "cam", 2.1, tolerance=0.2)   # nearest within tolerance
+    assert T_near is not None
+    T_none, why = buf.lookup("odom", "cam", 5.0, tolerance=0.2)
+    assert T_none is None and "not available" in why
+    T_none, why = buf.lookup("map", "cam", 1.5)
+    assert T_none is None and "no transform chain" in why
+
+
+def test_approximate_time_sync_pairs_and_drops_stale():
+    from katazuke_ros.detector_node import ApproximateTimeSync
+
+    s = ApproximateTimeSync(2, slop=0.01)
+    assert s.add(0, 1.000, "rgb1") is None
+    assert s.add(1, 1.005, "d1") == ("rgb1", "d1")
+    assert s.add(1, 1.100, "d2") is None           # no colour near 1.1 yet
+    assert s.add(0, 1.200, "rgb3") is None         # too far from d2
+    assert s.add(0, 1.101, "rgb2") == ("rgb2", "d2")
+    assert s.add(1, 1.005, "d1-late") is None      # older than what was already emitted
+
+
+def test_box_to_3d_back_projects_through_K():
+    from katazuke.perception.objectmap.lifting import box_to_3d
+
+    K = np.array([[200.0, 0, 160], [0, 200.0, 120], [0, 0, 1]])
+    depth = np.full((240, 320), 2.0, np.float32)
+    depth[0:10] = np.nan
+    p, e = box_to_3d(np.array([200.0, 100.0, 20.0, 40.0]), depth, K)
+    assert e[0] == pytest.approx(20 * 2.0 / 200) and e[1] == pytest.approx(40 * 2.0 / 200)
+    zc = 2.0 + min(e[:2]) / 2
+    np.testing.assert_allclose(p, [(210 - 160) * zc / 200, (120 - 120) * zc / 200, zc])
+    assert box_to_3d(np.array([10.0, 0.0, 20.0, 8.0]), depth, K) is None  # only nan depth
+
+
+# ---------------------------------------------------------------- node test
+def _image(stamp, frame, arr, encoding):
+    from sensor_msgs.msg import Image
+
+    m = Image()
+    m.header.stamp, m.header.frame_id = stamp, frame
+    m.height, m.width = arr.shape[:2]
+    m.encoding = encoding
+    m.step = arr.shape[1] * arr.itemsize * (arr.shape[2] if arr.ndim == 3 else 1)
+    m.data = arr.tobytes()
+    return m
+
+
+@pytest.fixture
+def random_weights(tmp_path) -> Path:
+    import torch
+
+    from katazuke.perception.detection.config import ModelConfig
+    from katazuke.perception.detection.detector import save_weights
+    from katazuke.perception.detection.model import ObjectnessNet
+
+    torch.manual_seed(0)
+    p = tmp_path / "random.pt"
+    save_weights(p, ObjectnessNet(ModelConfig()), ModelConfig(), (320, 240))
+    return p
+
+
+def test_detector_node_end_to_end(ros_context, random_weights):
+    import rclpy
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import CameraInfo, Image
+    from tf2_msgs.msg import TFMessage
+
+    from katazuke_interfaces.msg import DetectionArray
+    from katazuke_ros import qos
+    from katazuke_ros.node_utils import sec_to_stamp
+
+    proc = _start("detector", "-r", "__ns:=/dt", "-p", f"detector.weights:={random_weights}",
+                  "-p", "detector.score_threshold:=0.0", "-p", "detector.max_detections:=5",
+                  "-p", "map_frame:=odom")
+    node = rclpy.create_node("detector_tester", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    got: list[DetectionArray] = []
+    images: list[Image] = []
+    node.create_subscription(DetectionArray, "/dt/detections", got.append, qos.EVENTS)
+    node.create_subscription(Image, "/dt/detections/image", images.append, qos.SENSOR)
+    pub_rgb = node.create_publisher(Image, "/dt/head_camera/image_raw", qos.SENSOR)
+    pub_depth = node.create_publisher(Image, "/dt/head_camera/depth/image_raw", qos.SENSOR)
+    pub_info = node.create_publisher(CameraInfo, "/dt/head_camera/camera_info", qos.SENSOR)
+    pub_tf = node.create_publisher(TFMessage, "/tf_static", qos.LATCHED)
+    tf = TransformStamped()
+    tf.header.frame_id, tf.child_frame_id = "odom", "cam_opt"
+    tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = 1.0, 2.0, 0.5
+    tf.transform.rotation.w = 1.0
+    pub_tf.publish(TFMessage(transforms=[tf]))
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    depth = np.full((240, 320), 2.0, np.float32)
+    info = CameraInfo()
+    info.width, info.height = 320, 240
+    info.k = [200.0, 0.0, 160.0, 0.0, 200.0, 120.0, 0.0, 0.0, 1.0]
+    t = [10.0]
+
+    def publish(rgb_enc="rgb8"):
+        t[0] += 0.1
+        st = sec_to_stamp(t[0])
+        info.header.stamp, info.header.frame_id = st, "cam_opt"
+        pub_info.publish(info)
+        arr = rgb if rgb_enc == "rgb8" else rgb[:, :, ::-1].copy()
+        pub_rgb.publish(_image(st, "cam_opt", arr, rgb_enc))
+        pub_depth.publish(_image(st, "cam_opt", depth, "32FC1"))
+
+    def spin_publish(enc="rgb8"):
+        publish(enc)
+        ex.spin_once(timeout_sec=0.05)
+
+    try:
+        assert wait_for(lambda: len(got) >= 2, timeout=40, spin=spin_publish), _stop(proc)
+        msg = got[-1]
+        assert msg.header.frame_id == "cam_opt" and msg.map_frame == "odom"
+        assert msg.image_width == 320 and msg.image_height == 240
+        assert 0 < len(msg.detections) <= 5 and msg.inference_time_ms > 0
+        for d in msg.detections:
+            assert d.has_position and d.has_position_map
+            assert len(d.category_names) == 7 and sum(d.category_scores) == pytest.approx(1.0, abs=1e-4)
+            assert d.position_camera.z == pytest.approx(2.0 + min(d.extent.x, d.extent.y) / 2, rel=1e-4)
+            assert d.position_map.x == pytest.approx(d.position_camera.x + 1.0, abs=1e-4)
+            assert d.position_map.y == pytest.approx(d.position_camera.y + 2.0, abs=1e-4)
+        assert wait_for(lambda: len(images) >= 1, timeout=10, spin=spin_publish)
+        assert images[-1].encoding == "rgb8" and images[-1].width == 320
+        # Wrong encoding: logged (once), no detections from those frames, node keeps running.
+        n = len(got)
+        for _ in range(10):
+            spin_publish("bgr8")
+        wait_for(lambda: False, timeout=1.0, spin=lambda: ex.spin_once(timeout_sec=0.05))
+        n_after_bad = len(got)
+        assert n_after_bad - n <= 1  # at most one good frame still in flight
+        assert proc.poll() is None
+        assert wait_for(lambda: len(got) >= n_after_bad + 2, timeout=20, spin=spin_publish)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        out = _stop(proc)
+    assert out.count("encoding 'bgr8'") == 1, out
+    assert "publish rgb8" in out
+    assert proc.returncode == 0, out
+
+
+def test_detector_node_missing_weights_logged_and_alive(ros_context, tmp_path):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from katazuke_ros import qos
+    from katazuke_ros.node_utils import sec_to_stamp
+
+    missing = tmp_path / "none.pt"
+    proc = _start("detector", "-r", "__ns:=/dm", "-p", f"detector.weights:={missing}")
+    node = rclpy.create_node("detector_tester2", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    pub_rgb = node.create_publisher(Image, "/dm/head_camera/image_raw", qos.SENSOR)
+    pub_depth = node.create_publisher(Image, "/dm/head_camera/depth/image_raw", qos.SENSOR)
+    k = [0]
+
+    def spin():
+        k[0] += 1
+        st = sec_to_stamp(1.0 + 0.1 * k[0])
+        pub_rgb.publish(_image(st, "c", np.zeros((48, 64, 3), np.uint8), "rgb8"))
+        pub_depth.publish(_image(st, "c", np.ones((48, 64), np.float32), "32FC1"))
+        ex.spin_once(timeout_sec=0.05)
+
+    try:
+        wait_for(lambda: False, timeout=6.0, spin=spin)
+        assert proc.poll() is None
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        out = _stop(proc)
+    assert out.count("detector weights not found") == 1, out
+    assert "katazuke train detector" in out
