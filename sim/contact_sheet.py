@@ -17,7 +17,7 @@ def contact_sheet(profile: str = "train", n: int = 16, seed: int = 0,
     """Render ``n`` randomized scenes (seeds ``seed .. seed + n - 1``) into one image.
 
     Tile ``i`` shows scene ``reset(seed + i)`` from a random viewpoint 1-2.6 m from an
-    object, labelled with its seed and object count.
+    object (the best-framed of 12 candidates), labelled with its seed and object count.
 
     Returns:
         ``(rows * H, cols * W, 3)`` uint8 image.
@@ -38,7 +38,7 @@ def contact_sheet(profile: str = "train", n: int = 16, seed: int = 0,
             env.reset(seed=seed + i)
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed + i, 21])))
             targets = [o.T_world_obj[:3, 3] for o in env.ground_truth_objects()]
-            T = sample_camera(env, rng, targets, dist_range=(1.0, 2.6))
+            T = sample_camera(env, rng, targets, dist_range=(1.0, 2.6), candidates=12)
             frame = env.render(T, env.head_intrinsics())
             tile = Image.fromarray(frame.rgb)
             ImageDraw.Draw(tile).text((4, 3), f"seed {seed + i}  {len(targets)} obj",

@@ -67,6 +67,10 @@ class EnvConfig:
     base_max_lin_acc: float = field(default=1.0, metadata={"help": "base accel limit, m/s^2"})
     base_max_ang_acc: float = field(default=2.0, metadata={"help": "yaw accel limit, rad/s^2"})
     base_mass: float = field(default=40.0, metadata={"help": "base body mass, kg"})
+    base_velocity_gain: float = field(
+        default=15.0, metadata={"help": "base velocity loop gain, 1/s (force = m k dv)"})
+    base_yaw_inertia: float = field(
+        default=6.0, metadata={"help": "yaw inertia used by the base velocity loop, kg m^2"})
     floor_friction: float = field(
         default=0.8, metadata={"help": "floor friction: limits base traction (mu m g) and "
                                        "object sliding"})
@@ -227,8 +231,8 @@ class TidyEnv:
             self._tmp = None
             self.cache_dir = self.config.cache_dir
             os.makedirs(self.cache_dir, exist_ok=True)
-        urdf = os.path.join(self.cache_dir, f"katazuke_robot_{os.getpid()}_{id(self)}.urdf")
-        self._robot_urdf = write_robot_urdf(urdf, self._data_path, self.config.base_mass)
+        self._robot_urdf = write_robot_urdf(self.cache_dir, self._data_path,
+                                            self.config.base_mass)
         self.texture_bank = (TextureBank(os.path.join(self.cache_dir, "textures"),
                                          self.profile.texture_families,
                                          size=self.config.texture_size)
@@ -329,10 +333,10 @@ class TidyEnv:
             self._spawn(kind, float(self._scene_rng.uniform(0.92, 1.05)))
         self._rebuild_seg_lut()
         self.scatter_objects(self._scene_rng)
+        self.set_floor_friction(cfg.floor_friction)
         self.randomizers = self.profile.make_randomizers(seed)
         for r in self.randomizers:
             r.randomize(self)
-        self._floor_mu = self._floor_mu if self.randomizers else cfg.floor_friction
         self._odom = np.array([*self.base_pose(), 0.0, 0.0, 0.0])
         return self._observation()
 
@@ -385,6 +389,7 @@ class TidyEnv:
         # passive joints: the default velocity motors would act as brakes
         for j in rm.movable:
             c.setJointMotorControl2(uid, j, self._p.VELOCITY_CONTROL, targetVelocity=0, force=0)
+        self._base_mass = sum(c.getDynamicsInfo(uid, j)[0] for j in range(c.getNumJoints(uid)))
         for link in (rm.link("panda_leftfinger"), rm.link("panda_rightfinger")):
             c.changeDynamics(uid, link, lateralFriction=1.2, spinningFriction=0.01,
                              frictionAnchor=True)
@@ -586,9 +591,12 @@ class TidyEnv:
                                     force=self.config.gripper_force, maxVelocity=0.1)
 
     def _apply_base_velocity(self, twist_base: np.ndarray) -> None:
-        """Acceleration-limited tracking of the commanded twist by traction-limited motors."""
+        """Drive the base like a wheeled platform: the commanded twist is rate-limited by
+        the acceleration limits, then tracked by a proportional velocity loop whose force
+        is capped by floor traction (``mu * m * g``). External pushes therefore slow or
+        deflect the base instead of being absorbed by an ideal velocity constraint."""
         cfg, c, rm = self.config, self.client, self.robot
-        yaw = c.getJointState(self.robot_uid, rm.index("base_yaw_joint"))[0]
+        x, y, yaw, vx, vy, wz = self._true_base_state()
         cy, sy = np.cos(yaw), np.sin(yaw)
         want = np.array([cy * twist_base[0] - sy * twist_base[1],
                          sy * twist_base[0] + cy * twist_base[1], twist_base[2]])
@@ -599,13 +607,19 @@ class TidyEnv:
             dv[:2] *= max_dv / n
         dv[2] = np.clip(dv[2], -cfg.base_max_ang_acc * self._dt, cfg.base_max_ang_acc * self._dt)
         self._cmd_vel = self._cmd_vel + dv
-        traction = self._floor_mu * (cfg.base_mass + 20.0) * 9.81
-        for k, name in enumerate(("base_x_joint", "base_y_joint")):
-            c.setJointMotorControl2(self.robot_uid, rm.index(name), self._p.VELOCITY_CONTROL,
-                                    targetVelocity=float(self._cmd_vel[k]), force=traction)
-        c.setJointMotorControl2(self.robot_uid, rm.index("base_yaw_joint"),
-                                self._p.VELOCITY_CONTROL, targetVelocity=float(self._cmd_vel[2]),
-                                force=traction * 0.25)
+        k = cfg.base_velocity_gain
+        traction = self._floor_mu * self._base_mass * 9.81
+        force = self._base_mass * k * (self._cmd_vel[:2] - np.array([vx, vy]))
+        fn = np.hypot(force[0], force[1])
+        if fn > traction:
+            force *= traction / fn
+        # wheel traction also bounds the yaw torque (lever arm ~ half the wheel base)
+        torque = float(np.clip(cfg.base_yaw_inertia * k * (self._cmd_vel[2] - wz),
+                               -0.25 * traction, 0.25 * traction))
+        for name, f in zip(("base_x_joint", "base_y_joint", "base_yaw_joint"),
+                           (force[0], force[1], torque)):
+            c.setJointMotorControl2(self.robot_uid, rm.index(name), self._p.TORQUE_CONTROL,
+                                    force=float(f))
 
     def _integrate_odometry(self) -> None:
         cfg = self.config
@@ -759,8 +773,6 @@ class TidyEnv:
         T = pose_to_matrix(ls[4], ls[5])
         cp = self.camera_perturbation
         if cp:
-            from katazuke.sim.geometry import matrix_to_quat  # noqa: F401
-
             rx, ry, rz = cp["rot"]
             R = np.asarray(self._p.getMatrixFromQuaternion(
                 self._p.getQuaternionFromEuler([rx, ry, rz]))).reshape(3, 3)
@@ -850,8 +862,6 @@ class TidyEnv:
             pass
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
-        elif os.path.exists(self._robot_urdf):
-            os.remove(self._robot_urdf)
 
     def __enter__(self) -> "TidyEnv":
         return self

@@ -253,9 +253,6 @@ class SpawnedObject:
         self.rest_extent = np.abs(self.rest_R) @ self.extent
 
 
-_SHAPE_CACHE_ATTR = "_katazuke_shape_cache"
-
-
 def spawn_object(client, kind: ObjectKind, position, quat_xyzw, scale: float,
                  data_path: str, shape_cache: dict) -> SpawnedObject:
     """Create one object body.

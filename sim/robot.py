@@ -38,14 +38,19 @@ def _inertial(mass: float, size: float = 0.1) -> str:
             f'<inertia ixx="{i}" ixy="0" ixz="0" iyy="{i}" iyz="0" izz="{i}"/></inertial>')
 
 
-def write_robot_urdf(path: str, data_path: str, base_mass: float = 40.0) -> str:
-    """Write the combined robot URDF to ``path`` and return it.
+def write_robot_urdf(folder: str, data_path: str, base_mass: float = 40.0) -> str:
+    """Write the combined robot URDF into ``folder`` and return its path.
+
+    The file name carries a hash of the content, so concurrent environments sharing a
+    cache folder reuse one file (written atomically) and nothing needs cleaning up.
 
     Args:
-        path: output file (its folder must exist).
+        folder: output folder (must exist).
         data_path: the ``pybullet_data`` directory holding ``franka_panda/``.
         base_mass: mass of the base body (kg).
     """
+    import hashlib
+
     panda_dir = os.path.join(data_path, "franka_panda")
     with open(os.path.join(panda_dir, "panda.urdf"), encoding="utf-8") as fh:
         panda = fh.read()
@@ -94,8 +99,13 @@ def write_robot_urdf(path: str, data_path: str, base_mass: float = 40.0) -> str:
     <origin xyz="0.07 0 0.02" rpy="-1.5707963 0 -1.5707963"/></joint>
 """
     text = f'<?xml version="1.0"?>\n<robot name="katazuke_robot">{head}{body}</robot>\n'
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    path = os.path.join(folder, f"katazuke_robot_{digest}.urdf")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
     return path
 
 

@@ -155,12 +155,16 @@ class Recorder:
                     f"({'reliable' if spec.reliable else 'best effort'}"
                     f"{', transient local' if spec.transient_local else ''})")
 
-    def _callback(self, topic: str) -> Callable[[bytes], None]:
+    def _callback(self, topic: str) -> Callable[[bytes, dict], None]:
         clock = self.node.get_clock()
         write = self.writer.write
 
-        def on_message(data: bytes) -> None:
-            write(topic, clock.now().nanoseconds, data)
+        def on_message(data: bytes, info: dict) -> None:
+            # Log time = when the middleware received the sample (like rosbag2), so the
+            # stored timing does not depend on when Python got to run this callback;
+            # under use_sim_time (/clock active) it is the node's ROS time.
+            t = 0 if getattr(clock, "ros_time_is_active", False) else info.get("received_timestamp")
+            write(topic, int(t) if t else clock.now().nanoseconds, data)
             self.received[topic] += 1
 
         return on_message

@@ -10,8 +10,9 @@ forwards its output line by line prefixed with ``[label]`` and enforces:
   ``shutdown_timeout`` again, then SIGKILL. A second signal skips to the next stage.
   At the end any process left in one of our process groups is SIGKILLed.
 - **No orphans when the launcher dies**: children are started with
-  ``PR_SET_PDEATHSIG = SIGTERM`` (Linux), so even a SIGKILLed launcher takes its
-  nodes down.
+  ``PR_SET_PDEATHSIG = SIGKILL`` (Linux), so even a SIGKILLed launcher takes its
+  nodes down. SIGKILL, not SIGTERM: an idle rclpy node whose SIGTERM handler only
+  runs when its executor wakes up would otherwise survive its launcher.
 - **Respawn** (``respawn="true"``): a process that exits while the system runs is
   restarted after ``respawn_delay``; consecutive restarts of a process that ran less
   than ``stable_after_s`` double the delay (starting from max(delay, 0.1 s)), capped
@@ -61,7 +62,7 @@ def _child_setup(parent_pid: int) -> Callable[[], None]:
     def setup() -> None:
         # Runs in the child between fork and exec: only async-signal-safe work.
         if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the launcher died before prctl took effect
             os._exit(1)
         # The launcher may ignore SIGINT while it forks; children must not inherit that.

@@ -92,6 +92,7 @@ class LinearSolver:
         self.rtol = rtol
         self.maxiter = maxiter
         self.cg_iterations = 0
+        self.solves = 0
         if backend == "direct":
             self._lu = sla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                 options=dict(SymmetricMode=True))
@@ -102,7 +103,13 @@ class LinearSolver:
         else:
             raise ValueError(f"backend must be 'direct' or 'iterative', got {backend!r}")
 
+    def operator(self) -> sla.LinearOperator:
+        """``A^-1`` as a LinearOperator (vectors and column blocks)."""
+        return sla.LinearOperator(self.A.shape, matvec=self.solve, matmat=self.solve,
+                                  dtype=np.float64)
+
     def solve(self, b: np.ndarray, rtol: float | None = None) -> np.ndarray:
+        self.solves += 1 if b.ndim == 1 else b.shape[1]
         if self.backend == "direct":
             return self._lu.solve(b)
         count = [0]
@@ -110,6 +117,8 @@ class LinearSolver:
         def cb(_: np.ndarray) -> None:
             count[0] += 1
 
+        if b.ndim == 2:
+            return np.stack([self.solve(b[:, k], rtol) for k in range(b.shape[1])], axis=1)
         x, _ = sla.cg(self.A, b, rtol=self.rtol if rtol is None else rtol, atol=0.0,
                       maxiter=self.maxiter, M=self._M, callback=cb)
         self.cg_iterations += count[0]

@@ -287,16 +287,15 @@ class _Problem:
             dh = 1.0 / np.sqrt(d3)
             _, vecs = np.linalg.eigh((dh[:, None] * self.C.toarray()) * dh[None, :])
             return _round_blocks(dh[:, None] * vecs[:, -3:])
-        if self.backend == "direct":
-            # L v = mu D v, smallest mu: shift-invert about -eps with the shared factor.
-            op = sla.LinearOperator((N, N), matvec=self.factor.solve, dtype=np.float64)
-            L = self.pattern.matrix(self.deg[:, None, None] * np.eye(3), -self.wrel)
-            _, V = sla.eigsh(L, k=3, M=sp.diags(d3).tocsr(), sigma=-_SPECTRAL_SHIFT, which="LM",
-                             OPinv=op, tol=1e-6, v0=np.ones(N))
-            return _round_blocks(V)
-        # Top-3 of D^-1/2 C D^-1/2 <=> smallest of L v = mu D v; LOBPCG with the block
-        # Jacobi preconditioner (expander-like graphs: few iterations).
+        # Top-3 of D^-1/2 C D^-1/2 <=> smallest of L v = mu D v. LOBPCG preconditioned by
+        # F^-1 = (L + eps D)^-1 (direct backend: nearly inverse iteration, a handful of
+        # iterations) or by the block-Jacobi inverse (expander-like graphs).
         L = self.pattern.matrix(self.deg[:, None, None] * np.eye(3), -self.wrel)
+        if self.backend == "direct":
+            # Shift-invert Lanczos about -eps with the shared factor of L + eps D.
+            _, V = sla.eigsh(L, k=3, M=sp.diags(d3).tocsr(), sigma=-_SPECTRAL_SHIFT, which="LM",
+                             OPinv=self.factor.operator(), tol=1e-4, v0=np.ones(N))
+            return _round_blocks(V)
         X0 = np.random.default_rng(0).standard_normal((N, 3))
         pre = _block_jacobi(self.deg[:, None, None] * np.eye(3), 1e-3 * float(self.deg.mean()))
         _, V = sla.lobpcg(L, X0, B=sp.diags(d3).tocsr(), M=pre, tol=1e-5 * float(self.deg.mean()),
@@ -379,7 +378,16 @@ class _Problem:
         n = self.n
         Lam = self.multipliers(Y)
         S = self.pattern.matrix(Lam, -self.wrel)
-        lam_min, vec = _min_eigen(S, Lam, Y, self.backend, self.cfg.eig_tol, self.deg)
+        lam_min, vec = None, None
+        if self.backend == "direct" and 3 * n > 300:
+            # Sylvester's law of inertia: S + tol I = P^T L D L^T P with D > 0 proves
+            # lambda_min(S) > -tol with one sparse factorisation and no iterations.
+            neg = _negative_pivots(S, self.tol)
+            if neg == 0:
+                lam_min, vec = _null_ritz(S, Y)
+        if lam_min is None:
+            pre = self.factor.operator() if self.backend == "direct" else None
+            lam_min, vec = _min_eigen(S, Lam, Y, pre, self.cfg.eig_tol, self.deg)
         trace_lam = float(np.einsum("nii->", Lam))
         dual = 6.0 * self.W - trace_lam + 3.0 * n * min(lam_min, 0.0)
         gap = cost - dual
@@ -429,46 +437,52 @@ class _Problem:
         return None, cert, f"staircase reached rank {self.cfg.staircase_max_rank} without a certificate"
 
 
-def _shift_invert_eigsh(A: sp.spmatrix, k: int, sigma: float, tol: float
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` eigenpairs of symmetric ``A`` nearest ``sigma`` (shift-invert Lanczos with our
-    own symmetric-mode SuperLU factor, much sparser than eigsh's default ordering)."""
-    N = A.shape[0]
-    lu = LinearSolver((A - sigma * sp.identity(N)).tocsc(), "direct")
-    op = sla.LinearOperator((N, N), matvec=lu.solve, dtype=np.float64)
-    return sla.eigsh(A, k=k, sigma=sigma, which="LM", tol=tol, v0=np.ones(N), OPinv=op)
+def _negative_pivots(S: sp.csr_matrix, tol: float) -> int | None:
+    """Number of eigenvalues of ``S`` below ``-tol`` from an LDL^T-type factorisation of
+    ``S + tol I`` (SuperLU, diagonal pivots only, symmetric permutation), or None when
+    the factorisation pivoted off the diagonal or broke down (inconclusive)."""
+    A = (S + tol * sp.identity(S.shape[0], format="csr")).tocsc()
+    try:
+        lu = sla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                      options=dict(SymmetricMode=True))
+    except RuntimeError:
+        return None
+    if not np.array_equal(lu.perm_r, lu.perm_c):
+        return None
+    return int(np.sum(lu.U.diagonal() <= 0))
 
 
-def _min_eigen(S: sp.csr_matrix, Lam: np.ndarray, Y: np.ndarray, backend: str, tol: float,
-               deg: np.ndarray) -> tuple[float, np.ndarray]:
-    """Smallest eigenvalue of symmetric ``S`` and its eigenvector ``(3n,)``.
+def _null_ritz(S: sp.csr_matrix, Y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Smallest Ritz pair of ``S`` on ``span(X^T)`` (the first-order null space)."""
+    p = Y.shape[1]
+    X = np.swapaxes(Y, 0, 1).reshape(p, S.shape[0])
+    Qx, _ = np.linalg.qr(X.T)
+    SQ = Qx.T @ (S @ Qx)
+    ev, evec = np.linalg.eigh(0.5 * (SQ + SQ.T))
+    return float(ev[0]), Qx @ evec[:, 0]
+
+
+def _min_eigen(S: sp.csr_matrix, Lam: np.ndarray, Y: np.ndarray, pre: sla.LinearOperator | None,
+               tol: float, deg: np.ndarray) -> tuple[float, np.ndarray]:
+    """Smallest eigenvalue of symmetric ``S = Lambda - C`` and its eigenvector ``(3n,)``.
 
     The first-order conditions make the columns of ``X^T`` (``X = [Y_1 ... Y_n]``)
-    near-null vectors of ``S``. Direct backend: shift-invert Lanczos just below zero
-    (exact convergence, LU factor of ``S + s I``). Iterative backend: Lanczos on
-    ``sigma I - S - c P`` where ``P`` projects on ``span(X^T)`` (deflated, so the
-    extremal eigenvalue is the smallest one on the complement); the near-null part is
-    evaluated directly as the Rayleigh-Ritz value on ``span(X^T)``.
+    near-null vectors of ``S``: their Rayleigh-Ritz values are computed directly, and the
+    rest of the spectrum by LOBPCG constrained to the orthogonal complement, with
+    preconditioner ``pre`` (the factor of ``L + eps D``, which is close to ``S`` when the
+    residuals are small) or the block-Jacobi inverse of ``Lambda``. The eigenpair is
+    accepted when its residual is below ``tol * mean degree``; otherwise Lanczos
+    (shift-invert when ``pre`` exists) takes over.
     """
     N = S.shape[0]
-    n, p = Y.shape[0], Y.shape[1]
+    p = Y.shape[1]
     X = np.swapaxes(Y, 0, 1).reshape(p, N)
     Qx, _ = np.linalg.qr(X.T)
     if N <= 300:
         vals, vecs = np.linalg.eigh(S.toarray())
         return float(vals[0]), vecs[:, 0]
     scale = float(deg.mean())
-    if backend == "direct":
-        shift = 1e-3 * scale
-        for _ in range(4):
-            try:
-                vals, vecs = _shift_invert_eigsh(S, 4, -shift, tol)
-                break
-            except RuntimeError:  # factor exactly singular at this shift: move it
-                shift *= 3.7
-        k = int(np.argmin(vals))
-        return float(vals[k]), vecs[:, k]
-    lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol * scale)
+    lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol * scale, pre)
     SQ = Qx.T @ (S @ Qx)
     ev, evec = np.linalg.eigh(0.5 * (SQ + SQ.T))
     if ev[0] < lam_comp:
@@ -490,24 +504,24 @@ def _block_jacobi(Dg: np.ndarray, floor: float) -> sla.LinearOperator:
     return sla.LinearOperator((3 * n, 3 * n), matvec=apply, matmat=apply, dtype=np.float64)
 
 
-def _lobpcg_min(S: sp.csr_matrix, Lam: np.ndarray, Qx: np.ndarray, tol: float
-                ) -> tuple[float, np.ndarray]:
-    """Smallest eigenpair of ``S`` on the orthogonal complement of ``Qx`` (LOBPCG, block
-    Jacobi preconditioner; falls back to Lanczos on ``sigma I - S`` if it stalls)."""
+def _lobpcg_min(S: sp.csr_matrix, Lam: np.ndarray, Qx: np.ndarray, tol: float,
+                pre: sla.LinearOperator | None) -> tuple[float, np.ndarray]:
+    """Smallest eigenpair of ``S`` on the orthogonal complement of ``Qx`` (see _min_eigen)."""
     N = S.shape[0]
     rng = np.random.default_rng(12345)
-    X0 = rng.standard_normal((N, 2))
-    pre = _block_jacobi(Lam, floor=1e-3 * float(np.abs(S.diagonal()).mean()))
-    vals, vecs, res = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=400, largest=False,
-                                 retResidualNormsHistory=True)
+    X0 = rng.standard_normal((N, 3))
+    if pre is None:
+        pre = _block_jacobi(Lam, floor=1e-3 * float(np.abs(S.diagonal()).mean()))
+    vals, vecs = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=300, largest=False)
     k = int(np.argmin(vals))
     v = vecs[:, k]
     if float(np.linalg.norm(S @ v - vals[k] * v)) <= 10 * tol:
         return float(vals[k]), v
-    sigma = float(np.abs(S).sum(axis=1).max())  # Gershgorin bound of the spectrum
+    # LOBPCG stalled: Lanczos on sigma I - S deflated by Qx (sigma: Gershgorin bound).
+    sigma = float(np.abs(S).sum(axis=1).max())
     M = sla.LinearOperator((N, N), dtype=np.float64,
                            matvec=lambda x: sigma * x - S @ x - sigma * (Qx @ (Qx.T @ x)))
-    theta, V = sla.eigsh(M, k=1, which="LA", tol=1e-10, v0=v, maxiter=20 * N)
+    theta, V = sla.eigsh(M, k=1, which="LA", tol=1e-10, v0=v, maxiter=50 * N)
     return sigma - float(theta[0]), V[:, 0]
 
 

@@ -149,3 +149,27 @@ def test_respawn_then_required_node_exit(ros_context, tmp_path):
         out = stop(launcher)
     assert "respawning talker in 0.20 s" in out
     assert "required process listener exited with code -9" in out
+
+
+def test_sigkilled_launcher_takes_an_idle_node_down(ros_context, tmp_path):
+    """An idle rclpy node ignores SIGTERM until its executor wakes; the launcher's death
+    must still end it (PR_SET_PDEATHSIG=SIGKILL)."""
+    from rclpy.node import Node
+
+    ns = f"kzi{os.getpid()}"
+    launcher = start(DATA / "ros_idle.launch.xml", f"namespace:={ns}", "--log-dir", str(tmp_path))
+    probe = Node("launch_test_graph_probe", context=ros_context)
+    node = None
+    try:
+        assert wait_for(lambda: ("idle_listener", f"/{ns}") in probe.get_node_names_and_namespaces(),
+                        60.0), stop(launcher)
+        node = pid_of(launcher, "idle_listener")
+        assert node is not None
+        launcher.kill()
+        launcher.wait(timeout=10)
+        assert wait_for(lambda: not alive(node), 5.0), f"orphan pid {node}"
+    finally:
+        probe.destroy_node()
+        stop(launcher)
+        if node is not None and alive(node):  # never leave an orphan behind, even on failure
+            os.kill(node, signal.SIGKILL)

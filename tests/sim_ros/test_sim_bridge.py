@@ -329,6 +329,17 @@ def test_bad_commands_are_rejected_and_the_bridge_keeps_running(sim: Harness) ->
         pub.publish(msg)
         ok = wait_for(lambda: any(expect in m.data for m in sim.get("rejected")), TIMEOUT)
         assert ok, f"no rejection containing {expect!r}: {[m.data for m in sim.get('rejected')]}"
+    # the simulator's own check is the last line of defence: with the bridge's limit table
+    # emptied, the env refuses the target and the bridge drops it and keeps stepping
+    limits, sim.bridge._limits = sim.bridge._limits, {}
+    try:
+        sim.clear("rejected")
+        sim.arm.publish(_traj(["panda_joint4"], [1.0]))
+        assert wait_for(lambda: any("arm/command: the simulator refused it" in m.data
+                                    for m in sim.get("rejected")), TIMEOUT), \
+            [m.data for m in sim.get("rejected")]
+    finally:
+        sim.bridge._limits = limits
     # still stepping and publishing after all of that; rejected targets never applied
     sim.wait_sim(1.0)
     assert abs(_joint(sim, "panda_joint1") - arm1) < 0.05

@@ -119,3 +119,24 @@ def test_tour_config_rejects_odd_waypoints() -> None:
 
     with pytest.raises(ConfigError, match="pairs"):
         TourConfig(waypoints=(1.0, 2.0, 3.0))
+
+
+def test_a_command_arriving_during_a_step_is_not_accepted_unchecked() -> None:
+    """The race the version counter closes: step k used candidate A; B arrived meanwhile.
+    A becomes accepted, B stays a candidate for step k + 1, and if the simulator refuses
+    B the accepted target is still A."""
+    from katazuke_ros.sim_bridge import _Targets
+
+    t = _Targets()
+    t.propose(1.0, "gripper/command")
+    value, version = t.current()
+    assert value == 1.0
+    t.propose(2.0, "gripper/command")          # arrives while step k runs
+    assert t.settle(value, version, ok=True) is None
+    assert t.accepted == 1.0 and t.candidate == 2.0
+    value, version = t.current()
+    assert value == 2.0
+    assert t.settle(value, version, ok=False) == "gripper/command"
+    assert t.accepted == 1.0 and t.candidate is None
+    assert t.current() == (1.0, None)
+    assert t.settle(1.0, None, ok=False) is None     # nothing new was stepped: nothing dropped

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 import sys
 import typing
 from typing import Any, Callable, TypeVar
@@ -118,18 +117,16 @@ class LogOnce:
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 2) -> int:
     """Create a node with ``factory`` and spin it until shutdown.
 
-    SIGTERM is turned into a clean shutdown (the launcher sends SIGINT, then SIGTERM).
+    SIGINT and SIGTERM shut down cleanly (the launcher sends SIGINT, then SIGTERM).
     A :class:`KatazukeError` from the factory (bad parameter, missing weights file) is
     logged as one line and the process exits with code 2.
     """
+    # rclpy.init installs its own SIGINT/SIGTERM handlers (SignalHandlerOptions.ALL):
+    # they wake the executor and make spin() raise ExternalShutdownException, even
+    # when the node is idle. A Python-level handler would only run once the executor
+    # wakes up, so we deliberately do not install one.
     rclpy.init(args=sys.argv if args is None else args)
     node = None
-
-    def _term(signum: int, frame: Any) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
     try:
         try:
             node = factory()

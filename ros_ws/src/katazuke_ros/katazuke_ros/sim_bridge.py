@@ -273,18 +273,17 @@ class _Targets:
             return self.candidate, self.version
         return self.accepted, None
 
-    def settle(self, version: int | None, ok: bool) -> str | None:
-        """After a step that used candidate ``version``: accept it (``ok``) or drop it.
-
-        Returns the command's source when a candidate was dropped.
-        """
+    def settle(self, value: Any, version: int | None, ok: bool) -> str | None:
+        """After a step that used candidate ``value`` (``version``): accept it (``ok``) or
+        drop it. Returns the command's source when a candidate was dropped."""
         if version is None:
             return None
         used_is_newest = self.version == version
         if ok:
             # the used candidate was valid even if a newer one is already waiting
+            self.accepted = value
             if used_is_newest:
-                self.accepted, self.candidate = self.candidate, None
+                self.candidate = None
             return None
         if used_is_newest:
             self.candidate = None
@@ -433,9 +432,10 @@ class SimBridge(Node):
         self._head_cam = _Camera(self, "head_camera", "head_camera_optical_frame")
         self._ceiling: dict[str, _Camera] = {}
         if self.cfg.ceiling_cameras:
-            for i in range(int(getattr(self.env, "n_ceiling_cameras", 4))):
-                self._ceiling[f"ceiling_{i}"] = _Camera(
-                    self, f"ceiling_camera_{i}", f"ceiling_camera_{i}_optical_frame")
+            for name in [n for n in self.env.camera_names() if n.startswith("ceiling_")]:
+                i = name.split("_", 1)[1]
+                self._ceiling[name] = _Camera(self, f"ceiling_camera_{i}",
+                                              f"ceiling_camera_{i}_optical_frame")
         if self.cfg.publish_ground_truth:
             self._gt_pose_pub = self.create_publisher(
                 PoseStamped, "sim/ground_truth/base_pose", qos.STATE)
@@ -592,8 +592,8 @@ class SimBridge(Node):
             self._gripper.propose(w, "gripper/command")
 
     # ------------------------------------------------------------------- loop
-    def _action(self, accepted_only: bool = False) -> tuple[Any, list[int | None]]:
-        """The action for the next step and the candidate versions it uses."""
+    def _action(self, accepted_only: bool = False) -> tuple[Any, list[tuple[Any, int | None]]]:
+        """The action for the next step and the (value, candidate version) of each target."""
         from katazuke.sim import Action
 
         with self._lock:
@@ -607,7 +607,7 @@ class SimBridge(Node):
                         arm_positions=None if arm is None else np.asarray(arm, dtype=np.float64),
                         gripper_width=grip,
                         head_pan_tilt=None if head is None else (float(head[0]), float(head[1])))
-        return action, [v for _, v in picks]
+        return action, picks
 
     def step_once(self) -> None:
         """Apply the newest commands, step the simulator once and publish (one control tick)."""
@@ -624,15 +624,15 @@ class SimBridge(Node):
             # used, keep the last valid targets, and step with those.
             ok = False
             with self._lock:
-                dropped = [t.settle(v, ok=False) for t, v in zip(targets, versions)]
+                dropped = [t.settle(*used, ok=False) for t, used in zip(targets, versions)]
             dropped = [d for d in dropped if d]
             self._reject(dropped[0] if len(dropped) == 1 else "command",
                          f"the simulator refused it: {exc}")
             self.env.step(self._action(accepted_only=True)[0])
         if ok:
             with self._lock:
-                for t, v in zip(targets, versions):
-                    t.settle(v, ok=True)
+                for t, used in zip(targets, versions):
+                    t.settle(*used, ok=True)
         self._steps += 1
         cfg = self.cfg
         self._publish(render_head=self._steps % cfg.every(cfg.camera_hz) == 0,
