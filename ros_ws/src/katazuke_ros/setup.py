@@ -1,4 +1,5 @@
 """katazuke_ros: every ROS 2 node executable of Katazuke (ament_python)."""
+import os
 from pathlib import Path
 
 from setuptools import setup
@@ -22,11 +23,13 @@ NODES = {
 # Launch files and params live at the repository root (launch/); install them into
 # share/katazuke_ros so `$(find-pkg-share katazuke_ros)/launch/...` works here and on a
 # full ROS 2 install alike.
-_LAUNCH = Path(__file__).resolve().parent.parent.parent.parent / "launch"
+_HERE = Path(__file__).resolve().parent
+_LAUNCH = _HERE.parent.parent.parent / "launch"
 
 
 def _files(sub: str, pattern: str) -> list[str]:
-    return sorted(str(p) for p in (_LAUNCH / sub).glob(pattern) if p.is_file())
+    # data_files must be relative to this setup.py
+    return sorted(os.path.relpath(p, _HERE) for p in (_LAUNCH / sub).glob(pattern) if p.is_file())
 
 
 setup(
