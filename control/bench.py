@@ -55,7 +55,9 @@ def rollout_gpc(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, W: n
         model: (A_est, B_est) the controller uses (the true plant if None).
 
     Returns:
-        ``(costs (T,), the GPC object after the run)``.
+        ``(costs (T,), the GPC object after the run)``. If the loop diverges (possible only
+        with a wrong model, where the disturbance estimate feeds the state back through M)
+        the costs from that step on are ``inf``.
     """
     Am, Bm = (A, B) if model is None else model
     gpc = GPC(Am, Bm, Q, R, config)
@@ -67,12 +69,15 @@ def rollout_gpc(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, W: n
         u = gpc.get_action(x)
         X[t], U[t] = x, u
         x = A @ x + B @ u + W[t]
+        if not np.all(np.abs(x) < 1e12):
+            costs = _stage_costs(X[:t + 1], U[:t + 1], Q, R)
+            return np.concatenate([costs, np.full(T - t - 1, np.inf)]), gpc
         gpc.update(x, u)
     return _stage_costs(X, U, Q, R), gpc
 
 
 def identify_by_exploration(A: np.ndarray, B: np.ndarray, K: np.ndarray, rng: np.random.Generator,
-                            steps: int = 500, explore_scale: float = 0.3,
+                            steps: int = 2000, explore_scale: float = 1.0,
                             noise_scale: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Explore-then-identify: run ``u = -K x + explore_scale * N(0, I)`` on the true plant
     with Gaussian process noise for ``steps`` steps, then least-squares (A, B).
@@ -202,14 +207,25 @@ def best_dac_in_hindsight(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.nda
 
 
 def regret_exponent(Ts: Sequence[int], regret: Sequence[float], min_T: int = 0) -> float | None:
-    """Least-squares slope of log(regret) vs log(T) over points with T >= min_T.
+    """Least-squares slope of log(regret) vs log(T).
 
-    Returns None when fewer than 3 points have positive regret (no power law to fit; a
-    negative regret means the online controller beat the best fixed one).
+    The fit uses the checkpoints with ``T >= min_T`` in the final stretch where regret stays
+    positive (a power law describes a positive, growing regret; points before a sign change
+    say nothing about the growth rate at the end).
+
+    Returns:
+        The slope, or None when the regret at the last checkpoint is <= 0 (the online
+        controller did at least as well as the best fixed one) or fewer than 3 points remain.
     """
     Ts = np.asarray(Ts, dtype=float)
     r = np.asarray(regret, dtype=float)
-    keep = (Ts >= min_T) & (r > 0)
+    if r.size == 0 or r[-1] <= 0:
+        return None
+    nonpos = np.flatnonzero(r <= 0)
+    start = nonpos[-1] + 1 if nonpos.size else 0
+    keep = np.zeros(r.size, dtype=bool)
+    keep[start:] = True
+    keep &= Ts >= min_T
     if keep.sum() < 3:
         return None
     slope, _ = np.polyfit(np.log(Ts[keep]), np.log(r[keep]), 1)

@@ -15,7 +15,10 @@ from katazuke.sim.env import (CATEGORIES, Action, CameraFrame, ContainerInfo, En
                               Observation, ObjectState, SimError, TidyEnv, intrinsics_from_fov)
 from katazuke.sim.objects import KINDS, ObjectKind
 from katazuke.sim.profiles import PROFILES, Profile
+from katazuke.sim.dataset import DatasetSpec, generate_dataset, generate_sequences
+from katazuke.sim.pick_place import PickPlaceResult, pick_and_place
 
 __all__ = ["TidyEnv", "EnvConfig", "Action", "Observation", "CameraFrame", "ObjectState",
            "ContainerInfo", "SimError", "CATEGORIES", "KINDS", "ObjectKind", "PROFILES",
-           "Profile", "intrinsics_from_fov"]
+           "Profile", "intrinsics_from_fov", "DatasetSpec", "generate_dataset",
+           "generate_sequences", "PickPlaceResult", "pick_and_place"]

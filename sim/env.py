@@ -15,6 +15,7 @@ advances ``1/control_hz`` seconds in ``physics_substeps`` physics steps.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -81,9 +82,9 @@ class EnvConfig:
         default=0.02, metadata={"help": "odometry yaw-rate noise, fraction of rate"})
     settle_steps: int = field(
         default=48, metadata={"help": "physics steps to let objects settle after placement"})
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "folder for generated URDF/texture files (a temporary "
-                                        "folder removed on close() when None)"})
+    cache_dir: str = field(
+        default="", metadata={"help": "folder for generated URDF/texture files (empty: a "
+                                      "temporary folder removed on close())"})
     texture_size: int = field(default=64, metadata={"help": "procedural texture side, px"})
     include_robot: bool = field(default=True, metadata={"help": "spawn the robot"})
 
@@ -224,7 +225,7 @@ class TidyEnv:
         self._p = p
         self.client = BulletClient(connection_mode=p.GUI if self.config.gui else p.DIRECT)
         self._data_path = pybullet_data.getDataPath()
-        if self.config.cache_dir is None:
+        if not self.config.cache_dir:
             self._tmp = tempfile.mkdtemp(prefix="katazuke_sim_")
             self.cache_dir = self._tmp
         else:
@@ -254,6 +255,7 @@ class TidyEnv:
         self._visual_links: dict[int, list[int]] = {}
         self._nominal: dict[int, tuple] = {}
         self._seg_lut = np.full(1, -1, dtype=np.int32)
+        self._noise_banks: dict = {}
         self._closed = False
         self._dt = 1.0 / (self.config.control_hz * self.config.physics_substeps)
 
@@ -301,6 +303,7 @@ class TidyEnv:
         if cfg.gui:
             c.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 0)
         self._shape_cache: dict = {}
+        self._noise_banks: dict = {}
         self.time = 0.0
         self._disturbance = np.zeros(2)
         self._cmd_vel = np.zeros(3)
@@ -361,11 +364,22 @@ class TidyEnv:
                 self.client.changeVisualShape(body, link, rgbaColor=list(colour))
 
     def _rebuild_seg_lut(self) -> None:
-        n = self.client.getNumBodies() + 2
-        lut = np.full(max(n, 1) + 64, -1, dtype=np.int32)
+        # index uid + 1 holds the object uid (or -1); the padding keeps the last entry -1
+        lut = np.full(self.client.getNumBodies() + 64, -1, dtype=np.int32)
         for o in self.objects:
-            lut[o.uid] = o.uid
+            lut[o.uid + 1] = o.uid
         self._seg_lut = lut
+
+    def _noise_bank(self, h: int, w: int) -> np.ndarray:
+        """Unit Gaussian noise ``(h + 32, w + 32, 3)`` float32 for this episode and size;
+        each frame reads a randomly offset window (much cheaper than fresh noise)."""
+        bank = self._noise_banks.get((h, w))
+        if bank is None:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+                [self.seed or 0, 17, h, w])))
+            bank = self._noise_banks[(h, w)] = rng.standard_normal((h + 32, w + 32, 3),
+                                                                   dtype=np.float32)
+        return bank
 
     def _load_robot(self) -> None:
         from katazuke.sim.robot import ARM_HOME, ARM_JOINTS, FINGER_JOINTS, RobotModel
@@ -438,7 +452,7 @@ class TidyEnv:
         weights = np.array([0.5, 0.3, 0.1, 0.1])[:len(surfaces)]
         weights = weights / weights.sum()
         placed: dict[str, list[np.ndarray]] = {s.name: [] for s in surfaces}
-        blocked = [self._container_footprint(ci) for ci in self.room.containers]
+        blocked = self.room.floor_obstacles
         rx, ry = self.base_pose()[:2] if self.robot is not None else cfg.robot_start[:2]
         for obj in self.objects:
             for attempt in range(40):
@@ -554,9 +568,10 @@ class TidyEnv:
                                        f"[{j.lower}, {j.upper}]")
                     self._targets[name] = float(v)
             self._apply_joint_targets()
+        state = self._true_base_state() if self.robot is not None else None
         for _ in range(cfg.physics_substeps):
             if self.robot is not None:
-                self._apply_base_velocity(twist)
+                self._apply_base_velocity(twist, state)
                 if np.any(self._disturbance):
                     bl = self.robot.link("base_link")
                     pos = self.client.getLinkState(self.robot_uid, bl)[0]
@@ -566,7 +581,8 @@ class TidyEnv:
             self.client.stepSimulation()
             self.time += self._dt
             if self.robot is not None:
-                self._integrate_odometry()
+                state = self._true_base_state()
+                self._integrate_odometry(state)
         # keep the float exact at control ticks (no accumulated substep rounding)
         self.time = round(self.time * cfg.control_hz) / cfg.control_hz
         return self._observation()
@@ -590,13 +606,14 @@ class TidyEnv:
                                     targetPosition=self._targets[name],
                                     force=self.config.gripper_force, maxVelocity=0.1)
 
-    def _apply_base_velocity(self, twist_base: np.ndarray) -> None:
+    def _apply_base_velocity(self, twist_base: np.ndarray, state: np.ndarray | None = None
+                             ) -> None:
         """Drive the base like a wheeled platform: the commanded twist is rate-limited by
         the acceleration limits, then tracked by a proportional velocity loop whose force
         is capped by floor traction (``mu * m * g``). External pushes therefore slow or
         deflect the base instead of being absorbed by an ideal velocity constraint."""
         cfg, c, rm = self.config, self.client, self.robot
-        x, y, yaw, vx, vy, wz = self._true_base_state()
+        x, y, yaw, vx, vy, wz = self._true_base_state() if state is None else state
         cy, sy = np.cos(yaw), np.sin(yaw)
         want = np.array([cy * twist_base[0] - sy * twist_base[1],
                          sy * twist_base[0] + cy * twist_base[1], twist_base[2]])
@@ -609,21 +626,22 @@ class TidyEnv:
         self._cmd_vel = self._cmd_vel + dv
         k = cfg.base_velocity_gain
         traction = self._floor_mu * self._base_mass * 9.81
-        force = self._base_mass * k * (self._cmd_vel[:2] - np.array([vx, vy]))
-        fn = np.hypot(force[0], force[1])
+        fx = self._base_mass * k * (self._cmd_vel[0] - vx)
+        fy = self._base_mass * k * (self._cmd_vel[1] - vy)
+        fn = math.hypot(fx, fy)
         if fn > traction:
-            force *= traction / fn
+            fx, fy = fx * traction / fn, fy * traction / fn
         # wheel traction also bounds the yaw torque (lever arm ~ half the wheel base)
-        torque = float(np.clip(cfg.base_yaw_inertia * k * (self._cmd_vel[2] - wz),
-                               -0.25 * traction, 0.25 * traction))
+        torque = min(max(cfg.base_yaw_inertia * k * (self._cmd_vel[2] - wz), -0.25 * traction),
+                     0.25 * traction)
         for name, f in zip(("base_x_joint", "base_y_joint", "base_yaw_joint"),
-                           (force[0], force[1], torque)):
+                           (fx, fy, torque)):
             c.setJointMotorControl2(self.robot_uid, rm.index(name), self._p.TORQUE_CONTROL,
                                     force=float(f))
 
-    def _integrate_odometry(self) -> None:
+    def _integrate_odometry(self, state: np.ndarray) -> None:
         cfg = self.config
-        x, y, yaw, vx_w, vy_w, wz = self._true_base_state()
+        x, y, yaw, vx_w, vy_w, wz = state
         c, s = np.cos(yaw), np.sin(yaw)
         v_base = np.array([c * vx_w + s * vy_w, -s * vx_w + c * vy_w, wz])
         r = self._odom_rng
@@ -833,14 +851,14 @@ class TidyEnv:
         zbuf = np.asarray(zbuf, dtype=np.float64).reshape(h, w)
         depth = (far * near / (far - (far - near) * zbuf)).astype(np.float32)
         depth[zbuf >= 1.0 - 1e-7] = np.inf
+        # body uid -> object uid or -1; the table is shifted by one so background (-1) -> 0
         seg = np.asarray(seg, dtype=np.int64).reshape(h, w)
-        segm = np.full((h, w), -1, dtype=np.int32)
-        ok = (seg >= 0) & (seg < len(self._seg_lut))
-        segm[ok] = self._seg_lut[seg[ok]]
+        segm = np.take(self._seg_lut, seg + 1, mode="clip")
         if effects and self.image_effects:
             from katazuke.sim.randomization import apply_image_effects
 
-            rgb = apply_image_effects(rgb, self.image_effects, self._noise_rng)
+            rgb = apply_image_effects(rgb, self.image_effects, self._noise_rng,
+                                      self._noise_bank(h, w))
         return CameraFrame(np.ascontiguousarray(rgb), depth, segm, np.asarray(K, np.float64),
                            np.asarray(T_world_cam, np.float64), float(self.time), name)
 

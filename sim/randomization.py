@@ -193,13 +193,16 @@ class ImageNoiseRandomizer(Randomizer):
         env.image_effects = dict(self.params)
 
 
-def apply_image_effects(rgb: np.ndarray, effects: dict, rng: np.random.Generator) -> np.ndarray:
+def apply_image_effects(rgb: np.ndarray, effects: dict, rng: np.random.Generator,
+                        noise_bank: np.ndarray | None = None) -> np.ndarray:
     """Exposure, gamma, box blur and Gaussian noise on an image.
 
     Args:
         rgb: ``(H, W, 3)`` uint8.
         effects: ``{"gain", "gamma", "blur" (px), "noise_std" (intensity levels)}``.
-        rng: noise source.
+        rng: noise source (fresh noise, or the window offset into ``noise_bank``).
+        noise_bank: optional ``(H + m, W + m, 3)`` float32 unit Gaussian noise; a window at
+            a random offset is used instead of drawing ``H * W * 3`` new samples.
 
     Returns:
         ``(H, W, 3)`` uint8.
@@ -224,7 +227,14 @@ def apply_image_effects(rgb: np.ndarray, effects: dict, rng: np.random.Generator
         x[:, -1] += side * y[:, -1]
     x *= np.float32(255.0)
     if effects["noise_std"] > 0:
-        x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(effects["noise_std"])
+        h, w = x.shape[:2]
+        if noise_bank is not None and noise_bank.shape[0] >= h and noise_bank.shape[1] >= w:
+            oy = int(rng.integers(noise_bank.shape[0] - h + 1))
+            ox = int(rng.integers(noise_bank.shape[1] - w + 1))
+            noise = noise_bank[oy:oy + h, ox:ox + w]
+        else:
+            noise = rng.standard_normal(x.shape, dtype=np.float32)
+        x += noise * np.float32(effects["noise_std"])
     np.clip(x, 0, 255, out=x)
     return np.rint(x).astype(np.uint8)
 

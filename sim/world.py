@@ -76,7 +76,9 @@ class Room:
         containers: :class:`ContainerInfo` per container, in :data:`CONTAINER_SPECS` order.
         container_bodies: body id per container.
         surfaces: placement surfaces (floor, table, shelf levels).
-        textured: ``(body, link)`` pairs that appearance randomizers may re-texture.
+        textured: ``(body, role)`` pairs that appearance randomizers may re-texture.
+        floor_obstacles: ``(4, 2)`` corner arrays (world x, y) of floor areas taken by
+            furniture legs, the shelf and the containers (with a margin).
     """
 
     size: float
@@ -88,6 +90,7 @@ class Room:
     container_bodies: list[int]
     surfaces: list[Surface]
     textured: list[tuple[int, str]] = field(default_factory=list)
+    floor_obstacles: list[np.ndarray] = field(default_factory=list)
 
 
 def _box_body(client, half_extents, position, yaw=0.0, rgba=(0.8, 0.8, 0.8, 1)) -> int:
@@ -198,4 +201,16 @@ def build_room(client, size: float = 5.0, wall_height: float = 2.2) -> Room:
                                 np.array([sx + 0.5 - m, sy + 0.17 - m]), shelf))
     textured = [(floor, "floor")] + [(w, "wall") for w in walls] + [(table, "furniture"),
                                                                     (shelf, "furniture")]
-    return Room(size, floor, walls, table, shelf, containers, cbodies, surfaces, textured)
+    def rect(cx, cy, hx, hy, yaw=0.0, margin=0.05):
+        c, s_ = np.cos(yaw), np.sin(yaw)
+        local = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [hx + margin, hy + margin]
+        return local @ np.array([[c, s_], [-s_, c]]) + [cx, cy]
+
+    obstacles = [rect(tx + lx, ty + ly, 0.025, 0.025) for _, (lx, ly, _) in legs]
+    obstacles.append(rect(sx, sy, 0.53, 0.18))
+    obstacles += [rect(ci.T_world_container[0, 3], ci.T_world_container[1, 3],
+                       ci.extent[0] / 2, ci.extent[1] / 2,
+                       float(np.arctan2(ci.T_world_container[1, 0], ci.T_world_container[0, 0])))
+                  for ci in containers]
+    return Room(size, floor, walls, table, shelf, containers, cbodies, surfaces, textured,
+                obstacles)

@@ -359,17 +359,22 @@ class Player:
             anchor, events = self._events(start_ns, summary.end_ns)
             clock.restart(anchor)
             for t, topic, data in events:
+                # Everything that costs time (ROS 1 conversion, building /clock) happens
+                # before the wait, so the deadline only pays for the publish call.
+                if topic is None:
+                    payload, pub = self._clock_msg(t), self._clock_pub
+                else:
+                    conv = self.converters.get(topic)
+                    payload = conv(data) if conv is not None else data
+                    pub = self.publishers[topic]
                 due = clock.deadline(t)
                 if not wait_until(due, spin_s, stop):
                     return self.result
+                t_pub = time.monotonic()
+                pub.publish(payload)
                 if topic is None:
-                    self._clock_pub.publish(self._clock_msg(t))
                     self.result.clock_ticks += 1
                     continue
-                conv = self.converters.get(topic)
-                payload = conv(data) if conv is not None else data
-                t_pub = time.monotonic()
-                self.publishers[topic].publish(payload)
                 call.add(time.monotonic() - t_pub)
                 timing.add(t_pub - due)
                 self.result.published[topic] += 1

@@ -1,8 +1,8 @@
 """``katazuke sim tour``: the scripted tour of the simulated room, end to end.
 
-Brings up ``launch/sim.launch.xml`` with ``tour:=true`` (simulator bridge + tour node,
-plus the bag recorder unless ``--no-bag``), watches the robot from this process over
-ROS 2 and writes into ``--out``:
+Brings up ``launch/sim.launch.xml`` with ``tour:=true`` through ``katazuke launch``
+(simulator bridge + tour node, plus the ``bag_recorder`` node unless ``--no-bag``),
+watches the robot from this process over ROS 2 and writes into ``--out``:
 
 - ``bag/``            rosbag2 (MCAP) of /clock, /tf, /tf_static, head camera (rgb, depth,
                       camera_info), odom, joint_states, cmd_vel and the ground-truth base pose;
@@ -32,10 +32,6 @@ from typing import Any
 from katazuke.errors import InputError, KatazukeError
 
 __all__ = ["add_arguments", "main", "TourOptions", "run_tour"]
-
-BAG_TOPICS = ("/clock", "/tf", "/tf_static", "/head_camera/image_raw",
-              "/head_camera/depth/image_raw", "/head_camera/camera_info", "/odom",
-              "/joint_states", "/cmd_vel", "/sim/ground_truth/base_pose")
 
 
 @dataclass(frozen=True)
@@ -118,26 +114,19 @@ class _Processes:
         return [p.returncode for p in self.procs]
 
 
-def _launcher_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("katazuke.cli.launch") is not None
-
-
-def _recorder_available() -> bool:
+def _require_executables(bag: bool) -> None:
     from katazuke.rosenv import workspace_install
 
-    exe = workspace_install() / "lib" / "katazuke_ros" / "bag_recorder"
-    try:
-        import importlib.util
-
-        return exe.exists() and importlib.util.find_spec("katazuke_ros.bag_record_node") is not None
-    except (ImportError, ValueError):
-        return False
+    exe = workspace_install() / "lib" / "katazuke_ros"
+    needed = ["sim_bridge", "tour"] + (["bag_recorder"] if bag else [])
+    missing = [n for n in needed if not (exe / n).exists()]
+    if missing:
+        raise KatazukeError(f"ROS executables {missing} are not installed in {exe}: run "
+                            "`bash scripts/bootstrap.sh`" + (" (or pass --no-bag)" if bag else ""))
 
 
 def _start(opts: TourOptions, bag_dir: Path | None, log_dir: Path) -> _Processes:
-    from katazuke.rosenv import repo_root, ros_environment, workspace_install
+    from katazuke.rosenv import repo_root, ros_environment
 
     env = ros_environment()
     params = repo_root() / "launch" / "params" / "sim.yaml"
@@ -149,39 +138,21 @@ def _start(opts: TourOptions, bag_dir: Path | None, log_dir: Path) -> _Processes
         launch_args["bag"] = str(bag_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    def popen(cmd: list[str], name: str) -> subprocess.Popen:
-        log = open(log_dir / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
-        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+    launch_file = repo_root() / "launch" / "sim.launch.xml"
+    cmd = [sys.executable, "-P", "-m", "katazuke.cli", "launch", str(launch_file),
+           "--shutdown-timeout", "10", "--log-dir", str(log_dir),
+           *(f"{k}:={v}" for k, v in launch_args.items())]
+    with open(log_dir / "launch.log", "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-
-    if _launcher_available():
-        launch_file = repo_root() / "launch" / "sim.launch.xml"
-        cmd = [sys.executable, "-P", "-m", "katazuke.cli", "launch", str(launch_file),
-               "--shutdown-timeout", "10", "--log-dir", str(log_dir),
-               *(f"{k}:={v}" for k, v in launch_args.items())]
-        return _Processes([popen(cmd, "launch")], log_dir)
-    # No launcher in this checkout: start the nodes of sim.launch.xml directly.
-    exe = workspace_install() / "lib" / "katazuke_ros"
-    bridge = [str(exe / "sim_bridge"), "--ros-args", "--params-file", str(params),
-              "-p", f"seed:={opts.seed}", "-p", f"profile:={opts.profile}",
-              "-p", f"gui:={launch_args['gui']}",
-              "-p", f"real_time_factor:={opts.real_time_factor}"]
-    tour = [str(exe / "tour"), "--ros-args", "--params-file", str(params),
-            "-p", "use_sim_time:=true"]
-    procs = [popen(bridge, "sim_bridge"), popen(tour, "tour")]
-    if bag_dir is not None:
-        procs.append(popen([str(exe / "bag_recorder"), "--ros-args", "-p", "use_sim_time:=true",
-                            "-p", f"output:={bag_dir}", "-p", f"topics:={' '.join(BAG_TOPICS)}"],
-                           "bag_recorder"))
-    return _Processes(procs, log_dir)
+    return _Processes([proc], log_dir)
 
 
 # ------------------------------------------------------------------------------ observer
 class _Observer:
     """Subscribes in this process: video frames, odometry, ground truth, tour status."""
 
-    def __init__(self, context: Any, opts: TourOptions, video_path: Path,
-                 bag_dir: Path | None) -> None:
+    def __init__(self, context: Any, opts: TourOptions, video_path: Path) -> None:
         import imageio.v2 as imageio
         import numpy as np
         import rclpy
@@ -210,7 +181,6 @@ class _Observer:
         self.markers: Any = None
         self.status = ""
         self.bad_frames = 0
-        self.recorder = None
         n = self.node
         n.create_subscription(Image, "/head_camera/image_raw", self._on_image, qos.SENSOR)
         n.create_subscription(Odometry, "/odom", self._on_odom, qos.STATE)
@@ -220,8 +190,6 @@ class _Observer:
                               qos.LATCHED)
         n.create_subscription(String, "/tour/status", self._on_status, qos.LATCHED)
         n.create_subscription(Clock, "/clock", self._on_clock, qos.CLOCK)
-        if bag_dir is not None:
-            self.recorder = _MiniRecorder(n, bag_dir)
 
     @staticmethod
     def _t(stamp: Any) -> float:
@@ -266,53 +234,9 @@ class _Observer:
     def _on_status(self, msg: Any) -> None:
         self.status = msg.data
 
-    def close(self) -> dict[str, int]:
+    def close(self) -> None:
         self.writer.close()
-        stats = self.recorder.close() if self.recorder is not None else {}
         self.node.destroy_node()
-        return stats
-
-
-class _MiniRecorder:
-    """Fallback recorder (only when the ``bag_recorder`` node is not installed): raw CDR
-    subscriptions in this process written with :class:`katazuke.bag.BagWriter`."""
-
-    def __init__(self, node: Any, bag_dir: Path) -> None:
-        from geometry_msgs.msg import PoseStamped, Twist
-        from nav_msgs.msg import Odometry
-        from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import CameraInfo, Image, JointState
-        from tf2_msgs.msg import TFMessage
-
-        from katazuke.bag import BagWriter
-        from katazuke_ros import qos
-
-        types = {"/clock": (Clock, "rosgraph_msgs/msg/Clock", qos.CLOCK),
-                 "/tf": (TFMessage, "tf2_msgs/msg/TFMessage", qos.STATE),
-                 "/tf_static": (TFMessage, "tf2_msgs/msg/TFMessage", qos.LATCHED),
-                 "/head_camera/image_raw": (Image, "sensor_msgs/msg/Image", qos.SENSOR),
-                 "/head_camera/depth/image_raw": (Image, "sensor_msgs/msg/Image", qos.SENSOR),
-                 "/head_camera/camera_info": (CameraInfo, "sensor_msgs/msg/CameraInfo",
-                                              qos.SENSOR),
-                 "/odom": (Odometry, "nav_msgs/msg/Odometry", qos.STATE),
-                 "/joint_states": (JointState, "sensor_msgs/msg/JointState", qos.STATE),
-                 "/cmd_vel": (Twist, "geometry_msgs/msg/Twist", qos.COMMAND),
-                 "/sim/ground_truth/base_pose": (PoseStamped, "geometry_msgs/msg/PoseStamped",
-                                                 qos.STATE)}
-        self._writer = BagWriter(bag_dir)
-        self._node = node
-        for topic in BAG_TOPICS:
-            cls, name, profile = types[topic]
-            self._writer.add_topic(topic, name)
-            node.create_subscription(cls, topic, self._callback(topic), profile, raw=True)
-
-    def _callback(self, topic: str) -> Any:
-        def cb(data: bytes) -> None:
-            self._writer.write(topic, self._node.get_clock().now().nanoseconds, data)
-        return cb
-
-    def close(self) -> dict[str, int]:
-        return dict(self._writer.close().written)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -336,18 +260,17 @@ def run_tour(opts: TourOptions) -> dict[str, Any]:
             raise InputError(f"{bag_dir} exists and is not a bag: remove it or choose another --out")
         shutil.rmtree(bag_dir)  # a bag from an earlier run of this command
     video = out / "head_camera.mp4"
-    use_node_recorder = bag_dir is not None and _recorder_available()
+    _require_executables(bag=bag_dir is not None)
     ctx = Context()
     rclpy.init(context=ctx)
-    observer = _Observer(ctx, opts, video, None if use_node_recorder or bag_dir is None
-                         else bag_dir)
+    observer = _Observer(ctx, opts, video)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(observer.node)
     # Spin in a thread for the whole run, shutdown included: peers that stop while this
     # process stops reading (reliable subscriptions) would otherwise linger.
     spinner = threading.Thread(target=executor.spin, name="tour_observer", daemon=True)
     spinner.start()
-    procs = _start(opts, bag_dir if use_node_recorder else None, out / "logs")
+    procs = _start(opts, bag_dir, out / "logs")
     t_wall0 = time.monotonic()
     ended = "duration"
     rate = opts.real_time_factor if opts.real_time_factor > 0 else 4.0
@@ -387,7 +310,7 @@ def run_tour(opts: TourOptions) -> dict[str, Any]:
         codes = procs.stop()
         executor.shutdown()
         spinner.join(timeout=10.0)
-        rec_stats = observer.close()
+        observer.close()
         ctx.try_shutdown()
     wall_s = time.monotonic() - t_wall0
     if observer.frames == 0:
@@ -411,21 +334,21 @@ def run_tour(opts: TourOptions) -> dict[str, Any]:
         "exit_codes": codes,
     }
     if bag_dir is not None:
-        summary["bag"] = _bag_counts(bag_dir, rec_stats)
+        summary["bag"] = _bag_counts(bag_dir)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _bag_counts(bag_dir: Path, fallback: dict[str, int]) -> dict[str, Any]:
-    try:
-        from katazuke.bag import open_bag
+def _bag_counts(bag_dir: Path) -> dict[str, Any]:
+    from katazuke.bag import open_bag
 
+    try:
         with open_bag(bag_dir) as bag:
             s = bag.summary
             return {"messages": {t.name: t.count for t in s.topics},
                     "duration_s": round(s.duration_s, 3)}
-    except Exception as exc:  # report what the recorder counted and why the bag was unreadable
-        return {"messages": fallback, "read_error": str(exc)}
+    except KatazukeError as exc:  # the run's other outputs are still worth reporting
+        return {"messages": {}, "read_error": str(exc)}
 
 
 def _path_length(xy: Any) -> float:

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many minutes of training (0 = no limit)")
     parser.add_argument("--max-images", type=int, default=0, help="use at most N images (0 = all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--crop", default=None, metavar="WxH",
+                        help="train on native-resolution WxH crops (e.g. 160x120); inference "
+                             "stays on whole images")
     parser.add_argument("--config", default=None,
                         help="YAML of TrainConfig fields (command-line flags win)")
     parser.add_argument("--resume", action="store_true",
@@ -29,7 +32,16 @@ def main(args: argparse.Namespace) -> int:
     from katazuke.perception.detection.dataset import load_dataset
     from katazuke.perception.detection.train import train
 
-    cfg = load_config(TrainConfig, args.config, epochs=args.epochs, seed=args.seed,
+    crop = {}
+    if args.crop:
+        from katazuke.errors import KatazukeError
+
+        try:
+            cw, ch = (int(v) for v in args.crop.lower().split("x"))
+        except ValueError:
+            raise KatazukeError(f"--crop must look like 160x120, got {args.crop!r}") from None
+        crop = {"crop": True, "input_width": cw, "input_height": ch}
+    cfg = load_config(TrainConfig, args.config, **crop, epochs=args.epochs, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr,
                       time_budget_min=args.time_budget_min, max_images=args.max_images,
                       num_threads=args.threads)

@@ -55,6 +55,10 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of weights init, shuffling, augmentation"})
     input_width: int = field(default=320, metadata={"help": "network input width, pixels"})
     input_height: int = field(default=240, metadata={"help": "network input height, pixels"})
+    crop: bool = field(default=False, metadata={
+        "help": "train on native-resolution crops of input_width x input_height (objects keep "
+                "their pixel size, 4x cheaper at half size); inference then runs on whole "
+                "images at the dataset's resolution. False: whole images resized to the input"})
     num_threads: int = field(default=2, metadata={"help": "torch threads while training"})
     val_fraction: float = field(default=0.05, metadata={
         "help": "fraction of training images held back to log validation mAP per epoch"})

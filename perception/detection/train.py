@@ -35,27 +35,29 @@ class TrainResult:
     elapsed_s: float
 
 
-def _affine_params(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.ndarray:
-    """Per sample (scale, tx, ty, flip) in normalised coords: input = flip*u/scale + t."""
+def _affine_params(rng: np.random.Generator, n: int, cfg: TrainConfig, r: tuple[float, float]
+                   ) -> np.ndarray:
+    """Per sample (scale, tx, ty, flip, rx, ry) in normalised coords:
+    ``x_in = flip * rx * u / scale + tx`` (``rx, ry``: fraction of the source the view spans)."""
+    rx, ry = r
     s = 1.0 + rng.uniform(-cfg.scale_jitter, cfg.scale_jitter, n) if cfg.scale_jitter > 0 else np.ones(n)
-    # Translation keeps the zoomed view mostly inside the image.
-    lim = np.abs(1.0 - 1.0 / s)
-    tx = rng.uniform(-1, 1, n) * lim
-    ty = rng.uniform(-1, 1, n) * lim
+    # Translation keeps the view mostly inside the image.
+    tx = rng.uniform(-1, 1, n) * np.abs(1.0 - rx / s)
+    ty = rng.uniform(-1, 1, n) * np.abs(1.0 - ry / s)
     flip = np.where(rng.random(n) < 0.5, -1.0, 1.0) if cfg.hflip else np.ones(n)
-    return np.stack([s, tx, ty, flip], 1)
+    return np.stack([s, tx, ty, flip, np.full(n, rx), np.full(n, ry)], 1)
 
 
-def _transform_boxes(b: np.ndarray, p: np.ndarray, w: int, h: int, min_px: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (N,4) xywh input pixels -> output pixels; returns (boxes, keep mask)."""
-    s, tx, ty, f = p
-    x0 = 2 * b[:, 0] / w - 1
-    x1 = 2 * (b[:, 0] + b[:, 2]) / w - 1
-    y0 = 2 * b[:, 1] / h - 1
-    y1 = 2 * (b[:, 1] + b[:, 3]) / h - 1
-    u0, u1 = f * s * (x0 - tx), f * s * (x1 - tx)
-    v0, v1 = s * (y0 - ty), s * (y1 - ty)
+def _transform_boxes(b: np.ndarray, p: np.ndarray, w0: int, h0: int, w: int, h: int,
+                     min_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N,4) xywh source pixels (image w0 x h0) -> output pixels (w x h); (boxes, keep)."""
+    s, tx, ty, f, rx, ry = p
+    x0 = 2 * b[:, 0] / w0 - 1
+    x1 = 2 * (b[:, 0] + b[:, 2]) / w0 - 1
+    y0 = 2 * b[:, 1] / h0 - 1
+    y1 = 2 * (b[:, 1] + b[:, 3]) / h0 - 1
+    u0, u1 = f * s * (x0 - tx) / rx, f * s * (x1 - tx) / rx
+    v0, v1 = s * (y0 - ty) / ry, s * (y1 - ty) / ry
     ux0, ux1 = np.minimum(u0, u1), np.maximum(u0, u1)
     px0, px1 = (ux0 + 1) * w / 2, (ux1 + 1) * w / 2
     py0, py1 = (v0 + 1) * h / 2, (v1 + 1) * h / 2
@@ -85,12 +87,15 @@ def augment_batch(samples: list[Sample], rng: np.random.Generator, cfg: TrainCon
     imgs = torch.from_numpy(np.stack([s.rgb for s in samples]))
     x = normalize(imgs)
     h0, w0 = x.shape[-2:]
-    sx, sy = w_in / w0, h_in / h0
+    r = (w_in / w0, h_in / h0) if cfg.crop else (1.0, 1.0)
     n = len(samples)
-    params = _affine_params(rng, n, cfg) if augment else np.tile([1.0, 0.0, 0.0, 1.0], (n, 1))
+    if augment:
+        params = _affine_params(rng, n, cfg, r)
+    else:
+        params = np.tile([1.0, 0.0, 0.0, 1.0, r[0], r[1]], (n, 1))
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = torch.from_numpy(params[:, 3] / params[:, 0]).float()
-    theta[:, 1, 1] = torch.from_numpy(1.0 / params[:, 0]).float()
+    theta[:, 0, 0] = torch.from_numpy(params[:, 3] * params[:, 4] / params[:, 0]).float()
+    theta[:, 1, 1] = torch.from_numpy(params[:, 5] / params[:, 0]).float()
     theta[:, 0, 2] = torch.from_numpy(params[:, 1]).float()
     theta[:, 1, 2] = torch.from_numpy(params[:, 2]).float()
     if augment or (w_in, h_in) != (w0, h0):
@@ -110,10 +115,7 @@ def augment_batch(samples: list[Sample], rng: np.random.Generator, cfg: TrainCon
     grid_hw = (math.ceil(h_in / STRIDE), math.ceil(w_in / STRIDE))
     tl = []
     for s, p in zip(samples, params):
-        b = s.boxes_xywh.copy()
-        b[:, [0, 2]] *= sx
-        b[:, [1, 3]] *= sy
-        b, keep = _transform_boxes(b, p, w_in, h_in, cfg.min_box_px)
+        b, keep = _transform_boxes(s.boxes_xywh, p, w0, h0, w_in, h_in, cfg.min_box_px)
         tl.append(build_targets(b[keep], s.categories[keep], grid_hw, STRIDE))
     targets = {k: torch.from_numpy(np.stack([t[k] for t in tl])) for k in tl[0]}
     return x.contiguous(), targets
@@ -233,6 +235,9 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
         start_epoch, step, elapsed, history = ck["epoch"], ck["step"], ck["elapsed_s"], ck["history"]
         log(f"resumed from {ckpt_path} at epoch {start_epoch}, step {step}")
     budget_s = cfg.time_budget_min * 60.0
+    h_img, w_img = tr[0].rgb.shape[:2]
+    # Whole images at the dataset resolution when training on crops, else the resized input.
+    infer_size = (w_img, h_img) if cfg.crop else (cfg.input_width, cfg.input_height)
 
     def lr_at(progress_: float, step_: int) -> float:
         warm = min(1.0, (step_ + 1) / max(cfg.warmup_steps, 1))
@@ -283,7 +288,7 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
                 break
         metrics = {"map50": float("nan"), "recall50_all": float("nan")}
         if val:
-            metrics, _ = evaluate_model(model, val, input_size=(cfg.input_width, cfg.input_height))
+            metrics, _ = evaluate_model(model, val, input_size=infer_size)
         history["val_epoch"].append(epoch + 1)
         history["val_map50"].append(metrics["map50"])
         history["val_recall50"].append(metrics["recall50_all"])
@@ -301,7 +306,7 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
     if bar is not None:
         bar.close()
     weights = out / "detector.pt"
-    save_weights(weights, model, cfg.model, (cfg.input_width, cfg.input_height),
+    save_weights(weights, model, cfg.model, infer_size,
                  extra={"train_config": config_to_dict(cfg), "steps": step,
                         "epochs_done": epoch + 1, "train_images": len(tr), "val_images": len(val),
                         "train_minutes": elapsed / 60.0, "dataset": str(data.root),

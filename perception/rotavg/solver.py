@@ -41,6 +41,7 @@ certified.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -298,8 +299,10 @@ class _Problem:
             return _round_blocks(V)
         X0 = np.random.default_rng(0).standard_normal((N, 3))
         pre = _block_jacobi(self.deg[:, None, None] * np.eye(3), 1e-3 * float(self.deg.mean()))
-        _, V = sla.lobpcg(L, X0, B=sp.diags(d3).tocsr(), M=pre, tol=1e-5 * float(self.deg.mean()),
-                          maxiter=200, largest=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a rough start is all we need
+            _, V = sla.lobpcg(L, X0, B=sp.diags(d3).tocsr(), M=pre,
+                              tol=1e-5 * float(self.deg.mean()), maxiter=200, largest=False)
         return _round_blocks(V)
 
     def newton_step(self, R: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -512,7 +515,9 @@ def _lobpcg_min(S: sp.csr_matrix, Lam: np.ndarray, Qx: np.ndarray, tol: float,
     X0 = rng.standard_normal((N, 3))
     if pre is None:
         pre = _block_jacobi(Lam, floor=1e-3 * float(np.abs(S.diagonal()).mean()))
-    vals, vecs = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=300, largest=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # non-convergence is checked below
+        vals, vecs = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=300, largest=False)
     k = int(np.argmin(vals))
     v = vecs[:, k]
     if float(np.linalg.norm(S @ v - vals[k] * v)) <= 10 * tol:

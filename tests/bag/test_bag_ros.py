@@ -172,7 +172,25 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
         assert np.median(np.abs(err)) < 0.015 and np.max(np.abs(err)) < 0.1, err
 
 
-@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def _on_disk(bag: Path, storage: str) -> int:
+    """Messages already durable in an unfinished bag, read without touching it."""
+    import sqlite3
+
+    from katazuke.bag.recover import scan_mcap
+
+    try:
+        if storage == "mcap":
+            return scan_mcap(bag / f"{bag.name}.mcap").message_count
+        con = sqlite3.connect(f"file:{bag / (bag.name + '.db3')}?mode=ro", uri=True)
+        try:
+            return int(con.execute("SELECT count(*) FROM messages").fetchone()[0])
+        finally:
+            con.close()
+    except Exception:
+        return 0
+
+
+@pytest.mark.parametrize("storage", ["mcap"])  # sqlite3: tests/bag/test_bag_core.py (killed writer)
 def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path: Path,
                                                           storage: str) -> None:
     from rclpy.serialization import serialize_message
@@ -196,7 +214,9 @@ def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path:
             time.sleep(0.01)
         from rclpy.duration import Duration
         pub.wait_for_all_acked(Duration(seconds=10))
-        time.sleep(0.6)  # > flush interval: everything is on disk
+        # Kill only once everything sent is durable on disk (the recorder may lag behind
+        # the DDS acknowledgements on a loaded machine).
+        assert wait_for(lambda: _on_disk(bag, storage) >= len(sent), 30), _on_disk(bag, storage)
         os.killpg(rec.pid, signal.SIGKILL)
         out = rec.communicate(timeout=10)[0]
     finally:
@@ -313,10 +333,14 @@ def test_clock_follows_the_bag(ros_context) -> None:
     bag_path = BAGS / "evo" / "tf_example"
     with open_bag(bag_path) as b:
         start, end = b.summary.start_ns, b.summary.end_ns
+    from tf2_msgs.msg import TFMessage
+
+    tfs = []
+    g.node.create_subscription(TFMessage, "/tf", tfs.append, 100)
     seen = []
     try:
         play = _start("bag", "play", str(bag_path), "--clock", "50", "--rate", "20",
-                      "--start-offset", "45", "--wait-for-subscribers", "10")
+                      "--start-offset", "45", "--topics", "/tf", "--wait-for-subscribers", "10")
 
         def observe() -> bool:
             now = g.node.get_clock().now().nanoseconds
@@ -331,7 +355,7 @@ def test_clock_follows_the_bag(ros_context) -> None:
             _finish(play)
         g.close()
     assert play.returncode == 0, out
-    assert "/clock ticks" in out
+    assert "/clock ticks" in out and tfs
     assert len(seen) > 5 and seen == sorted(seen)
     assert start + 44_000_000_000 <= seen[0] and seen[-1] <= end + 1_000_000_000
 
@@ -349,3 +373,53 @@ def test_loop_topics_and_stop(tmp_path: Path) -> None:
     stats = json.loads((tmp_path / "s.json").read_text())
     assert list(stats["published"]) == ["/topic"] and stats["published"]["/topic"] > 10
     assert stats["loops"] >= 1
+
+
+def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
+    """The launchable bag_recorder / bag_player executables (parameters, clean SIGINT)."""
+    from katazuke_interfaces.msg import TaskStatus
+
+    from katazuke.rosenv import workspace_install
+
+    exe = workspace_install() / "lib" / "katazuke_ros"
+    bag = tmp_path / "node_bag"
+
+    def start(name: str, *params: str) -> subprocess.Popen:
+        args = [a for p in params for a in ("-p", p)]
+        return subprocess.Popen([str(exe / name), "--ros-args", *args], env=ros_environment(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+    rec = start("bag_recorder", f"output:={bag}", "storage:=sqlite3", "topics:=/n/status")
+    g = _Graph(ros_context, "n_pub")
+    try:
+        pub = g.node.create_publisher(TaskStatus, "/n/status", _profile(True))
+        assert wait_for(lambda: pub.get_subscription_count() > 0, 30, spin=g.spin), _finish(rec)
+        for i in range(20):
+            pub.publish(TaskStatus(task_id=str(i), progress=i / 20))
+            time.sleep(0.01)
+        from rclpy.duration import Duration
+        pub.wait_for_all_acked(Duration(seconds=10))
+        assert wait_for(lambda: _on_disk(bag, "sqlite3") >= 20, 20)
+    finally:
+        out = _finish(rec)
+        g.close()
+    assert rec.returncode == 0, out
+    with open_bag(bag) as b:
+        assert b.summary.storage == "sqlite3" and b.summary.message_count == 20
+        assert b.summary.topics[0].msgtype == "katazuke_interfaces/msg/TaskStatus"
+
+    g = _Graph(ros_context, "n_sub")
+    got = []
+    try:
+        g.node.create_subscription(TaskStatus, "/n/status", got.append, _profile(True))
+        play = start("bag_player", f"bag:={bag}", "wait_for_subscribers_s:=10.0", "rate:=2.0")
+        ok = wait_for(lambda: len(got) >= 20, 30, spin=g.spin)
+        assert wait_for(lambda: play.poll() is not None, 20), "player did not exit at the end"
+        out = play.communicate()[0]
+    finally:
+        if play.poll() is None:
+            _finish(play)
+        g.close()
+    assert ok and [m.task_id for m in got] == [str(i) for i in range(20)], out
+    assert play.returncode == 0 and "played 20 messages" in out, out

@@ -23,9 +23,10 @@ def _args(out: Path, **kw) -> argparse.Namespace:
 def test_shrunk_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     from katazuke.cli import bench_control
 
-    assert bench_control.main(_args(tmp_path, quick=True, T=300, repeats=1)) == 0
+    assert bench_control.main(_args(tmp_path, quick=True, T=300, repeats=1,
+                                    families="sinusoidal,adversarial")) == 0
     res = json.loads((tmp_path / "control.json").read_text())
-    assert res["settings"]["T"] == 300 and len(res["runs"]) == 24
+    assert res["settings"]["T"] == 300 and len(res["runs"]) == 8
     assert res["bars"]["dlqr_matches_python_control_1e-8"]
     assert res["bars"]["gpc_m0_equals_lqr_exactly"]
     assert res["commit"] and res["machine"]["cpu_count"] >= 1 and "numpy" in res["versions"]
@@ -45,6 +46,8 @@ def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
         bench_control.main(_args(tmp_path, T=50))
     with pytest.raises(KatazukeError, match="radius"):
         bench_control.main(_args(tmp_path, quick=True, gpc_radius=-1.0))
+    with pytest.raises(KatazukeError, match="--families"):
+        bench_control.main(_args(tmp_path, quick=True, T=300, families="pink"))
 
 
 @pytest.mark.benchmark

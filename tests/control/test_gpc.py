@@ -191,3 +191,14 @@ def test_step_time_is_well_under_a_millisecond_for_n12_h10() -> None:
         x = x_next
     # Sanity bound with slack for a loaded 2-core CI machine; the benchmark measures the bar.
     assert np.median(times[100:]) < 2e-3
+
+
+def test_regret_exponent_recovers_a_power_law_and_refuses_nonpositive_regret() -> None:
+    from katazuke.control.bench import checkpoints, regret_exponent
+
+    Ts = checkpoints(10000, 12)
+    assert regret_exponent(Ts, 3.0 * Ts ** 0.5) == pytest.approx(0.5, abs=1e-9)
+    assert regret_exponent(Ts, -Ts ** 0.5) is None
+    r = 3.0 * Ts ** 0.4
+    r[:4] = -1.0                        # negative early, a power law at the end
+    assert regret_exponent(Ts, r) == pytest.approx(0.4, abs=1e-9)

@@ -208,3 +208,30 @@ def test_tiny_training_run_resumes_and_learns(synth_dataset, tmp_path):
     det = Detector(DetectorConfig(weights=str(r2.weights)))
     assert det.input_size == (320, 240)
     assert isinstance(det.detect(ds.samples[0].rgb), list)
+
+
+def test_crop_augmentation_keeps_pixel_scale(synth_dataset):
+    """A centred native-resolution crop shifts boxes by the crop offset and keeps their size."""
+    from katazuke.perception.detection.dataset import load_dataset
+    from katazuke.perception.detection.train import augment_batch
+
+    ds = load_dataset(synth_dataset, max_images=6)
+    cfg = TrainConfig(crop=True, input_width=160, input_height=120, scale_jitter=0.0,
+                      hflip=False, color_jitter=0.0, channel_shuffle_p=0.0)
+    x, t = augment_batch(ds.samples, np.random.default_rng(0), cfg, augment=False)
+    assert tuple(x.shape) == (6, 3, 120, 160)
+    checked = 0
+    for i, s in enumerate(ds.samples):
+        inside = [(b, k) for k, b in enumerate(s.boxes_xywh)
+                  if b[0] >= 80 and b[1] >= 60 and b[0] + b[2] <= 240 and b[1] + b[3] <= 180]
+        got = {tuple(np.round(bx, 3)) for bx in t["box"][i][t["mask"][i] > 0].numpy()}
+        for b, _ in inside:
+            want = (b[0] - 80, b[1] - 60, b[0] - 80 + b[2], b[1] - 60 + b[3])
+            assert tuple(np.round(np.array(want, np.float32), 3)) in got
+            checked += 1
+        # Pixels match the source crop exactly (no resampling at scale 1).
+        from katazuke.perception.detection.model import normalize
+
+        src = normalize(torch.from_numpy(s.rgb[None]))[0, :, 60:180, 80:240]
+        np.testing.assert_allclose(x[i].numpy(), src.numpy(), atol=1e-4)
+    assert checked > 0

@@ -57,6 +57,11 @@ def test_object_count_and_no_interpenetration(env):
             for b in ids[i + 1:]:
                 pts = c.getClosestPoints(a, b, 0.0)
                 assert all(p[8] > -0.005 for p in pts), (a, b, [p[8] for p in pts])
+            # nor with the furniture, the containers or the robot
+            for body in [env.room.table, env.room.shelf, *env.room.container_bodies,
+                         env.robot_uid]:
+                pts = c.getClosestPoints(a, body, 0.0)
+                assert all(p[8] > -0.005 for p in pts), (a, body, [p[8] for p in pts])
         # all objects rest inside the room, above the floor
         for o in env.ground_truth_objects():
             x, y, z = o.T_world_obj[:3, 3]
@@ -169,3 +174,36 @@ def test_containers_and_ceiling_cameras():
                    for o in e.ground_truth_objects())
     finally:
         e.close()
+
+
+def test_principal_point_shifts_the_image(env):
+    """Moving (cx, cy) by whole pixels translates the rendered image by the same amount."""
+    env.reset(seed=2)
+    T = look_at((1.2, -0.4, 1.4), (0.4, 1.2, 0.5))
+    K0 = np.array([[260.0, 0, 160.0], [0, 250.0, 120.0], [0, 0, 1]])
+    K1 = K0.copy()
+    K1[0, 2] += 20
+    K1[1, 2] -= 10
+    a = env.render(T, K0, effects=False).depth
+    b = env.render(T, K1, effects=False).depth
+    inner_a = a[40:200, 40:260]
+    inner_b = b[30:190, 60:280]  # pixel (u, v) in a shows up at (u + 20, v - 10) in b
+    ok = np.isfinite(inner_a) & np.isfinite(inner_b)
+    assert np.median(np.abs(inner_a[ok] - inner_b[ok])) < 1e-3
+
+
+def test_head_camera_frame_follows_pan_tilt(env):
+    env.reset(seed=0)
+    yaw = env.base_pose()[2]
+    for _ in range(40):
+        env.step(Action(head_pan_tilt=(0.0, 0.0)))
+    T = env.head_camera_pose()
+    fwd = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    assert T[:3, 2] @ fwd > 0.99            # optical z along the heading
+    assert T[:3, 1] @ [0, 0, -1] > 0.99     # optical y points down
+    for _ in range(40):
+        env.step(Action(head_pan_tilt=(0.5, 0.4)))
+    T = env.head_camera_pose()
+    z = T[:3, 2]
+    assert np.arctan2(z[1], z[0]) - yaw == pytest.approx(0.5, abs=0.05)   # pan left (+)
+    assert np.arcsin(-z[2]) == pytest.approx(0.4, abs=0.05)              # tilt down (+)

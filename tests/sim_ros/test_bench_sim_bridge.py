@@ -201,6 +201,9 @@ each, {REPEATS} rounds), each bridge run a fresh process.
 - The machine is 2 cores shared with other jobs (load average in the footer); on it the
   bare simulator itself (PyBullet TinyRenderer at 10 Hz + 8 physics substeps) runs at about
   real time, so the bridge cannot be faster than that here.
+- Camera latency = wall time from the /clock tick of a step to the delivery of that step's
+  image in another process; it includes rendering the frame (the tick is published first,
+  then the camera is rendered), which is most of it here.
 - /clock and camera are best effort: the observer counts what it received, so on a loaded
   machine the received camera rate can be below the published rate.
 """

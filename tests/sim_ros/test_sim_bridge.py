@@ -109,11 +109,12 @@ class Harness:
             f"sim time stuck at {self.sim_time()} (wanted {t0} + {seconds})"
 
     def close(self) -> None:
-        self.executor.shutdown()
+        self.bridge.close()  # stops the simulation thread and frees the simulator
+        self.executor.shutdown(timeout_sec=10)
         self.thread.join(timeout=10)
-        self.bridge.close()
-        self.bridge.destroy_node()
-        self.obs.destroy_node()
+        for node in (self.bridge, self.obs):
+            self.executor.remove_node(node)
+            node.destroy_node()
         self.ctx.try_shutdown()
 
 
@@ -370,3 +371,33 @@ def test_ground_truth_objects(sim: Harness) -> None:
     cats = {"toy", "kitchenware", "stationery", "bottle", "box", "soft"}
     assert 3 <= len(om.objects) <= 4
     assert all(o.category in cats and o.destination for o in om.objects)
+
+
+def test_tour_node_drives_the_path_on_odometry_and_exits(sim: Harness) -> None:
+    """The `tour` executable (another process, sim time) follows a short path relative to
+    where the robot stands, sweeps the head, stops, and exits with code 0."""
+    import subprocess
+
+    from katazuke.rosenv import ros_environment, workspace_install
+
+    sim.wait_sim(sim.bridge.cfg.cmd_timeout_s + 0.5)  # at rest after earlier tests
+    gt0 = sim.get("gt_pose")[-1].pose
+    yaw0 = _yaw(gt0.orientation)
+    env = ros_environment()
+    env["ROS_DOMAIN_ID"] = str(DOMAIN)
+    exe = workspace_install() / "lib" / "katazuke_ros" / "tour"
+    proc = subprocess.run(
+        [str(exe), "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true",
+         "-p", "relative_to_start:=true", "-p", "waypoints:=[0.5, 0.0, 0.5, 0.3]",
+         "-p", "start_delay_s:=0.3", "-p", "timeout_s:=40.0", "-p", "head_tilt:=0.8"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tour done" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    sim.wait_sim(0.3)
+    gt = sim.get("gt_pose")[-1].pose
+    # goal: 0.5 m ahead and 0.3 m to the left of the start pose (odometry drifts a little)
+    c, s = math.cos(yaw0), math.sin(yaw0)
+    gx = gt0.position.x + 0.5 * c - 0.3 * s
+    gy = gt0.position.y + 0.5 * s + 0.3 * c
+    assert math.hypot(gt.position.x - gx, gt.position.y - gy) < 0.15
+    assert abs(_joint(sim, "head_tilt_joint") - 0.8) < 0.05  # the tour moved the head

@@ -378,9 +378,23 @@ class _LinkTree:
 
     def transforms(self, stamp: Time, fixed: bool) -> list[TransformStamped]:
         """Parent -> child transforms of the fixed (or the movable) joints."""
-        T = self.poses()
-        out = [_transform(stamp, self._name(p), self._name(c), np.linalg.inv(T[p]) @ T[c])
-               for p, c, f in self.edges if f == fixed]
+        import pybullet as pb  # pose algebra in C: this runs every control step
+
+        edges = [(p, c) for p, c, f in self.edges if f == fixed]
+        wanted = sorted({i for e in edges for i in e})
+        states = self._c.getLinkStates(self._uid, wanted, computeForwardKinematics=1)
+        world = {j: (st[4], st[5]) for j, st in zip(wanted, states)}
+        out = []
+        for p, c in edges:
+            inv_pos, inv_orn = pb.invertTransform(*world[p])
+            pos, orn = pb.multiplyTransforms(inv_pos, inv_orn, *world[c])
+            t = TransformStamped()
+            t.header.stamp = stamp
+            t.header.frame_id, t.child_frame_id = self._name(p), self._name(c)
+            tr, q = t.transform.translation, t.transform.rotation
+            tr.x, tr.y, tr.z = pos
+            q.x, q.y, q.z, q.w = orn
+            out.append(t)
         if fixed and self._T_parent_camlink is not None:
             out.append(_transform(stamp, self._name(self._cam_parent), "head_camera_link",
                                   self._T_parent_camlink))
@@ -649,8 +663,14 @@ class SimBridge(Node):
         while not self._stop.is_set() and rclpy.ok(context=self.context):
             try:
                 self.step_once()
-            except Exception as exc:  # the simulator itself failed: report and stop stepping
-                self.get_logger().error(f"simulation step failed, bridge stops stepping: {exc!r}")
+            except Exception as exc:
+                if self._stop.is_set() or not rclpy.ok(context=self.context):
+                    return  # shutting down: publishers went away under us
+                # The simulator itself failed: a bridge that silently stops stepping would
+                # freeze every sim-time node, so take the node down (launch sees the exit).
+                self.get_logger().error(f"simulation step failed, shutting the bridge down: "
+                                        f"{exc!r}")
+                rclpy.try_shutdown(context=self.context)
                 return
             if period > 0.0:
                 k += 1
