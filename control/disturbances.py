@@ -78,7 +78,7 @@ def make_disturbance(family: str, T: int, n: int, rng: np.random.Generator, scal
         om = rng.uniform(2 * np.pi / 200, 2 * np.pi / 20, size=(k, n))
         ph = rng.uniform(0, 2 * np.pi, size=(k, n))
         amp = rng.uniform(0.5, 1.0, size=(k, n))
-        w = np.sum(amp[None] * np.sin(om[None] * t[:, :, None].transpose(0, 2, 1) + ph[None]), axis=1)
+        w = np.sum(amp[None] * np.sin(om[None] * t[:, :, None] + ph[None]), axis=1)  # (T, k, n) -> (T, n)
     elif family == "step":
         # Piecewise constant: a new random level every T/5 steps (a push, a slope, a load).
         n_seg = 5

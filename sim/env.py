@@ -256,6 +256,7 @@ class TidyEnv:
         self._nominal: dict[int, tuple] = {}
         self._seg_lut = np.full(1, -1, dtype=np.int32)
         self._noise_banks: dict = {}
+        self._parked: set[int] = set()
         self._closed = False
         self._dt = 1.0 / (self.config.control_hz * self.config.physics_substeps)
 
@@ -304,6 +305,7 @@ class TidyEnv:
             c.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 0)
         self._shape_cache: dict = {}
         self._noise_banks: dict = {}
+        self._parked: set[int] = set()
         self.time = 0.0
         self._disturbance = np.zeros(2)
         self._cmd_vel = np.zeros(3)
@@ -452,28 +454,46 @@ class TidyEnv:
         weights = np.array([0.5, 0.3, 0.1, 0.1])[:len(surfaces)]
         weights = weights / weights.sum()
         placed: dict[str, list[np.ndarray]] = {s.name: [] for s in surfaces}
+        boxes: dict[str, list[np.ndarray]] = {s.name: [] for s in surfaces}
         blocked = self.room.floor_obstacles
+        blocked_boxes = [np.concatenate([b.min(axis=0), b.max(axis=0)]) for b in blocked]
         rx, ry = self.base_pose()[:2] if self.robot is not None else cfg.robot_start[:2]
+
+        def hits(poly, box, polys, pboxes) -> bool:
+            # axis-aligned boxes first (cheap), the separating-axis test only on overlap
+            for q, qb in zip(polys, pboxes):
+                if box[0] < qb[2] and qb[0] < box[2] and box[1] < qb[3] and qb[1] < box[3] \
+                        and _polys_overlap(poly, q):
+                    return True
+            return False
+
         for obj in self.objects:
             for attempt in range(40):
                 s = surfaces[int(rng.choice(len(surfaces), p=weights))]
                 xy = rng.uniform(s.xy_min, s.xy_max)
                 yaw = float(rng.uniform(-np.pi, np.pi))
                 poly = _footprint(xy, yaw, obj.rest_extent[:2] + 0.01)
+                box = np.concatenate([poly.min(axis=0), poly.max(axis=0)])
                 if s.name == "floor":
                     if np.hypot(xy[0] - rx, xy[1] - ry) < cfg.robot_clearance + 0.5 * max(
                             obj.rest_extent[:2]):
                         continue
-                    if any(_polys_overlap(poly, b) for b in blocked):
+                    if hits(poly, box, blocked, blocked_boxes):
                         continue
-                if any(_polys_overlap(poly, q) for q in placed[s.name]):
+                if hits(poly, box, placed[s.name], boxes[s.name]):
                     continue
                 placed[s.name].append(poly)
-                self._set_object_pose(obj, xy[0], xy[1], s.z + 0.5 * obj.rest_extent[2] + 0.002, yaw)
+                boxes[s.name].append(box)
+                if obj.uid in self._parked:
+                    self._parked.discard(obj.uid)
+                    c.changeDynamics(obj.uid, -1, mass=obj.kind.mass)
+                self._set_object_pose(obj, xy[0], xy[1],
+                                      s.z + 0.5 * obj.rest_extent[2] + 0.002, yaw)
                 break
-            else:  # no free spot: park it out of sight under the floor, frozen
+            else:  # no free spot: park it out of sight below the floor, frozen
                 self._set_object_pose(obj, 0.0, 0.0, -3.0 - obj.uid * 0.3, 0.0)
                 c.changeDynamics(obj.uid, -1, mass=0)
+                self._parked.add(obj.uid)
         if settle:
             for _ in range(cfg.settle_steps):
                 c.stepSimulation()
@@ -699,6 +719,8 @@ class TidyEnv:
         self._require_reset()
         out = []
         for o in self.objects:
+            if o.uid in self._parked:  # found no free spot this episode: not in the room
+                continue
             pos, orn = self.client.getBasePositionAndOrientation(o.uid)
             T = pose_to_matrix(pos, orn)
             T[:3, 3] = T[:3, 3] + T[:3, :3] @ o.centre_offset
@@ -848,12 +870,14 @@ class TidyEnv:
             w, h, viewMatrix=view.T.flatten().tolist(), projectionMatrix=proj.T.flatten().tolist(),
             renderer=self._p.ER_TINY_RENDERER, shadow=0, **self.light)
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
-        zbuf = np.asarray(zbuf, dtype=np.float64).reshape(h, w)
-        depth = (far * near / (far - (far - near) * zbuf)).astype(np.float32)
-        depth[zbuf >= 1.0 - 1e-7] = np.inf
+        # OpenGL depth buffer -> metric z (float32 keeps < 0.1 mm error inside `far`)
+        zbuf = np.asarray(zbuf, dtype=np.float32).reshape(h, w)
+        depth = np.float32(far * near) / (np.float32(far) - np.float32(far - near) * zbuf)
+        depth[zbuf >= np.float32(1.0 - 1e-7)] = np.inf
         # body uid -> object uid or -1; the table is shifted by one so background (-1) -> 0
-        seg = np.asarray(seg, dtype=np.int64).reshape(h, w)
-        segm = np.take(self._seg_lut, seg + 1, mode="clip")
+        seg = np.asarray(seg, dtype=np.int32).reshape(h, w)
+        lut = self._seg_lut
+        segm = lut[np.clip(seg + 1, 0, len(lut) - 1)]
         if effects and self.image_effects:
             from katazuke.sim.randomization import apply_image_effects
 

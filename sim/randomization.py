@@ -209,8 +209,10 @@ def apply_image_effects(rgb: np.ndarray, effects: dict, rng: np.random.Generator
     """
     if not effects:
         return rgb
-    x = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
-    x = np.clip(x * np.float32(effects["gain"]), 0, 1) ** np.float32(effects["gamma"])
+    # exposure and gamma act per intensity level: a 256-entry table
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    table = (np.clip(levels * effects["gain"], 0, 1) ** effects["gamma"]).astype(np.float32)
+    x = table[rgb]
     if effects["blur"] > 0:
         w = np.float32(effects["blur"])
         # separable 3-tap blur with side weight w / (1 + 2 w)
@@ -246,9 +248,12 @@ class PhysicsRandomizer(Randomizer):
         r = self.rng
         objs = {}
         for o in env.objects:
-            objs[int(o.uid)] = {"lateralFriction": float(r.uniform(0.6, 1.2)),
-                                "restitution": float(r.uniform(0.0, 0.3)),
-                                "mass": float(o.kind.mass * r.uniform(0.7, 1.3))}
+            d = {"lateralFriction": float(r.uniform(0.6, 1.2)),
+                 "restitution": float(r.uniform(0.0, 0.3)),
+                 "mass": float(o.kind.mass * r.uniform(0.7, 1.3))}
+            if o.uid in env._parked:  # parked bodies stay static (mass 0)
+                del d["mass"]
+            objs[int(o.uid)] = d
         self.params = {"objects": objs, "floor_friction": float(r.uniform(0.5, 1.0))}
         self.apply(env)
 

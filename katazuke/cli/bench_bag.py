@@ -71,7 +71,8 @@ def _machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_1_5_15": list(os.getloadavg())}
+            "python": platform.python_version(), "loadavg_1_5_15": list(os.getloadavg()),
+            "nice": os.nice(0)}
 
 
 def _versions() -> dict[str, str]:
@@ -285,7 +286,15 @@ def _markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name} | {res['median_ms']:.3f} ms | {res['p99_ms']:.3f} ms | "
                      f"{res['max_ms']:.3f} ms | {res['publish_call_median_ms']:.3f} ms | "
                      f"{'yes' if res['all_received'] else 'NO'} |")
-    lines += ["", f"Recording: {rec['seconds']:.0f} s of the same streams published live "
+    d = play["modes"].get("sleep + spin (default)", {})
+    rt = play["modes"].get("sleep + spin, --realtime", {})
+    if "p99_ms" in d and "p99_ms" in rt:
+        lines += ["", f"Default scheduler p99 {d['p99_ms']:.2f} ms vs {rt['p99_ms']:.2f} ms with "
+                  "`--realtime` (SCHED_FIFO playback thread) at load average "
+                  f"{m['loadavg_1_5_15'][0]:.1f} on {m['cores']} cores: the default player "
+                  "competes with the other jobs for the CPU."]
+    lines += ["",
+              f"Recording: {rec['seconds']:.0f} s of the same streams published live "
               "(reliable, depth 200) and recorded by `katazuke bag record` (MCAP) in its own process.", "",
               "| topic | sent | recorded |", "|---|---|---|"]
     for t, s in rec["sent"].items():
@@ -297,7 +306,8 @@ def _markdown(r: dict[str, Any]) -> str:
         lines.append(f"- Bar: {bar}: **{'met' if ok else 'NOT met'}**")
     la0, la1 = m["loadavg_1_5_15"][0], m.get("loadavg_end_1_5_15", [float("nan")])[0]
     lines += ["", f"_Measured {r['date_utc']} UTC at commit `{r['commit']}` on {m['cpu']} "
-              f"({m['cores']} cores, shared with other jobs), Python {m['python']}, rosbags "
+              f"({m['cores']} cores, shared with other jobs; bench run at nice {m.get('nice', '?')}), "
+              f"Python {m['python']}, rosbags "
               f"{r['versions'].get('rosbags', '?')}; load average {la0:.1f} at the start, "
               f"{la1:.1f} at the end._", ""]
     return "\n".join(lines)

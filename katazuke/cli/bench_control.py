@@ -147,7 +147,8 @@ def main(args: argparse.Namespace) -> int:
     jobs = [(s, f) for s in systems for f in families]
     for s, fam in tqdm(jobs, desc="bench control", unit="run"):
         K, K_hinf, gamma, (A_est, B_est) = per_system[s.name]
-        rng = np.random.default_rng([args.seed, len(rows)])
+        # Seeded by (system, family) so a --families subset reproduces the full run's rows.
+        rng = np.random.default_rng([args.seed, systems.index(s), FAMILIES.index(fam)])
         W = make_disturbance(fam, T, s.n, rng, args.scale, (s.A, s.B, K, s.Q, s.R))
         c_lqr = rollout_lqr(s.A, s.B, s.Q, s.R, K, W)
         c_hinf = rollout_lqr(s.A, s.B, s.Q, s.R, K_hinf, W)

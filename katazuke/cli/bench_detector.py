@@ -293,6 +293,10 @@ def _fmt(x: float, nd: int = 3) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import sys
 
     import torch

@@ -187,7 +187,7 @@ def _bench_outliers(n: int, deg: float, noise: float, frac: float, seed: int, re
         robust.solve(g)
         t_rob, res = _median_time(lambda: robust.solve(g), reps)
         clean = RotationAveraging().solve(g.select_edges(~out))
-        ls = RotationAveraging().solve(g)
+        ls = RotationAveraging(RotAvgConfig(staircase_max_rank=3)).solve(g)
         init = spectral_init(g)
     try:
         t_g, (R_g, _) = _median_time(lambda: _gtsam_run(g, init), reps)

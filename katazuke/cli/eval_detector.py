@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import json
     from pathlib import Path
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,7 @@ class TourOptions:
     bag: bool = True
     real_time_factor: float = 1.0
     gui: bool = False
-    n_objects: tuple[int, int] = (10, 20)
     startup_timeout_s: float = 90.0  # wall seconds until the first camera frame
-    video_fps: float = field(default=10.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: str = "out/tour") -> None:
@@ -82,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- processes
 class _Processes:
-    """The launched ROS processes (via ``katazuke launch`` or, without it, directly)."""
+    """The launch process(es) this command started, each in its own session."""
 
     def __init__(self, procs: list[subprocess.Popen], log_dir: Path) -> None:
         self.procs = procs
@@ -112,6 +110,15 @@ class _Processes:
                 except subprocess.TimeoutExpired:
                     pass
         return [p.returncode for p in self.procs]
+
+
+def _camera_hz() -> float:
+    """The head camera rate of launch/params/sim.yaml (the video plays at sim time)."""
+    from katazuke.config import read_yaml
+    from katazuke.rosenv import repo_root
+
+    params = read_yaml(repo_root() / "launch" / "params" / "sim.yaml")
+    return float(params["sim_bridge"]["ros__parameters"]["camera_hz"])
 
 
 def _require_executables(bag: bool) -> None:
@@ -152,7 +159,7 @@ def _start(opts: TourOptions, bag_dir: Path | None, log_dir: Path) -> _Processes
 class _Observer:
     """Subscribes in this process: video frames, odometry, ground truth, tour status."""
 
-    def __init__(self, context: Any, opts: TourOptions, video_path: Path) -> None:
+    def __init__(self, context: Any, video_path: Path, fps: float) -> None:
         import imageio.v2 as imageio
         import numpy as np
         import rclpy
@@ -167,12 +174,12 @@ class _Observer:
 
         self._np = np
         self.node = rclpy.create_node("tour_observer", context=context)
-        self.writer = imageio.get_writer(str(video_path), fps=opts.video_fps, codec="libx264",
+        self.writer = imageio.get_writer(str(video_path), fps=fps, codec="libx264",
                                          quality=7, macro_block_size=8,
                                          ffmpeg_log_level="error")
         self.frames = 0
         self.video_frames = 0
-        self._fps = opts.video_fps
+        self._fps = fps
         self.first_frame_t: float | None = None
         self.last_frame_t: float | None = None
         self.sim_time = 0.0
@@ -254,16 +261,21 @@ def run_tour(opts: TourOptions) -> dict[str, Any]:
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     bag_dir = out / "bag" if opts.bag else None
+    _require_executables(bag=bag_dir is not None)
+    fps = _camera_hz()
     if bag_dir is not None and bag_dir.exists():
         if not ((bag_dir / "metadata.yaml").exists() or any(bag_dir.glob("*.mcap"))
                 or any(bag_dir.glob("*.db3"))):
             raise InputError(f"{bag_dir} exists and is not a bag: remove it or choose another --out")
         shutil.rmtree(bag_dir)  # a bag from an earlier run of this command
     video = out / "head_camera.mp4"
-    _require_executables(bag=bag_dir is not None)
     ctx = Context()
     rclpy.init(context=ctx)
-    observer = _Observer(ctx, opts, video)
+    try:
+        observer = _Observer(ctx, video, fps=fps)
+    except Exception:
+        ctx.try_shutdown()
+        raise
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(observer.node)
     # Spin in a thread for the whole run, shutdown included: peers that stop while this

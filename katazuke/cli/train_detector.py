@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from katazuke.config import load_config
     from katazuke.perception.detection.config import TrainConfig
     from katazuke.perception.detection.dataset import load_dataset

@@ -101,8 +101,31 @@ def _finish(path: Path, ids_seen: set[int], E: list[tuple[int, int]], Rs: list[n
                                  orthonormal_tol=_PRINT_TOL, source=str(path))
 
 
+def _bulk(path: Path, rows: list[list[str]], lines: list[int], first: int, kind: str
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Node ids ``(m, 2)`` (tokens ``first``, ``first+1``) and the floats after them
+    ``(m, k)`` of equal-length token rows, converted in bulk; on any problem the rows are
+    re-read one by one so the error names the exact line."""
+    try:
+        ids = np.array([r[first:first + 2] for r in rows], dtype=np.int64)
+        vals = np.array([r[first + 2:] for r in rows], dtype=np.float64)
+    except (ValueError, OverflowError):
+        for r, ln in zip(rows, lines):
+            where = f"{path}:{ln}"
+            _int(r[first], where), _int(r[first + 1], where)
+            _floats(r[first + 2:], where)
+        raise InputError(f"{path}: malformed {kind} line") from None
+    bad = np.flatnonzero(~np.isfinite(vals).all(axis=1))
+    if bad.size:
+        raise InputError(f"{path}:{lines[bad[0]]}: NaN or infinite value")
+    return ids.reshape(-1, 2), vals
+
+
 def _read_g2o(path: Path) -> ViewGraph:
-    E, Rs, ws, lines, ids = [], [], [], [], set()
+    rows: dict[int, list[list[str]]] = {10: [], 31: []}
+    lines: dict[int, list[int]] = {10: [], 31: []}
+    order: list[tuple[int, int]] = []
+    ids: set[int] = set()
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
             tok = line.split()
@@ -112,41 +135,52 @@ def _read_g2o(path: Path) -> ViewGraph:
             if tok[0] == "VERTEX_SE3:QUAT":
                 if len(tok) != 9:
                     raise InputError(f"{where}: VERTEX_SE3:QUAT needs 8 fields, got {len(tok) - 1}")
-                _floats(tok[2:], where)
                 ids.add(_int(tok[1], where))
             elif tok[0] == "EDGE_SE3:QUAT":
                 if len(tok) not in (10, 31):
                     raise InputError(f"{where}: EDGE_SE3:QUAT needs 9 or 30 fields "
                                      f"(i j x y z qx qy qz qw [21 info]), got {len(tok) - 1}")
-                i, j = _int(tok[1], where), _int(tok[2], where)
-                v = _floats(tok[3:], where)
-                q = v[3:7]
-                nq = np.linalg.norm(q)
-                if abs(nq - 1.0) > 1e-2:
-                    raise InputError(f"{where}: quaternion norm {nq:.4g} is not 1")
-                w = 1.0
-                if len(v) == 28:
-                    U = np.zeros((6, 6))
-                    U[np.triu_indices(6)] = v[7:]
-                    info = U + np.triu(U, 1).T
-                    Om = info[3:, 3:]
-                    try:
-                        w = 3.0 / float(np.trace(np.linalg.inv(Om)))
-                    except np.linalg.LinAlgError:
-                        raise InputError(f"{where}: rotation information block is singular") from None
-                    if not np.isfinite(w) or w <= 0:
-                        raise InputError(f"{where}: rotation information block is not positive definite")
-                E.append((i, j))
-                Rs.append(quat_to_rot(q))
-                ws.append(w)
-                lines.append(ln)
+                order.append((len(tok), len(rows[len(tok)])))
+                rows[len(tok)].append(tok)
+                lines[len(tok)].append(ln)
             elif tok[0].startswith(("EDGE_SE2", "VERTEX_SE2")):
                 raise InputError(f"{where}: 2D (SE(2)) element; only 3D graphs are supported")
-    return _finish(path, ids, E, Rs, ws, lines)
+    if not order:
+        raise InputError(f"{path}: no edges found")
+    E, R, W, L = [], [], [], []
+    for k in (10, 31):
+        if not rows[k]:
+            continue
+        e, v = _bulk(path, rows[k], lines[k], 1, "EDGE_SE3:QUAT")
+        q = v[:, 3:7]
+        nq = np.linalg.norm(q, axis=1)
+        bad = np.flatnonzero(np.abs(nq - 1.0) > 1e-2)
+        if bad.size:
+            raise InputError(f"{path}:{lines[k][bad[0]]}: quaternion norm {nq[bad[0]]:.4g} is not 1")
+        w = np.ones(len(e))
+        if k == 31:
+            U = np.zeros((len(e), 6, 6))
+            iu = np.triu_indices(6)
+            U[:, iu[0], iu[1]] = v[:, 7:]
+            info = U + np.swapaxes(np.triu(U, 1), 1, 2)
+            Om = info[:, 3:, 3:]
+            ev = np.linalg.eigvalsh(Om)
+            badi = np.flatnonzero(ev.min(axis=1) <= 0)
+            if badi.size:
+                raise InputError(f"{path}:{lines[k][badi[0]]}: rotation information block is not "
+                                 "positive definite")
+            w = 3.0 / np.sum(1.0 / ev, axis=1)  # 3 / tr(Omega_R^-1)
+        E.append(e), R.append(quat_to_rot(q)), W.append(w), L.append(np.asarray(lines[k]))
+    # Keep the file order of the edges.
+    E_, R_, W_, L_ = (np.concatenate(x) for x in (E, R, W, L))
+    perm = np.argsort(L_, kind="stable")
+    return _finish(path, ids, E_[perm].tolist(), list(R_[perm]), W_[perm].tolist(), L_[perm].tolist())
 
 
 def _read_toro(path: Path) -> ViewGraph:
-    E, Rs, ws, lines, ids = [], [], [], [], set()
+    rows: dict[int, list[list[str]]] = {9: [], 30: []}
+    lines: dict[int, list[int]] = {9: [], 30: []}
+    ids: set[int] = set()
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
             tok = line.split()
@@ -156,19 +190,23 @@ def _read_toro(path: Path) -> ViewGraph:
             if tok[0] == "VERTEX3":
                 if len(tok) != 8:
                     raise InputError(f"{where}: VERTEX3 needs 7 fields, got {len(tok) - 1}")
-                _floats(tok[2:], where)
                 ids.add(_int(tok[1], where))
             elif tok[0] == "EDGE3":
                 if len(tok) not in (9, 30):
                     raise InputError(f"{where}: EDGE3 needs 8 or 29 fields "
                                      f"(i j x y z roll pitch yaw [21 info]), got {len(tok) - 1}")
-                i, j = _int(tok[1], where), _int(tok[2], where)
-                v = _floats(tok[3:], where)
-                E.append((i, j))
-                Rs.append(rpy_to_rot(v[3:6]))
-                ws.append(1.0)
-                lines.append(ln)
-    return _finish(path, ids, E, Rs, ws, lines)
+                rows[len(tok)].append(tok)
+                lines[len(tok)].append(ln)
+    E, R, L = [], [], []
+    for k in (9, 30):
+        if rows[k]:
+            e, v = _bulk(path, rows[k], lines[k], 1, "EDGE3")
+            E.append(e), R.append(rpy_to_rot(v[:, 3:6])), L.append(np.asarray(lines[k]))
+    if not E:
+        raise InputError(f"{path}: no edges found")
+    E_, R_, L_ = (np.concatenate(x) for x in (E, R, L))
+    perm = np.argsort(L_, kind="stable")
+    return _finish(path, ids, E_[perm].tolist(), list(R_[perm]), [1.0] * len(L_), L_[perm].tolist())
 
 
 def _read_1dsfm(path: Path) -> ViewGraph:
@@ -182,28 +220,30 @@ def _read_1dsfm(path: Path) -> ViewGraph:
             for ln, line in enumerate(fh, 1):
                 if line.strip():
                     keep.add(_int(line.strip(), f"{cc}:{ln}"))
-    E, Rs, ws, lines = [], [], [], []
+    rows: list[list[str]] = []
+    lines: list[int] = []
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
             tok = line.split()
             if not tok or tok[0].startswith("#"):
                 continue
-            where = f"{path}:{ln}"
             if len(tok) not in (11, 14):
-                raise InputError(f"{where}: EGs line needs 'i j R(9) [t(3)]' (11 or 14 fields), "
+                raise InputError(f"{path}:{ln}: EGs line needs 'i j R(9) [t(3)]' (11 or 14 fields), "
                                  f"got {len(tok)}")
-            i, j = _int(tok[0], where), _int(tok[1], where)
-            v = _floats(tok[2:], where)
-            if keep is not None and (i not in keep or j not in keep):
-                continue
-            R = v[:9].reshape(3, 3)
-            if np.linalg.det(R) <= 0:
-                raise InputError(f"{where}: relative rotation has det {np.linalg.det(R):.3g} <= 0")
-            E.append((i, j))
-            Rs.append(R)
-            ws.append(1.0)
+            rows.append(tok[:11])
             lines.append(ln)
-    return _finish(path, set(), E, Rs, ws, lines)
+    if not rows:
+        raise InputError(f"{path}: no edges found")
+    e, v = _bulk(path, rows, lines, 0, "EGs")
+    if keep is not None:
+        ok = np.array([a in keep and b in keep for a, b in e.tolist()], dtype=bool)
+        e, v, lines = e[ok], v[ok], [ln for ln, k in zip(lines, ok) if k]
+    R = v[:, :9].reshape(-1, 3, 3)
+    det = np.linalg.det(R)
+    bad = np.flatnonzero(det <= 0)
+    if bad.size:
+        raise InputError(f"{path}:{lines[bad[0]]}: relative rotation has det {det[bad[0]]:.3g} <= 0")
+    return _finish(path, set(), e.tolist(), list(R), [1.0] * len(lines), lines)
 
 
 def _read_npz(path: Path) -> ViewGraph:

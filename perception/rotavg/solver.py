@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import scipy.linalg as sla_dense
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
@@ -80,7 +81,7 @@ class RotAvgConfig:
         "help": "sparse LU, CG/Lanczos, or auto (by the graph's bandwidth profile)"})
     staircase_max_rank: int = field(default=7, metadata={"help": "highest factor rank of the "
                                                                   "staircase (3 = no staircase)"})
-    staircase_max_sweeps: int = field(default=3000, metadata={"help": "coordinate-descent sweeps "
+    staircase_max_sweeps: int = field(default=500, metadata={"help": "coordinate-descent sweeps "
                                                                        "per staircase rank"})
     robust: bool = field(default=False, metadata={"help": "reject outlier edges (GNC-TLS)"})
     robust_threshold_deg: float = field(default=15.0, metadata={
@@ -206,20 +207,25 @@ class _Problem:
     """Matrices and solvers of one connected component, built once per solve."""
 
     def __init__(self, g: ViewGraph, w: np.ndarray, cfg: RotAvgConfig, anchor: int) -> None:
-        self.g, self.w, self.cfg, self.anchor = g, w, cfg, anchor
+        self.g, self.cfg, self.anchor = g, cfg, anchor
         n = g.num_nodes
         self.n = n
         self.I, self.J = g.edges[:, 0], g.edges[:, 1]
         self.rel = g.rotations
         self.relT = np.swapaxes(g.rotations, 1, 2)
         self.pattern = BlockPattern(n, self.I, self.J)
-        self.wrel = w[:, None, None] * g.rotations
-        self.C = self.pattern.matrix(None, self.wrel)
-        self.deg = weighted_degree(n, g.edges, w)
-        self.W = float(w.sum())
         self.backend = choose_backend(n, g.edges) if cfg.backend == "auto" else cfg.backend
+        self.set_weights(w)
+
+    def set_weights(self, w: np.ndarray) -> None:
+        """Change the edge weights ``(m,)`` (GNC), keeping the sparsity pattern."""
+        self.w = w
+        self.wrel = w[:, None, None] * self.rel
+        self.C = self.pattern.matrix(None, self.wrel)
+        self.deg = weighted_degree(self.n, self.g.edges, w)
+        self.W = float(w.sum())
         self._gn_solver: LinearSolver | None = None
-        self.tol = cfg.certificate_tol * float(self.deg.mean()) if n > 1 else cfg.certificate_tol
+        self.tol = self.cfg.certificate_tol * float(self.deg.mean())
 
     # ----------------------------------------------------------------- cost / gradient
     def edge_terms(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,8 +292,9 @@ class _Problem:
         d3 = np.repeat(self.deg, 3)
         if N <= 300:
             dh = 1.0 / np.sqrt(d3)
-            _, vecs = np.linalg.eigh((dh[:, None] * self.C.toarray()) * dh[None, :])
-            return _round_blocks(dh[:, None] * vecs[:, -3:])
+            _, vecs = sla_dense.eigh((dh[:, None] * self.C.toarray()) * dh[None, :],
+                                     subset_by_index=[N - 3, N - 1])
+            return _round_blocks(dh[:, None] * vecs)
         # Top-3 of D^-1/2 C D^-1/2 <=> smallest of L v = mu D v. LOBPCG preconditioned by
         # F^-1 = (L + eps D)^-1 (direct backend: nearly inverse iteration, a handful of
         # iterations) or by the block-Jacobi inverse (expander-like graphs).
@@ -318,9 +325,17 @@ class _Problem:
         # invariant), so PCG with the SPD preconditioner F^-1 stays consistent.
         H = self.hessian(R)
         prec_rtol = 1e-3
-        solve = self.factor.solve
+        # Gauge directions (left rotation of every R_i): delta_i = R_i^T w; block i of Gq is
+        # R_i^T / sqrt(n), orthonormal columns. The preconditioner output is projected off
+        # them, otherwise F^-1 (regularised by eps D only) amplifies them and PCG stalls.
+        Gq = np.swapaxes(R, 1, 2).reshape(3 * n, 3) / np.sqrt(n)
+
+        def solve(v: np.ndarray, rtol: float) -> np.ndarray:
+            z = self.factor.solve(v, rtol)
+            return z - Gq @ (Gq.T @ z)
+
         x = np.zeros_like(g)
-        r = -g
+        r = -(g - Gq @ (Gq.T @ g))
         z = 0.5 * solve(r, prec_rtol)
         p = z.copy()
         rz = float(r @ z)
@@ -482,7 +497,7 @@ def _min_eigen(S: sp.csr_matrix, Lam: np.ndarray, Y: np.ndarray, pre: sla.Linear
     X = np.swapaxes(Y, 0, 1).reshape(p, N)
     Qx, _ = np.linalg.qr(X.T)
     if N <= 300:
-        vals, vecs = np.linalg.eigh(S.toarray())
+        vals, vecs = sla_dense.eigh(S.toarray(), subset_by_index=[0, 0])
         return float(vals[0]), vecs[:, 0]
     scale = float(deg.mean())
     lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol * scale, pre)
@@ -664,34 +679,39 @@ class RotationAveraging:
         cfg = self.config
         ls = RotationAveraging(_replace(cfg, robust=False, staircase_max_rank=3))
         first = ls._solve_all(graph, initial, rng, t0, np.zeros(0, np.int64), ())
-        R = first.rotations
+        R = first.rotations.copy()
         base_w = _weights(graph, cfg)
         cbar2 = 8.0 * np.sin(np.deg2rad(cfg.robust_threshold_deg) / 2.0) ** 2  # chordal^2
-        I, J = graph.edges[:, 0], graph.edges[:, 1]
-
-        def residuals(Rx: np.ndarray) -> np.ndarray:
-            D = Rx[I] @ graph.rotations - Rx[J]
-            return np.einsum("eab,eab->e", D, D)
-
-        r = residuals(R)
-        rmax = float(r.max()) if r.size else 0.0
+        inner = _replace(cfg, robust=False, max_iterations=cfg.gnc_inner_iterations,
+                         staircase_max_rank=3)
+        r = np.zeros(graph.num_edges)
         steps = 0
-        if rmax > cbar2:
-            mu = cbar2 / max(2.0 * rmax - cbar2, 1e-12)
-            inner = _replace(cfg, robust=False, max_iterations=cfg.gnc_inner_iterations,
-                             staircase_max_rank=3)
-            for steps in range(1, cfg.gnc_max_steps + 1):
-                lo, hi = mu / (mu + 1.0) * cbar2, (mu + 1.0) / mu * cbar2
-                tls = np.where(r <= lo, 1.0, np.where(r >= hi, 0.0,
-                               np.sqrt(cbar2 * mu * (mu + 1.0) / np.maximum(r, 1e-300)) - mu))
-                tls = np.clip(tls, 0.0, 1.0)
-                wg = base_w * np.maximum(tls, 1e-6)
-                gw = ViewGraph(graph.num_nodes, graph.edges, graph.rotations, wg, graph.node_ids)
-                R = RotationAveraging(_replace(inner, weighted=True))._refine_only(gw, R)
-                r = residuals(R)
-                if np.all((tls < 1e-6) | (tls > 1 - 1e-6)) and mu > 1e3:
-                    break
-                mu *= cfg.gnc_factor
+        for nodes in graph.components():
+            if nodes.size == 1:
+                continue
+            sub, kept = graph.subgraph(nodes)
+            bw = base_w[kept]
+            prob = _Problem(sub, bw, inner, 0)
+            Rc = R[nodes]
+            rc = prob.edge_terms(Rc)[1]
+            rmax = float(rc.max())
+            if rmax > cbar2:
+                mu = cbar2 / max(2.0 * rmax - cbar2, 1e-12)
+                for k in range(1, cfg.gnc_max_steps + 1):
+                    lo, hi = mu / (mu + 1.0) * cbar2, (mu + 1.0) / mu * cbar2
+                    tls = np.where(rc <= lo, 1.0, np.where(
+                        rc >= hi, 0.0, np.sqrt(cbar2 * mu * (mu + 1.0) / np.maximum(rc, 1e-300)) - mu))
+                    tls = np.clip(tls, 0.0, 1.0)
+                    # A tiny floor keeps the weighted graph connected (L stays factorisable).
+                    prob.set_weights(bw * np.maximum(tls, 1e-6))
+                    Rc, _ = prob.refine(Rc)
+                    rc = prob.edge_terms(Rc)[1]
+                    steps = max(steps, k)
+                    if np.all((tls < 1e-6) | (tls > 1 - 1e-6)) and mu > 1e3:
+                        break
+                    mu *= cfg.gnc_factor
+            R[nodes] = Rc
+            r[kept] = rc
         inlier = r <= cbar2
         rejected = np.flatnonzero(~inlier)
         note = (f"robust: GNC-TLS ({steps} steps, threshold {cfg.robust_threshold_deg:g} deg) "
@@ -699,19 +719,6 @@ class RotationAveraging:
         sub = graph.select_edges(inlier)
         return RotationAveraging(_replace(cfg, robust=False))._solve_all(
             sub, R, rng, t0, rejected, (note,))
-
-    def _refine_only(self, graph: ViewGraph, R: np.ndarray) -> np.ndarray:
-        """A few Gauss-Newton steps per component from ``R`` (no certificate)."""
-        out = R.copy()
-        for nodes in graph.components():
-            if nodes.size == 1:
-                continue
-            sub, _ = graph.subgraph(nodes)
-            prob = _Problem(sub, _weights(sub, self.config), self.config, 0)
-            Rc, _ = prob.refine(R[nodes])
-            # Keep the incoming gauge of the component (refine anchors node 0).
-            out[nodes] = R[nodes[0]] @ Rc
-        return out
 
 
 def _replace(cfg: RotAvgConfig, **kw: object) -> RotAvgConfig:

@@ -15,6 +15,7 @@ apparent size (the camera sees the front surface, the map wants the centre); the
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import time
 from collections import deque
@@ -34,6 +35,10 @@ from katazuke_interfaces.msg import Detection as DetectionMsg
 from katazuke_interfaces.msg import DetectionArray
 from katazuke_ros import qos
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
+
+# On a shared, oversubscribed CPU, OpenMP threads that spin while waiting stall torch by
+# seconds per frame; passive waiting must be chosen before torch (lazily imported) starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["DetectorNode", "DetectorNodeConfig", "TransformBuffer", "ApproximateTimeSync",
            "quat_xyzw_to_matrix", "matrix_to_quat_xyzw", "box_to_3d", "image_to_numpy", "main"]

@@ -119,7 +119,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
 
     SIGINT and SIGTERM shut down cleanly (the launcher sends SIGINT, then SIGTERM).
     A :class:`KatazukeError` from the factory (bad parameter, missing weights file) is
-    logged as one line and the process exits with code 2.
+    logged as one line and the process exits with code 2. A node that shuts itself
+    down after a fatal error sets ``self.exit_code`` (non-zero) so the launcher sees the
+    failure (``on_exit="shutdown"`` / respawn act on it).
     """
     # rclpy.init installs its own SIGINT/SIGTERM handlers (SignalHandlerOptions.ALL):
     # they wake the executor and make spin() raise ExternalShutdownException, even
@@ -127,6 +129,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     # wakes up, so we deliberately do not install one.
     rclpy.init(args=sys.argv if args is None else args)
     node = None
+    exit_code = 0
     try:
         try:
             node = factory()
@@ -140,10 +143,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         pass
     finally:
         if node is not None:
+            exit_code = int(getattr(node, "exit_code", 0) or 0)
             close = getattr(node, "close", None)
             if callable(close):
                 close()
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
-    return 0
+    return exit_code

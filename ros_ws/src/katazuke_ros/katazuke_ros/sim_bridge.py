@@ -405,8 +405,10 @@ class SimBridge(Node):
     """The simulator as a ROS 2 robot (see module docstring).
 
     Args:
-        env_factory: builds the environment from the config (tests pass a small fake);
-            default: :class:`katazuke.sim.TidyEnv` with the node's parameters.
+        env_factory: builds the environment from the config; default:
+            :class:`katazuke.sim.TidyEnv` with the node's parameters. Anything with
+            TidyEnv's API works (``robot``/``client`` are optional: without them the arm
+            link tree is not published and the head camera pose comes from the frames).
         node_name: ROS node name.
         **node_kwargs: forwarded to :class:`rclpy.node.Node` (e.g. ``context``).
     """
@@ -421,13 +423,13 @@ class SimBridge(Node):
         self.env = (env_factory or _default_env_factory)(self.cfg)
         try:
             self.env.reset(seed=self.cfg.seed)
+            self._setup_joints()
+            self._tree = (_LinkTree(self.env, self.cfg.base_frame)
+                          if getattr(self.env, "robot", None) is not None
+                          and hasattr(self.env, "client") else None)
         except Exception:
             self.env.close()
             raise
-        self._setup_joints()
-        self._tree = (_LinkTree(self.env, self.cfg.base_frame)
-                      if getattr(self.env, "robot", None) is not None
-                      and hasattr(self.env, "client") else None)
         self._steps = 0
         self._twist = (0.0, 0.0, 0.0)
         self._twist_time = -math.inf  # sim time of the newest cmd_vel
@@ -670,6 +672,7 @@ class SimBridge(Node):
                 # freeze every sim-time node, so take the node down (launch sees the exit).
                 self.get_logger().error(f"simulation step failed, shutting the bridge down: "
                                         f"{exc!r}")
+                self.exit_code = 1
                 rclpy.try_shutdown(context=self.context)
                 return
             if period > 0.0:
