@@ -52,7 +52,7 @@ class GPCConfig:
 
     horizon: int = field(default=10, metadata={
         "help": "H: number of past disturbances the policy uses (memory length), >= 1"})
-    lr: float = field(default=0.25, metadata={
+    lr: float = field(default=0.5, metadata={
         "help": "base step size eta_0 of online gradient descent (0 freezes M = 0, i.e. LQR)"})
     lr_schedule: Literal["constant", "inv_sqrt", "inv_t", "adagrad"] = field(
         default="adagrad", metadata={

@@ -308,7 +308,8 @@ def _open_scanned_mcap(path: Path, files: list[Path], scans: list[McapScan]) -> 
     recovery = None
     if not all(s.complete for s in scans):
         recovery = (f"recovered {count} messages up to t={end * 1e-9:.3f} s "
-                    f"(unfinished MCAP without summary/footer); "
+                    f"({(end - start) * 1e-9:.3f} s after the first; unfinished MCAP without "
+                    "summary/footer); "
                     f"{dropped} bytes of an incomplete chunk dropped")
     summary = BagSummary(path, "mcap", files, _size(files), start, end, count,
                          list(topics.values()), recovery)

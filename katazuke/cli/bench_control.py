@@ -23,7 +23,7 @@ from katazuke.errors import InputError
 
 __all__ = ["add_arguments", "main"]
 
-GPC_SETTINGS = {"horizon": 10, "lr": 0.25, "lr_schedule": "adagrad", "radius": 2.0}
+GPC_SETTINGS = {"horizon": 10, "lr": 0.5, "lr_schedule": "adagrad", "radius": 2.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -58,6 +58,8 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in ds.samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold)
+    mm = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold, multi_label=True)
+    m["multi_label"] = {"map50": mm["map50"], "map": mm["map"], "per_category": mm["per_category"]}
     m["dataset"] = str(data)
     m["dataset_meta"] = {k: ds.meta.get(k) for k in ("profile", "seed", "n", "generator")}
     if sheet:
@@ -348,8 +350,10 @@ def main(args: argparse.Namespace) -> int:
 
     acc = res.get("accuracy")
     if acc:
-        bar("mAP@0.5, known categories, test profile (held-out textures)", ">= 0.80",
-            _fmt(acc["map50"]), acc["map50"] >= 0.80)
+        bar("mAP@0.5, known categories, test profile (held-out textures), top-1 category per box",
+            ">= 0.80", _fmt(acc["map50"]), acc["map50"] >= 0.80)
+        bar("same, COCO protocol (every box a hypothesis for each category, 100 per image)",
+            ">= 0.80", _fmt(acc["multi_label"]["map50"]), acc["multi_label"]["map50"] >= 0.80)
         bar("class-agnostic recall@0.5 on held-out kinds (objectness >= 0.3)", ">= 0.90",
             _fmt(acc["recall50_held_out_at_threshold"]), acc["recall50_held_out_at_threshold"] >= 0.90)
     lat = res.get("latency")
@@ -375,7 +379,12 @@ def main(args: argparse.Namespace) -> int:
         bar("duplicates + phantoms among mapped instances", "<= 5%",
             f"{100 * om['spurious_fraction']:.1f}%", om["spurious_fraction"] <= 0.05)
     if acc:
-        lines += ["", "## Accuracy (test profile)", "", format_report(acc), "",
+        lines += ["", "## Accuracy (test profile)", "", "Top-1 category per box (what the node publishes):",
+                  "", format_report(acc), "",
+                  f"COCO protocol (multi-label hypotheses): mAP@0.5 {_fmt(acc['multi_label']['map50'])}, "
+                  f"mAP@[.5:.95] {_fmt(acc['multi_label']['map'])}; per category AP@0.5: "
+                  + ", ".join(f"{k} {_fmt(v['ap50'])}" for k, v in acc["multi_label"]["per_category"].items()),
+                  "",
                   f"Dataset: `{acc['dataset']}` {acc['dataset_meta']}. Held-out-kind objects are "
                   "ignored for the category APs and scored by class-agnostic recall.",
                   f"Contact sheet: `{acc.get('contact_sheet', '')}` (white: ground truth, cyan: "

@@ -20,6 +20,7 @@ from katazuke.perception.detection.boxes import iou_matrix, xywh_to_xyxy
 from katazuke.perception.detection.config import CATEGORIES
 
 __all__ = ["ImageGT", "ImagePred", "average_precision", "evaluate", "recall_at_iou",
+           
            "format_report", "IOU_THRESHOLDS"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -125,12 +126,32 @@ def recall_at_iou(gts: list[ImageGT], preds: list[ImagePred], thr: float = 0.5,
     return (hit / total if total else float("nan")), total
 
 
+def _labelled(p: ImagePred, multi_label: bool, max_per_image: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes (K,4), labels (K,), scores (K,)) category hypotheses of one image."""
+    if len(p.scores) == 0:
+        return np.zeros((0, 4)), np.zeros(0, int), np.zeros(0)
+    if not multi_label:
+        lab = np.argmax(p.category_probs, axis=1)
+        return p.boxes_xyxy, lab, p.scores * p.category_probs[np.arange(len(lab)), lab]
+    k, c = p.category_probs.shape
+    boxes = np.repeat(p.boxes_xyxy, c, axis=0)
+    labels = np.tile(np.arange(c), k)
+    scores = (p.scores[:, None] * p.category_probs).reshape(-1)
+    top = np.argsort(-scores, kind="stable")[:max_per_image]
+    return boxes[top], labels[top], scores[top]
+
+
 def evaluate(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float = 0.3,
-             categories: tuple[str, ...] = CATEGORIES) -> dict:
+             categories: tuple[str, ...] = CATEGORIES, multi_label: bool = False,
+             max_per_image: int = 100) -> dict:
     """All detector metrics.
 
-    Each prediction is scored for its most probable category with score
-    ``objectness * p(category)``. Held-out-kind ground truth is ignored for the category APs.
+    Category hypotheses: with ``multi_label`` False each box is scored for its most probable
+    category only (``objectness * p(category)``: what the robot acts on); with True every box
+    is a hypothesis for every category (score ``objectness * p_k``), keeping the
+    ``max_per_image`` best per image (the COCO protocol for multi-class detectors).
+    Held-out-kind ground truth is ignored for the category APs.
 
     Args:
         score_threshold: operating objectness threshold for the ``*_at_threshold`` recalls.
@@ -144,22 +165,20 @@ def evaluate(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float 
     n_cat = len(categories)
     ap = np.full((n_cat, len(IOU_THRESHOLDS)), np.nan)
     n_gt = np.zeros(n_cat, int)
+    hyps = [_labelled(p, multi_label, max_per_image) for p in preds]
     for c in range(n_cat):
         for t_i, thr in enumerate(IOU_THRESHOLDS):
             tps, scs = [], []
             count = 0
-            for g, p in zip(gts, preds):
-                labels = (np.argmax(p.category_probs, axis=1) if len(p.scores)
-                          else np.zeros(0, int))
+            for g, (boxes, labels, scores) in zip(gts, hyps):
                 sel = labels == c
                 gt_sel = (g.categories == c) | g.held_out
                 gt_ignore = g.held_out[gt_sel]
                 count += int(np.sum((g.categories == c) & ~g.held_out))
-                score = p.scores[sel] * (p.category_probs[sel, c] if sel.any() else 1.0)
-                tp, keep = _match(p.boxes_xyxy[sel], score, xywh_to_xyxy(g.boxes_xywh[gt_sel]),
+                tp, keep = _match(boxes[sel], scores[sel], xywh_to_xyxy(g.boxes_xywh[gt_sel]),
                                   gt_ignore, float(thr))
                 tps.append(tp[keep])
-                scs.append(score[keep])
+                scs.append(scores[sel][keep])
             n_gt[c] = count
             ap[c, t_i] = average_precision(np.concatenate(tps) if tps else np.zeros(0, bool),
                                            np.concatenate(scs) if scs else np.zeros(0), count)
@@ -181,6 +200,7 @@ def evaluate(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float 
                          for c in range(n_cat)},
         "agnostic_ap50": agnostic,
         "score_threshold": score_threshold,
+        "multi_label": multi_label,
         "n_images": len(gts),
     }
     for subset in ("all", "known", "held_out"):

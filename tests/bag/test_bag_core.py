@@ -3,8 +3,6 @@ write -> read round trips, crash recovery, the real bags in shared/data, bad inp
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys

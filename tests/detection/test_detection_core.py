@@ -235,3 +235,12 @@ def test_crop_augmentation_keeps_pixel_scale(synth_dataset):
         src = normalize(torch.from_numpy(s.rgb[None]))[0, :, 60:180, 80:240]
         np.testing.assert_allclose(x[i].numpy(), src.numpy(), atol=1e-4)
     assert checked > 0
+
+
+def test_multi_label_hypotheses_recover_second_choice():
+    g = _gt([[0, 0, 50, 50]], [2])
+    p = ImagePred(xywh_to_xyxy(g.boxes_xywh), np.array([0.9]),
+                  np.array([[0.6, 0.0, 0.4, 0.0, 0.0, 0.0]]))
+    assert evaluate([g], [p])["map50"] == 0.0               # top-1 label is wrong
+    m = evaluate([g], [p], multi_label=True)                # the 2nd hypothesis is right
+    assert m["map50"] == pytest.approx(1.0) and m["multi_label"]

@@ -22,6 +22,7 @@ from katazuke_ros.node_utils import declare_config, run_node
 class BagPlayerNode(Node):
     def __init__(self) -> None:
         super().__init__("bag_player")
+        self.exit_code = 0  # read by run_node
         cfg = declare_config(self, PlayConfig)
         if not cfg.bag:
             raise InputError("bag_player: set the 'bag' parameter to a bag directory or file")
@@ -43,8 +44,9 @@ class BagPlayerNode(Node):
             self.get_logger().info(
                 f"played {sum(result.published.values())} messages; publish-time error median "
                 f"{t['median_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms")
-        except Exception as exc:  # logged, then the node stops like at the end of the bag
+        except Exception as exc:  # logged; the node stops with a non-zero exit code
             self.get_logger().error(f"playback failed: {exc}")
+            self.exit_code = 1
         finally:
             self.context.try_shutdown()
 
