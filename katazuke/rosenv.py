@@ -70,6 +70,9 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    # Small dense solves (control, rotation averaging certificates) run many times
+    # slower with threaded OpenBLAS on a loaded 2-core machine; torch uses its own pool.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["PYTHONSAFEPATH"] = "1"  # never let the repo root shadow installed packages
     env["PYTHONUNBUFFERED"] = "1"
     env[_MARK] = str(ws)

@@ -88,7 +88,7 @@ class LinearSolver:
 
     def __init__(self, A: sp.spmatrix, backend: str, rtol: float = 1e-10, maxiter: int = 2000) -> None:
         self.backend = backend
-        self.A = A.tocsr()
+        self.A = A if sp.isspmatrix_bsr(A) else A.tocsr()
         self.rtol = rtol
         self.maxiter = maxiter
         self.cg_iterations = 0
@@ -126,7 +126,7 @@ class LinearSolver:
 
 
 class BlockPattern:
-    """Fixed CSR sparsity of a graph's ``3n x 3n`` block matrices, built once.
+    """Fixed block sparsity (3x3 BSR) of a graph's ``3n x 3n`` matrices, built once.
 
     Holds the ``n`` diagonal blocks and, for each edge ``e = (i, j)``, blocks ``(i, j)`` and
     ``(j, i)``; duplicate edges are summed. :meth:`matrix` fills it in O(nnz) without
@@ -135,28 +135,26 @@ class BlockPattern:
     """
 
     def __init__(self, n: int, I: np.ndarray, J: np.ndarray) -> None:
-        N = 3 * n
-        nodes = np.arange(n)
-        r = np.concatenate([block_coo(nodes, nodes, np.zeros((n, 3, 3)))[0],
-                            block_coo(I, J, np.zeros((I.size, 3, 3)))[0],
-                            block_coo(J, I, np.zeros((I.size, 3, 3)))[0]])
-        c = np.concatenate([block_coo(nodes, nodes, np.zeros((n, 3, 3)))[1],
-                            block_coo(I, J, np.zeros((I.size, 3, 3)))[1],
-                            block_coo(J, I, np.zeros((I.size, 3, 3)))[1]])
-        keys = r.astype(np.int64) * N + c
-        uniq, self._inv = np.unique(keys, return_inverse=True)
-        self._rows = (uniq // N).astype(np.int32)
-        self._indices = (uniq % N).astype(np.int32)
-        self._indptr = np.searchsorted(self._rows, np.arange(N + 1)).astype(np.int32)
-        self.shape = (N, N)
-        self.nnz = uniq.size
+        nodes = np.arange(n, dtype=np.int64)
+        rows = np.concatenate([nodes, I, J])
+        cols = np.concatenate([nodes, J, I])
+        uniq, self._inv = np.unique(rows * n + cols, return_inverse=True)
+        brow = uniq // n
+        self._indices = (uniq % n).astype(np.int32)
+        self._indptr = np.searchsorted(brow, np.arange(n + 1)).astype(np.int32)
+        self.n = n
+        self.nnzb = uniq.size
+        self.shape = (3 * n, 3 * n)
 
-    def matrix(self, diag: np.ndarray | None, off: np.ndarray) -> sp.csr_matrix:
-        """CSR matrix with ``diag`` ``(n,3,3)`` blocks (None: zero) on the diagonal, ``off[e]``
+    def matrix(self, diag: np.ndarray | None, off: np.ndarray) -> sp.bsr_matrix:
+        """BSR matrix with ``diag`` ``(n,3,3)`` blocks (None: zero) on the diagonal, ``off[e]``
         at ``(i, j)`` and ``off[e]^T`` at ``(j, i)``."""
-        n = self.shape[0] // 3
-        d = np.zeros(9 * n) if diag is None else np.ascontiguousarray(diag).ravel()
-        vals = np.concatenate([d, np.ascontiguousarray(off).ravel(),
-                               np.ascontiguousarray(np.swapaxes(off, 1, 2)).ravel()])
-        data = np.bincount(self._inv, weights=vals, minlength=self.nnz)
-        return sp.csr_matrix((data, self._indices, self._indptr), shape=self.shape)
+        n = self.n
+        d = np.zeros((n, 3, 3)) if diag is None else diag
+        blocks = np.concatenate([d.reshape(n, 9), off.reshape(-1, 9),
+                                 np.swapaxes(off, 1, 2).reshape(-1, 9)])
+        data = np.empty((self.nnzb, 9))
+        for k in range(9):
+            data[:, k] = np.bincount(self._inv, weights=blocks[:, k], minlength=self.nnzb)
+        return sp.bsr_matrix((data.reshape(-1, 3, 3), self._indices, self._indptr),
+                             shape=self.shape)
