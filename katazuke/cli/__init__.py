@@ -46,6 +46,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "bench": {
         "control": ("katazuke.cli.bench_control", "LQR vs GPC regret benchmark"),
+        "control-sim": ("katazuke.cli.bench_control_sim",
+                        "LQR vs GPC base tracking in the simulator under pushes and friction changes"),
         "rotavg": ("katazuke.cli.bench_rotavg", "rotation averaging vs GTSAM Shonan"),
         "bag": ("katazuke.cli.bench_bag", "bag playback timing and recording loss"),
         "launch": ("katazuke.cli.bench_launch", "launcher shutdown time"),
