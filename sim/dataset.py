@@ -322,7 +322,8 @@ def _shard_job(args) -> int:
         images.append(rec)
         anns += a
     _write_json(os.path.join(root, "annotations.json"), {"images": images, "annotations": anns})
-    _write_json(os.path.join(root, "done.json"), {"shard": s, "first": first, "count": last - first})
+    _write_json(os.path.join(root, "done.json"),
+                {"shard": s, "first": first, "count": last - first})
     return last - first
 
 

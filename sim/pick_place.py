@@ -16,7 +16,7 @@ import numpy as np
 from katazuke.sim.env import Action, EnvConfig, SimError, TidyEnv, _footprint, _polys_overlap
 from katazuke.sim.geometry import rotation_z
 from katazuke.sim.objects import KIND_BY_NAME
-from katazuke.sim.robot import ARM_HOME, ARM_JOINTS, GRASP_LINK
+from katazuke.sim.robot import ARM_JOINTS, GRASP_LINK
 
 __all__ = ["PickPlaceResult", "pick_and_place", "grasp_pose", "solve_ik"]
 

@@ -16,6 +16,7 @@ Lanczos. The choice uses the reverse Cuthill-McKee profile of the node graph.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla_dense
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from scipy.sparse.csgraph import reverse_cuthill_mckee
@@ -54,13 +55,18 @@ def laplacian(C: sp.csr_matrix, deg: np.ndarray) -> sp.csr_matrix:
     return (sp.diags(np.repeat(deg, 3)) - C).tocsr()
 
 
+DENSE_MAX_NODES = 120
+
+
 def choose_backend(n: int, edges: np.ndarray, max_profile_per_node: float = 250.0) -> str:
-    """``"direct"`` (sparse LU) or ``"iterative"`` (CG/Lanczos) for this graph.
+    """``"dense"`` (n <= 120), ``"direct"`` (sparse LU) or ``"iterative"`` (CG/LOBPCG).
 
     Direct when the graph is small (n <= 400) or its reverse Cuthill-McKee profile
     (sum over nodes of the distance to the earliest neighbour) is at most
     ``max_profile_per_node * n``, which bounds the Cholesky fill.
     """
+    if n <= DENSE_MAX_NODES:
+        return "dense"
     if n <= 400:
         return "direct"
     A = sp.coo_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
@@ -88,6 +94,11 @@ class LinearSolver:
 
     def __init__(self, A: sp.spmatrix, backend: str, rtol: float = 1e-10, maxiter: int = 2000) -> None:
         self.backend = backend
+        if backend == "dense":
+            self.A = np.asarray(A)
+            self._cho = sla_dense.cho_factor(self.A)
+            self.cg_iterations = self.solves = 0
+            return
         self.A = A if sp.isspmatrix_bsr(A) else A.tocsr()
         self.rtol = rtol
         self.maxiter = maxiter
@@ -101,7 +112,7 @@ class LinearSolver:
             inv = 1.0 / np.where(d > 0, d, 1.0)
             self._M = sla.LinearOperator(A.shape, matvec=lambda x: inv * x, dtype=np.float64)
         else:
-            raise ValueError(f"backend must be 'direct' or 'iterative', got {backend!r}")
+            raise ValueError(f"backend must be 'dense', 'direct' or 'iterative', got {backend!r}")
 
     def operator(self) -> sla.LinearOperator:
         """``A^-1`` as a LinearOperator (vectors and column blocks)."""
@@ -110,6 +121,8 @@ class LinearSolver:
 
     def solve(self, b: np.ndarray, rtol: float | None = None) -> np.ndarray:
         self.solves += 1 if b.ndim == 1 else b.shape[1]
+        if self.backend == "dense":
+            return sla_dense.cho_solve(self._cho, b)
         if self.backend == "direct":
             return self._lu.solve(b)
         count = [0]
@@ -134,7 +147,13 @@ class BlockPattern:
     every iteration.
     """
 
-    def __init__(self, n: int, I: np.ndarray, J: np.ndarray) -> None:
+    def __init__(self, n: int, I: np.ndarray, J: np.ndarray, dense: bool = False) -> None:
+        self.dense = dense  # tiny graphs: plain ndarrays, no sparse-format overhead
+        self._I, self._J = I, J
+        self.n = n
+        self.shape = (3 * n, 3 * n)
+        if dense:
+            return
         nodes = np.arange(n, dtype=np.int64)
         rows = np.concatenate([nodes, I, J])
         cols = np.concatenate([nodes, J, I])
@@ -150,6 +169,13 @@ class BlockPattern:
         """BSR matrix with ``diag`` ``(n,3,3)`` blocks (None: zero) on the diagonal, ``off[e]``
         at ``(i, j)`` and ``off[e]^T`` at ``(j, i)``."""
         n = self.n
+        if self.dense:
+            A = np.zeros((n, n, 3, 3))
+            if diag is not None:
+                A[np.arange(n), np.arange(n)] = diag
+            np.add.at(A, (self._I, self._J), off)
+            np.add.at(A, (self._J, self._I), np.swapaxes(off, 1, 2))
+            return A.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
         d = np.zeros((n, 3, 3)) if diag is None else diag
         blocks = np.concatenate([d.reshape(n, 9), off.reshape(-1, 9),
                                  np.swapaxes(off, 1, 2).reshape(-1, 9)])

@@ -52,7 +52,7 @@ import scipy.sparse.linalg as sla
 
 from katazuke.errors import ConfigError, InputError
 
-from .graph import ViewGraph, chordal_cost
+from .graph import ViewGraph
 from .linalg import BlockPattern, LinearSolver, choose_backend, weighted_degree
 from .so3 import exp_so3, project_to_so3
 
@@ -78,8 +78,8 @@ class RotAvgConfig:
         "help": "certified iff lambda_min(Lambda - C) >= -certificate_tol * mean weighted degree"})
     eig_tol: float = field(default=0.1, metadata={
         "help": "eigen-solver residual tolerance, as a fraction of the certificate tolerance"})
-    backend: Literal["auto", "direct", "iterative"] = field(default="auto", metadata={
-        "help": "sparse LU, CG/Lanczos, or auto (by the graph's bandwidth profile)"})
+    backend: Literal["auto", "dense", "direct", "iterative"] = field(default="auto", metadata={
+        "help": "dense (n <= 120), sparse LU, CG/LOBPCG, or auto (by size and bandwidth profile)"})
     staircase_max_rank: int = field(default=7, metadata={"help": "highest factor rank of the "
                                                                   "staircase (3 = no staircase)"})
     staircase_max_sweeps: int = field(default=500, metadata={"help": "coordinate-descent sweeps "
@@ -213,9 +213,8 @@ class _Problem:
         self.n = n
         self.I, self.J = g.edges[:, 0], g.edges[:, 1]
         self.rel = g.rotations
-        self.relT = np.swapaxes(g.rotations, 1, 2)
-        self.pattern = BlockPattern(n, self.I, self.J)
         self.backend = choose_backend(n, g.edges) if cfg.backend == "auto" else cfg.backend
+        self.pattern = BlockPattern(n, self.I, self.J, dense=self.backend == "dense")
         self.set_weights(w)
 
     def set_weights(self, w: np.ndarray) -> None:
@@ -293,7 +292,7 @@ class _Problem:
         d3 = np.repeat(self.deg, 3)
         if N <= 300:
             dh = 1.0 / np.sqrt(d3)
-            _, vecs = sla_dense.eigh((dh[:, None] * self.C.toarray()) * dh[None, :],
+            _, vecs = sla_dense.eigh((dh[:, None] * _todense(self.C)) * dh[None, :],
                                      subset_by_index=[N - 3, N - 1])
             return _round_blocks(dh[:, None] * vecs)
         # Top-3 of D^-1/2 C D^-1/2 <=> smallest of L v = mu D v. LOBPCG preconditioned by
@@ -406,7 +405,8 @@ class _Problem:
                 lam_min, vec = _null_ritz(S, Y)
         if lam_min is None:
             pre = self.factor.operator() if self.backend == "direct" else None
-            lam_min, vec = _min_eigen(S, Lam, Y, pre, self.cfg.eig_tol * self.tol, self.deg)
+            lam_min, vec = _min_eigen(S, Lam, Y, pre, self.cfg.eig_tol * self.tol, self.deg,
+                                      self.tol)
         trace_lam = float(np.einsum("nii->", Lam))
         dual = 6.0 * self.W - trace_lam + 3.0 * n * min(lam_min, 0.0)
         gap = cost - dual
@@ -422,7 +422,7 @@ class _Problem:
         """Rank-p coordinate descent from the rank-3 saddle ``R``, escaping along ``vec``."""
         n = self.n
         colours = _colouring(n, self.g.edges)
-        Ct = self.C.tocsc()
+        Ct = self.C if isinstance(self.C, np.ndarray) else self.C.tocsc()
         cols = [np.repeat(3 * c, 3) + np.tile(np.arange(3), c.size) for c in colours]
         Cs = [Ct[:, cl] for cl in cols]
         Y = R.copy()  # rank-3 factor: Y_i = R_i, so Y_i^T Y_j = R_i^T R_j
@@ -456,6 +456,10 @@ class _Problem:
         return None, cert, f"staircase reached rank {self.cfg.staircase_max_rank} without a certificate"
 
 
+def _todense(A: np.ndarray | sp.spmatrix) -> np.ndarray:
+    return A if isinstance(A, np.ndarray) else A.toarray()
+
+
 def _negative_pivots(S: sp.csr_matrix, tol: float) -> int | None:
     """Number of eigenvalues of ``S`` below ``-tol`` from an LDL^T-type factorisation of
     ``S + tol I`` (SuperLU, diagonal pivots only, symmetric permutation), or None when
@@ -481,26 +485,25 @@ def _null_ritz(S: sp.csr_matrix, Y: np.ndarray) -> tuple[float, np.ndarray]:
     return float(ev[0]), Qx @ evec[:, 0]
 
 
-def _min_eigen(S: sp.csr_matrix, Lam: np.ndarray, Y: np.ndarray, pre: sla.LinearOperator | None,
-               tol: float, deg: np.ndarray) -> tuple[float, np.ndarray]:
+def _min_eigen(S: sp.spmatrix, Lam: np.ndarray, Y: np.ndarray, pre: sla.LinearOperator | None,
+               tol: float, deg: np.ndarray, decide: float) -> tuple[float, np.ndarray]:
     """Smallest eigenvalue of symmetric ``S = Lambda - C`` and its eigenvector ``(3n,)``.
 
     The first-order conditions make the columns of ``X^T`` (``X = [Y_1 ... Y_n]``)
     near-null vectors of ``S``: their Rayleigh-Ritz values are computed directly, and the
     rest of the spectrum by LOBPCG constrained to the orthogonal complement, with
     preconditioner ``pre`` (the factor of ``L + eps D``, which is close to ``S`` when the
-    residuals are small) or the block-Jacobi inverse of ``Lambda``. The eigenpair is
-    accepted when its residual is below ``tol * mean degree``; otherwise Lanczos
-    (shift-invert when ``pre`` exists) takes over.
+    residuals are small) or the block-Jacobi inverse of ``Lambda`` (see _lobpcg_min for
+    the stopping rule; ``decide`` is the certificate tolerance).
     """
     N = S.shape[0]
     p = Y.shape[1]
     X = np.swapaxes(Y, 0, 1).reshape(p, N)
     Qx, _ = np.linalg.qr(X.T)
     if N <= 300:
-        vals, vecs = sla_dense.eigh(S.toarray(), subset_by_index=[0, 0])
+        vals, vecs = sla_dense.eigh(_todense(S), subset_by_index=[0, 0])
         return float(vals[0]), vecs[:, 0]
-    lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol, pre)
+    lam_comp, v_comp = _lobpcg_min(S, Lam, Qx, tol, pre, decide, float(deg.mean()))
     SQ = Qx.T @ (S @ Qx)
     ev, evec = np.linalg.eigh(0.5 * (SQ + SQ.T))
     if ev[0] < lam_comp:
@@ -522,30 +525,40 @@ def _block_jacobi(Dg: np.ndarray, floor: float) -> sla.LinearOperator:
     return sla.LinearOperator((3 * n, 3 * n), matvec=apply, matmat=apply, dtype=np.float64)
 
 
-def _lobpcg_min(S: sp.csr_matrix, Lam: np.ndarray, Qx: np.ndarray, tol: float,
-                pre: sla.LinearOperator | None) -> tuple[float, np.ndarray]:
-    """Smallest eigenpair of ``S`` on the orthogonal complement of ``Qx`` (see _min_eigen)."""
+def _lobpcg_min(S: sp.spmatrix, Lam: np.ndarray, Qx: np.ndarray, tol: float,
+                pre: sla.LinearOperator | None, decide: float, scale: float
+                ) -> tuple[float, np.ndarray]:
+    """Smallest eigenpair of ``S`` on the orthogonal complement of ``Qx`` (see _min_eigen).
+
+    LOBPCG (block of 3: the spectrum comes in near-triples) from a seeded random start,
+    with a residual tolerance tightened in rounds (warm-started) only until the sign
+    question is decided: an eigenvalue lies within ``||r||`` of the Ritz value ``theta``,
+    so ``theta - ||r|| >= -decide`` (or ``theta + ||r|| < -decide``) settles it. The
+    last round uses ``tol``; if LOBPCG stalls, Lanczos on ``sigma I - S`` takes over.
+    """
     N = S.shape[0]
-    rng = np.random.default_rng(12345)
-    X0 = rng.standard_normal((N, 3))
+    X = np.random.default_rng(12345).standard_normal((N, 3))
     if pre is None:
         pre = _block_jacobi(Lam, floor=1e-3 * float(np.abs(S.diagonal()).mean()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # non-convergence is checked below
-        vals, vecs = sla.lobpcg(S, X0, M=pre, Y=Qx, tol=tol, maxiter=150, largest=False)
-    k = int(np.argmin(vals))
-    v = vecs[:, k]
-    res = float(np.linalg.norm(S @ v - vals[k] * v))
-    # Accept a converged pair, or one whose sign is already decided (|theta| > residual:
-    # an eigenvalue lies within the residual of theta).
-    if res <= 10 * tol or abs(float(vals[k])) > 100 * res:
-        return float(vals[k]), v
+    t = max(1e-2 * scale, tol)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # non-convergence is checked below
+            vals, X = sla.lobpcg(S, X, M=pre, Y=Qx, tol=t, maxiter=150, largest=False)
+        k = int(np.argmin(vals))
+        theta, v = float(vals[k]), X[:, k]
+        res = float(np.linalg.norm(S @ v - theta * v))
+        if theta - res >= -decide or theta + res < -decide or res <= tol:
+            return theta, v
+        if t <= tol:
+            break
+        t = max(t * 1e-2, tol)
     # LOBPCG stalled: Lanczos on sigma I - S deflated by Qx (sigma: Gershgorin bound).
     sigma = float(np.abs(S).sum(axis=1).max())
     M = sla.LinearOperator((N, N), dtype=np.float64,
                            matvec=lambda x: sigma * x - S @ x - sigma * (Qx @ (Qx.T @ x)))
-    theta, V = sla.eigsh(M, k=1, which="LA", tol=1e-10, v0=v, maxiter=50 * N)
-    return sigma - float(theta[0]), V[:, 0]
+    theta_l, V = sla.eigsh(M, k=1, which="LA", tol=1e-10, v0=v, maxiter=50 * N)
+    return sigma - float(theta_l[0]), V[:, 0]
 
 
 def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto",

@@ -24,6 +24,9 @@ Subscribed:
     arm/command      trajectory_msgs/JointTrajectory (last point's positions become targets)
     gripper/command  katazuke_interfaces/GripperCommand
     head/command     trajectory_msgs/JointTrajectory (head pan / tilt joints)
+    sim/disturbance/base_force  geometry_msgs/Vector3: world-frame push on the base (N, x, y;
+                     z ignored), held until the next message; simulation only (COMMAND)
+    sim/friction     std_msgs/Float64: floor friction coefficient (0..2), held; simulation only
 
 Bad commands (NaN, unknown joint, wrong length, out of limits) are rejected with a
 logged reason (rate-limited per kind), announced on ``sim_bridge/rejected`` and the
@@ -42,12 +45,12 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
+from geometry_msgs.msg import PoseStamped, TransformStamped, Twist, Vector3
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Float64, String
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
@@ -436,6 +439,12 @@ class SimBridge(Node):
         self._arm = _Targets()
         self._gripper = _Targets()
         self._head = _Targets()
+        # simulation-only inputs, applied by the loop thread before its next step (the
+        # simulator's client is not thread-safe): None = nothing new
+        self._pending_force: tuple[float, float] | None = None
+        self._pending_friction: float | None = None
+        self._applied_force: tuple[float, float] = (0.0, 0.0)
+        self._applied_friction: float | None = None
         self.rejected: dict[str, int] = {}
         self.step_wall_s: list[float] = []  # wall time per control step (bench / diagnostics)
 
@@ -467,6 +476,9 @@ class SimBridge(Node):
         self.create_subscription(GripperCommand, "gripper/command", self._on_gripper,
                                  qos.COMMAND)
         self.create_subscription(JointTrajectory, "head/command", self._on_head, qos.COMMAND)
+        self.create_subscription(Vector3, "sim/disturbance/base_force", self._on_base_force,
+                                 qos.COMMAND)
+        self.create_subscription(Float64, "sim/friction", self._on_friction, qos.COMMAND)
 
         self._publish_static_tf()
         self._publish(render_head=True)
@@ -607,6 +619,44 @@ class SimBridge(Node):
         with self._lock:
             self._gripper.propose(w, "gripper/command")
 
+    def _on_base_force(self, msg: Vector3) -> None:
+        f = (float(msg.x), float(msg.y))
+        if not all(math.isfinite(c) for c in f) or not hasattr(self.env, "set_base_disturbance"):
+            self._reject("sim/disturbance/base_force",
+                         f"(fx, fy) = {f} N must be finite and the simulator must support pushes")
+            return
+        if abs(msg.z) > 1e-9:
+            self._log.warn("force_z", f"sim/disturbance/base_force z = {msg.z} N ignored: "
+                                      "pushes are planar (x, y, world frame)")
+        with self._lock:
+            self._pending_force = f
+
+    def _on_friction(self, msg: Float64) -> None:
+        mu = float(msg.data)
+        if not (math.isfinite(mu) and 0.0 <= mu <= 2.0) or not hasattr(self.env,
+                                                                      "set_floor_friction"):
+            self._reject("sim/friction", f"friction {mu} must be a finite coefficient in "
+                                         "[0, 2] and the simulator must support it")
+            return
+        with self._lock:
+            self._pending_friction = mu
+
+    def _apply_sim_inputs(self) -> None:
+        with self._lock:
+            force, mu = self._pending_force, self._pending_friction
+            self._pending_force = self._pending_friction = None
+        if force is not None:
+            self.env.set_base_disturbance(force)
+            if force != self._applied_force:
+                self.get_logger().info(f"base push set to ({force[0]:.1f}, {force[1]:.1f}) N "
+                                       "(world frame)")
+            self._applied_force = force
+        if mu is not None:
+            self.env.set_floor_friction(mu)
+            if mu != self._applied_friction:
+                self.get_logger().info(f"floor friction set to {mu:g}")
+            self._applied_friction = mu
+
     # ------------------------------------------------------------------- loop
     def _action(self, accepted_only: bool = False) -> tuple[Any, list[tuple[Any, int | None]]]:
         """The action for the next step and the (value, candidate version) of each target."""
@@ -631,6 +681,7 @@ class SimBridge(Node):
 
         t0 = time.perf_counter()
         targets = (self._arm, self._gripper, self._head)
+        self._apply_sim_inputs()
         action, versions = self._action()
         try:
             self.env.step(action)
