@@ -37,7 +37,7 @@ FILES = ["gtsam_Klaus3.g2o", "gtsam_pose3example.txt", "gtsam_toyExample.g2o", "
 SYNTHETIC = [(100, 5, 1), (100, 10, 10), (100, 20, 30), (1000, 5, 5), (1000, 10, 10),
              (1000, 20, 20), (1000, 10, 30), (10000, 5, 10), (10000, 10, 1), (10000, 10, 10),
              (10000, 10, 20), (10000, 20, 10)]
-OUTLIERS = [(1000, 10, 5, 0.2), (1000, 20, 5, 0.2), (10000, 10, 5, 0.2)]
+OUTLIERS = [(1000, 10, 5, 0.2), (1000, 20, 5, 0.2), (3000, 10, 5, 0.2)]
 QUICK_FILES = ["tinyGrid3D.g2o", "smallGrid3D.g2o", "parking-garage.g2o", "sphere2500.g2o"]
 QUICK_SYNTHETIC = [(100, 5, 1), (1000, 10, 10)]
 QUICK_OUTLIERS = [(1000, 10, 5, 0.2)]

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 repeats, 100 images, 2 seeds, 8 kinds")
     parser.add_argument("--skip-pick", action="store_true", help="skip pick-and-place")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="only rewrite sim.md from an existing sim.json (no measuring)")
 
 
 def _git(*args: str) -> str:
@@ -154,6 +156,14 @@ def bench_pick(seeds: int, kinds: list[str] | None) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.markdown_only:
+        src = Path(args.out_dir) / "sim.json"
+        if not src.is_file():
+            from katazuke.errors import KatazukeError
+
+            raise KatazukeError(f"{src} not found: run `katazuke bench sim` first")
+        (Path(args.out_dir) / "sim.md").write_text(_markdown(json.loads(src.read_text())))
+        return 0
     import numpy
     import PIL
     import pybullet
@@ -256,10 +266,16 @@ def _markdown(r: dict) -> str:
     b = r["bars"]
     lines += ["", "## Bars (issue \"Simulation\")", "",
               f"- render + physics >= {FPS_BAR:.0f} frames/s at 320x240 RGB-D: "
-              f"{_yes(b['fps_320x240_rgbd_ge_20'])} ({f['train']['fps_median']:.1f} frames/s)",
+              f"{_yes(b['fps_320x240_rgbd_ge_20'])} on the wall clock "
+              f"({f['train']['fps_median']:.1f} frames/s); per CPU-second of the process "
+              f"{f['train']['fps_cpu_time_median']:.1f} frames/s "
+              f"({'above' if f['train']['fps_cpu_time_median'] >= FPS_BAR else 'below'} "
+              "the bar when the process has a core to itself)",
               f"- dataset >= {DATASET_BAR:.0f} images/s with 2 workers: "
-              f"{_yes(b['dataset_2_workers_ge_15_img_s'])} "
-              f"({d['workers_2']['images_per_s_median']:.1f} images/s)",
+              f"{_yes(b['dataset_2_workers_ge_15_img_s'])} on the wall clock "
+              f"({d['workers_2']['images_per_s_median']:.1f} images/s); CPU-bound estimate "
+              f"{d['workers_2']['images_per_s_cpu_bound_median']:.1f} images/s with 2 free "
+              "cores",
               f"- pick-and-place succeeds on >= 90% of kinds (>= 4 of 5 seeds each): "
               f"{_yes(b['pick_place_ge_90pct_kinds'])}"
               + (f" ({100 * p['kind_success_rate']:.0f}%)" if p else ""), ""]

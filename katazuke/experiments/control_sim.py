@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from katazuke.config import dataclass, field
-from katazuke.control import ControllerConfig, base_tracker, identify, wrap_angle
+from katazuke.control import GPC, ControllerConfig, base_tracker, identify, wrap_angle
 from katazuke.errors import ConfigError, InputError
 
 __all__ = ["ControlSimConfig", "DisturbanceEvent", "EpisodeResult", "Reference",
@@ -250,7 +250,8 @@ def default_schedule(duration_s: float, rng: np.random.Generator, scale: float =
     D = float(duration_s)
     j = lambda: float(rng.uniform(-0.02, 0.02)) * D  # noqa: E731 - tiny timing jitter
     dx, dy = direction()
-    events = [DisturbanceEvent("push", 0.15 * D + j(), 0.45 * D + j(), (30.0 * scale * dx, 30.0 * scale * dy)),
+    events = [DisturbanceEvent("push", 0.15 * D + j(), 0.45 * D + j(),
+                               (30.0 * scale * dx, 30.0 * scale * dy)),
               DisturbanceEvent("friction", 0.35 * D + j(), 0.70 * D + j(), mu=0.25)]
     dx, dy = direction()
     events.append(DisturbanceEvent("periodic", 0.55 * D + j(), 0.85 * D + j(),
@@ -354,7 +355,8 @@ def _clip_twist(u: np.ndarray, max_lin: float, max_ang: float) -> np.ndarray:
 
 def run_episode(reference: Reference, events: Sequence[DisturbanceEvent], mode: str,
                 cfg: ControlSimConfig, seed: int = 0,
-                progress: Callable[[int], Any] | None = None) -> EpisodeResult:
+                progress: Callable[[int], Any] | None = None,
+                gpc_model: tuple[np.ndarray, np.ndarray] | None = None) -> EpisodeResult:
     """Track ``reference`` in a fresh simulator episode with the ``mode`` tracker.
 
     Args:
@@ -364,6 +366,9 @@ def run_episode(reference: Reference, events: Sequence[DisturbanceEvent], mode: 
         cfg: experiment settings.
         seed: simulator seed (odometry noise); use the same for both modes.
         progress: called with the number of ticks done every 100 ticks (progress bars).
+        gpc_model: ``(A (3, 3), B (3, 3))`` for GPC's disturbance estimate and counterfactual
+            rollout instead of the tracker's nominal ``(I, dt I)`` (e.g. from
+            :func:`identify_base_model`); the stabilising K stays the nominal LQR gain.
 
     Returns:
         The :class:`EpisodeResult` with metrics against ground truth.
@@ -373,6 +378,11 @@ def run_episode(reference: Reference, events: Sequence[DisturbanceEvent], mode: 
     if mode not in ("lqr", "gpc"):
         raise InputError(f"mode must be 'lqr' or 'gpc'; got {mode!r}")
     tracker = base_tracker(cfg.controller_config(mode))
+    if gpc_model is not None:
+        if mode != "gpc":
+            raise InputError("gpc_model is only meaningful with mode='gpc'")
+        tracker.gpc = GPC(np.asarray(gpc_model[0]), np.asarray(gpc_model[1]), tracker.Q,
+                          tracker.R, tracker.config.gpc_config(), K=tracker.K)
     n = len(reference.t)
     ff = reference.feedforward() if cfg.feedforward else np.zeros_like(reference.poses)
     env = _make_env(cfg, reference.poses[0], seed)
@@ -397,7 +407,8 @@ def run_episode(reference: Reference, events: Sequence[DisturbanceEvent], mode: 
             u = _clip_twist(out.u + ff[k], max_lin, max_ang)
             f, mu = force_and_friction(events, t, mu0)
             env.set_base_disturbance(f)
-            env.set_floor_friction(mu)
+            if k == 0 or mu != mu_log[k - 1]:
+                env.set_floor_friction(mu)
             env.step(_action(_to_base(u, oyaw)))
             log["u"][k], log["force"][k], mu_log[k] = u, f, mu
             gpc_active[k] = out.mode == "gpc"

@@ -324,6 +324,18 @@ class _Problem:
         # Full space: H is singular along the gauge, g is orthogonal to it (the cost is
         # invariant), so PCG with the SPD preconditioner F^-1 stays consistent.
         H = self.hessian(R)
+        if self.backend == "dense":
+            # Tiny graphs: exact Newton step with the anchor fixed (Cholesky), or the
+            # Gauss-Newton step where the Hessian is not positive definite.
+            keep = np.ones(3 * n, dtype=bool)
+            keep[3 * self.anchor:3 * self.anchor + 3] = False
+            x = np.zeros(3 * n)
+            try:
+                cho = sla_dense.cho_factor(H[np.ix_(keep, keep)])
+                x[keep] = sla_dense.cho_solve(cho, -g[keep])
+            except np.linalg.LinAlgError:
+                x = -0.5 * self.factor.solve(g)
+            return x.reshape(n, 3)
         prec_rtol = 1e-3
         # Gauge directions (left rotation of every R_i): delta_i = R_i^T w; block i of Gq is
         # R_i^T / sqrt(n), orthonormal columns. The preconditioner output is projected off

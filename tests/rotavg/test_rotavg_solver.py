@@ -48,7 +48,7 @@ def test_gradient_and_hessian_match_finite_differences() -> None:
     R = random_rotations(12, rng)
     D, _ = prob.edge_terms(R)
     grad = 2.0 * prob.gradient(D).reshape(-1)        # gradient() is half the gradient
-    H = 2.0 * prob.hessian(R).toarray()              # hessian() is half the Hessian
+    H = 2.0 * np.asarray(prob.hessian(R))            # hessian() is half the Hessian (dense: n <= 120)
 
     def f(d: np.ndarray) -> float:
         return prob.cost(R @ exp_so3(d.reshape(-1, 3)))
@@ -104,7 +104,7 @@ def test_both_backends_reach_the_same_optimum() -> None:
 
 def test_local_minimum_is_not_certified_and_the_staircase_escapes() -> None:
     """Seeded crafted case: high noise, random start -> rank-3 local minimum."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(29)
     n = int(rng.integers(5, 12))
     g, _, _ = synthetic_graph(n, 3, float(rng.choice([40, 60, 90])), rng)
     R0 = random_rotations(n, rng)
