@@ -42,6 +42,9 @@ class ObjectMapConfig:
         "help": "detections below this objectness are ignored"})
     confirm_observations: int = field(default=2, metadata={
         "help": "an instance is reported once fused from this many detections"})
+    report_min_objectness: float = field(default=0.3, metadata={
+        "help": "an instance is reported only once one of its detections reached this objectness "
+                "(weak detections still support instances, but cannot create reported ones)"})
     hit_gain: float = field(default=0.5, metadata={
         "help": "confidence update on a detection: c += hit_gain * objectness * (1 - c)"})
     miss_decay: float = field(default=0.6, metadata={

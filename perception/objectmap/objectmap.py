@@ -74,6 +74,7 @@ class Instance:
     last_seen: float
     observations: int = 1
     misses: int = 0
+    peak_objectness: float = 0.0
 
     @property
     def position(self) -> np.ndarray:
@@ -167,9 +168,11 @@ class ObjectMap:
 
     @property
     def instances(self) -> list[Instance]:
-        """Confirmed instances (``observations >= confirm_observations``), by id."""
-        n = self.config.confirm_observations
-        return [i for i in sorted(self._instances.values(), key=lambda i: i.id) if i.observations >= n]
+        """Confirmed instances (``observations >= confirm_observations`` and a detection with
+        objectness >= ``report_min_objectness``), by id."""
+        n, o = self.config.confirm_observations, self.config.report_min_objectness
+        return [i for i in sorted(self._instances.values(), key=lambda i: i.id)
+                if i.observations >= n and i.peak_objectness >= o]
 
     @property
     def all_instances(self) -> list[Instance]:
@@ -228,7 +231,8 @@ class ObjectMap:
             self._observe(self._instances[iid], t, *dets[di])
         for di, (p, o, s, e) in enumerate(dets):
             if di not in used_d:
-                inst = Instance(self._next_id, [p], [o], s * o, e.copy(), c.hit_gain * o, t, t)
+                inst = Instance(self._next_id, [p], [o], s * o, e.copy(), c.hit_gain * o, t, t,
+                                peak_objectness=o)
                 self._instances[inst.id] = inst
                 used_i.add(inst.id)
                 self._next_id += 1
@@ -258,6 +262,7 @@ class ObjectMap:
         inst.confidence += c.hit_gain * o * (1 - inst.confidence)
         inst.last_seen = max(inst.last_seen, t)
         inst.misses = 0
+        inst.peak_objectness = max(inst.peak_objectness, o)
 
     def _merge(self) -> None:
         c = self.config
@@ -281,6 +286,7 @@ class ObjectMap:
                         a.observations + b.observations)
                     a.observations += b.observations
                     a.confidence = max(a.confidence, b.confidence)
+                    a.peak_objectness = max(a.peak_objectness, b.peak_objectness)
                     a.first_seen = min(a.first_seen, b.first_seen)
                     a.last_seen = max(a.last_seen, b.last_seen)
                     del self._instances[b.id]
