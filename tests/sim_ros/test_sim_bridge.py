@@ -1,7 +1,10 @@
 """sim_bridge for real: a real TidyEnv behind the node, observed over DDS with rclpy.
 
-One bridge (small room, real_time_factor 0) serves the whole module; each test publishes
-inputs and waits with a timeout for the outputs it asserts on.
+One bridge (small room, real_time_factor 1) serves the whole module; each test publishes
+inputs and waits with a timeout for the outputs it asserts on. Real time (not "as fast
+as possible") because the tests stream commands from Python: on a loaded machine an
+unpaced simulation outruns the command stream and the bridge's cmd_vel timeout stops
+the base between two commands.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class Harness:
         # from their pids) must not feed foreign /joint_states or /clock into this one.
         rclpy.init(context=self.ctx, domain_id=DOMAIN)
         ns = NS
-        params = [Parameter("real_time_factor", value=0.0),
+        params = [Parameter("real_time_factor", value=1.0),
                   Parameter("n_objects", value=[3, 4]),
                   Parameter("camera_hz", value=10.0),
                   Parameter("seed", value=5)]
