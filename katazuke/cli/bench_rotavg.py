@@ -263,6 +263,19 @@ def _markdown(doc: dict[str, Any]) -> str:
                  f"{r['gtsam_time_s']:.3f} |")
     L += ["", "Errors: mean angle to the ground truth after the best global alignment. GTSAM "
           "Shonan is not robust; its time is the least-squares solve on the same graph.", "",
+          "## How to read this", "",
+          "- Certificate: `certified` iff lambda_min(Lambda - R~) >= -1e-6 x mean weighted degree. "
+          "lambda_min comes from a dense LAPACK eigensolver (n <= 120), from the inertia of a "
+          "sparse LDL^T-type factorisation of Lambda - R~ + tol I (SLAM-like graphs: proves "
+          "lambda_min > -tol; the value shown is then the smallest Ritz value on the gauge null "
+          "space), or from LOBPCG on the complement of that null space (random graphs; "
+          "numerical, stopped once the sign is decided by the residual bound).",
+          "- GTSAM's own lambda_min (in the JSON) accepts values down to -1e-4; its costs stop "
+          "1e-8..1e-5 (relative) above ours, which is why `rel. diff` is negative.",
+          "- The machine is a 2-core VM shared with other engineers' jobs (see the load "
+          "average above): millisecond timings move by +-50% between runs; the speed bar on "
+          "graphs with a few nodes is decided by fixed Python overhead (about 1-2 ms per "
+          "solve) against GTSAM's C++ (0.5-1.5 ms).", "",
           "## Bars", ""]
     for b in doc["bars"]:
         L.append(f"- {'MET' if b['met'] else 'NOT MET'}: {b['bar']} — {b['detail']}")

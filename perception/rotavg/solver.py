@@ -286,8 +286,9 @@ class _Problem:
             self._gn_solver = LinearSolver(F, self.backend, rtol=1e-12)
         return self._gn_solver
 
-    def spectral(self) -> np.ndarray:
-        """Degree-normalised spectral initialisation (see :func:`spectral_init`)."""
+    def spectral(self, tol: float = 1e-3) -> np.ndarray:
+        """Degree-normalised spectral initialisation (see :func:`spectral_init`); ``tol``
+        is the eigen-solver's relative tolerance (loose: it only starts Newton)."""
         n, N = self.n, 3 * self.n
         d3 = np.repeat(self.deg, 3)
         if N <= 300:
@@ -302,14 +303,15 @@ class _Problem:
         if self.backend == "direct":
             # Shift-invert Lanczos about -eps with the shared factor of L + eps D.
             _, V = sla.eigsh(L, k=3, M=sp.diags(d3).tocsr(), sigma=-_SPECTRAL_SHIFT, which="LM",
-                             OPinv=self.factor.operator(), tol=1e-4, v0=np.ones(N))
+                             OPinv=self.factor.operator(), tol=0.1 * tol, v0=np.ones(N))
             return _round_blocks(V)
         X0 = np.random.default_rng(0).standard_normal((N, 3))
         pre = _block_jacobi(self.deg[:, None, None] * np.eye(3), 1e-3 * float(self.deg.mean()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a rough start is all we need
             _, V = sla.lobpcg(L, X0, B=sp.diags(d3).tocsr(), M=pre,
-                              tol=1e-3 * float(self.deg.mean()), maxiter=60, largest=False)
+                              tol=tol * float(self.deg.mean()),
+                              maxiter=60 if tol >= 1e-3 else 1000, largest=False)
         return _round_blocks(V)
 
     def newton_step(self, R: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -582,6 +584,13 @@ def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto"
     matrix estimates ``R_i^T`` up to a global O(3) factor; blocks are projected to SO(3).
     The unnormalised variant (eigenvectors of ``C``) fails on irregular graphs.
 
+    Args:
+        graph: the problem.
+        weighted: use the edge weights.
+        backend: as :attr:`RotAvgConfig.backend`.
+        tol: relative eigen-solver tolerance (the solver itself uses a loose 1e-3: it
+            only starts Newton; this default gives an accurate spectral solution).
+
     Returns:
         ``(n, 3, 3)`` rotations (gauge arbitrary). Nodes of a disconnected graph are
         only consistent within their component.
@@ -594,7 +603,7 @@ def spectral_init(graph: ViewGraph, weighted: bool = True, backend: str = "auto"
     if np.any(deg == 0):
         raise InputError(f"spectral_init: node {int(np.flatnonzero(deg == 0)[0])} has no edges")
     cfg = RotAvgConfig(weighted=weighted, backend=backend)  # type: ignore[arg-type]
-    return _Problem(graph, w, cfg, 0).spectral()
+    return _Problem(graph, w, cfg, 0).spectral(tol)
 
 
 # --------------------------------------------------------------------------- top level

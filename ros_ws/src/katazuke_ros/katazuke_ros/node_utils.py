@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
 import typing
 from typing import Any, Callable, TypeVar
 
@@ -142,6 +144,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # A second Ctrl-C during clean-up would raise KeyboardInterrupt inside
+        # destroy_node; the launcher escalates to SIGTERM/SIGKILL if clean-up hangs.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             exit_code = int(getattr(node, "exit_code", 0) or 0)
             close = getattr(node, "close", None)
