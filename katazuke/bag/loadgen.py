@@ -33,7 +33,7 @@ class LoadSpec:
         duration_s: seconds of data.
         image_hz, joint_hz: rates (Hz).
         width, height: image size (pixels); rgb8, so ``3 * width * height`` bytes each.
-        depth: publisher queue depth (reliable KEEP_LAST).
+        depth: publisher queue depth hint (reliable KEEP_ALL: the writer keeps every unacknowledged sample).
         seed: image content RNG seed.
     """
 
@@ -90,7 +90,9 @@ def publish_load(node: Any, spec: LoadSpec, wait_for_subscriber_s: float = 10.0)
 
     from katazuke.bag.schedule import wait_until
 
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=spec.depth,
+    # Lossless transport needs reliable KEEP_ALL at both ends: a KEEP_LAST writer
+    # overwrites samples a briefly stalled reader has not acknowledged yet.
+    qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=spec.depth,
                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
     pubs = {IMAGE_TOPIC: node.create_publisher(Image, IMAGE_TOPIC, qos),
             JOINT_TOPIC: node.create_publisher(JointState, JOINT_TOPIC, qos)}

@@ -43,10 +43,17 @@ def message_class(msgtype: str) -> Any | None:
     return getattr(module, parts[2], None)
 
 
-def to_profile(spec: QosSpec) -> QoSProfile:
-    """rclpy profile from a :class:`QosSpec`."""
+def to_profile(spec: QosSpec, keep_all: bool = False) -> QoSProfile:
+    """rclpy profile from a :class:`QosSpec`.
+
+    ``keep_all`` (the recorder, for reliable volatile topics): the reader never drops
+    a sample from its own history; a reader that falls behind pushes back on reliable
+    writers through DDS flow control instead of losing data.
+    """
+    history = (HistoryPolicy.KEEP_ALL if keep_all and spec.reliable and not spec.transient_local
+               else HistoryPolicy.KEEP_LAST)
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=max(1, int(spec.depth)),
+        history=history, depth=max(1, int(spec.depth)),
         reliability=ReliabilityPolicy.RELIABLE if spec.reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=(DurabilityPolicy.TRANSIENT_LOCAL if spec.transient_local
                     else DurabilityPolicy.VOLATILE))
@@ -147,7 +154,7 @@ class Recorder:
                     self.node.destroy_subscription(have[0])
                 self.received.setdefault(topic, 0)
                 sub = self.node.create_subscription(
-                    cls, topic, self._callback(topic), to_profile(spec), raw=True,
+                    cls, topic, self._callback(topic), to_profile(spec, keep_all=True), raw=True,
                     callback_group=self._group_msgs)
                 self._subs[topic] = (sub, spec)
                 self.node.get_logger().info(

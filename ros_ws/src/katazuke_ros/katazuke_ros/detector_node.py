@@ -59,7 +59,8 @@ class DetectorNodeConfig:
         "help": "fraction of the box (width and height, centred) whose depths give the median"})
     max_depth: float = kfield(default=6.0, metadata={"help": "m; deeper readings are invalid"})
     publish_image: bool = kfield(default=True, metadata={
-        "help": "publish the annotated debug image on detections/image"})
+        "help": "publish the annotated debug image on detections/image (drawn only while "
+                "someone subscribes)"})
     detector: DetectorConfig = kfield(default_factory=DetectorConfig, metadata={
         "help": "model settings (weights path, thresholds)"})
 
@@ -268,7 +269,7 @@ def image_to_numpy(msg: Image, encoding: str, channels: int, dtype) -> np.ndarra
     if msg.step < row or len(msg.data) < msg.step * msg.height:
         raise ValueError(f"data of {len(msg.data)} bytes / step {msg.step} too small for "
                          f"{msg.width}x{msg.height} {encoding}")
-    buf = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :row]
+    buf = np.frombuffer(msg.data, np.uint8)[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
     arr = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
     arr = arr.astype(dtype, copy=False)
     return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr.reshape(msg.height, msg.width)
@@ -423,7 +424,8 @@ class DetectorNode(Node):
                         m.position_map.x, m.position_map.y, m.position_map.z = (float(v) for v in pm)
             out.detections.append(m)
         self._pub.publish(out)
-        if self.cfg.publish_image:
+        # Drawing costs a few ms per frame: only when someone looks at it.
+        if self.cfg.publish_image and self._pub_img.get_subscription_count() > 0:
             self._pub_img.publish(self._annotated(rgb_msg, rgb, dets))
         self.frames_done += 1
 
