@@ -21,6 +21,8 @@ class NodeCfg:
     mode: str = "lqr"
     weights: tuple[float, ...] = (1.0, 2.0)
     inner: Inner = field(default_factory=Inner)
+    names: tuple[str, ...] = ()
+    gains: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
@@ -34,10 +36,13 @@ def test_declare_config_roundtrip(ros_context) -> None:
     from katazuke_ros.node_utils import declare_config
 
     node = rclpy.create_node("cfg", context=ros_context, parameter_overrides=[
-        Parameter("rate_hz", value=25), Parameter("inner.gain", value=0.5)])
+        Parameter("rate_hz", value=25), Parameter("inner.gain", value=0.5),
+        Parameter("names", value=["table", "shelf"])])
     try:
         cfg = declare_config(node, NodeCfg)
-        assert cfg == NodeCfg(rate_hz=25.0, inner=Inner(gain=0.5))
+        assert cfg == NodeCfg(rate_hz=25.0, inner=Inner(gain=0.5), names=("table", "shelf"))
+        assert cfg.gains == ()  # empty default, no override: stays empty, typed as doubles
+        assert node.describe_parameter("gains").type == Parameter.Type.DOUBLE_ARRAY.value
         desc = node.describe_parameter("rate_hz")
         assert desc.description == "loop rate in Hz"
     finally:

@@ -20,6 +20,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from katazuke.config import load_config
 from katazuke.errors import KatazukeError
@@ -33,6 +34,14 @@ def _ros_default(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def _array_type(hint: Any) -> Parameter.Type:
+    """ROS array parameter type for a ``tuple[X, ...]`` / ``list[X]`` type hint."""
+    args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    elem = args[0] if args else str
+    return {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+            float: Parameter.Type.DOUBLE_ARRAY}.get(elem, Parameter.Type.STRING_ARRAY)
 
 
 def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
@@ -70,6 +79,13 @@ def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
             p = node.declare_parameter(name, "", desc)
             v = p.value
             values[f.name] = None if v in ("", None) else v
+            continue
+        if isinstance(default, (tuple, list)) and not default:
+            # An empty list has no element type for rclpy to infer (it would become a
+            # BYTE_ARRAY); take it from the type hint instead.
+            p = node.declare_parameter(name, _array_type(hints.get(f.name)), desc)
+            v = p.value if p.value is not None else default
+            values[f.name] = list(v) if not isinstance(default, tuple) else tuple(v)
             continue
         p = node.declare_parameter(name, _ros_default(default), desc)
         v = p.value

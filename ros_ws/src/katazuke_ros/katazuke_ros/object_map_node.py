@@ -26,7 +26,8 @@ from katazuke_interfaces.msg import DetectionArray, ObjectInstance
 from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.srv import WhereIs
 from katazuke_ros import qos
-from katazuke_ros.detector_node import TransformBuffer, image_to_numpy
+from katazuke_ros.image_sync import image_to_numpy
+from katazuke_ros.tf_buffer import TransformBuffer
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node, sec_to_stamp, stamp_to_sec
 
 __all__ = ["ObjectMapNode", "ObjectMapNodeConfig", "main"]

@@ -1,0 +1,71 @@
+"""Message synchronisation and image conversion for sensor nodes (no message_filters
+or cv_bridge on PyPI): an approximate-time synchroniser by header stamp, and
+sensor_msgs/Image <-> numpy without copies where possible."""
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+from sensor_msgs.msg import Image
+
+
+__all__ = ["ApproximateTimeSync", "image_to_numpy"]
+
+
+class ApproximateTimeSync:
+    """Pairs the newest messages of several streams whose stamps agree within ``slop``.
+
+    ``add(i, stamp, msg)`` returns the matched tuple (one message per stream, newest first
+    preference) when stream ``i``'s new message completes a set, else None. Each stream keeps
+    only ``depth`` recent messages, so nothing queues up behind a slow consumer.
+    """
+
+    def __init__(self, n_streams: int, slop: float, depth: int = 5) -> None:
+        self.slop = slop
+        self._q = [deque(maxlen=depth) for _ in range(n_streams)]
+        self._last_matched = -np.inf
+        self._lock = threading.Lock()
+
+    def add(self, stream: int, stamp: float, msg) -> tuple | None:
+        with self._lock:
+            self._q[stream].append((stamp, msg))
+            best = None
+            for t0, m0 in reversed(self._q[stream]):
+                picks = []
+                for j, q in enumerate(self._q):
+                    if j == stream:
+                        picks.append((t0, m0))
+                        continue
+                    cands = [(abs(t - t0), t, m) for t, m in q]
+                    if not cands:
+                        return None
+                    d, t, m = min(cands, key=lambda c: c[0])
+                    if d > self.slop:
+                        break
+                    picks.append((t, m))
+                else:
+                    best = picks
+                    break
+            if best is None:
+                return None
+            stamp_ref = max(t for t, _ in best)
+            if stamp_ref <= self._last_matched:
+                return None
+            self._last_matched = stamp_ref
+            return tuple(m for _, m in best)
+
+
+def image_to_numpy(msg: Image, encoding: str, channels: int, dtype) -> np.ndarray:
+    """sensor_msgs/Image -> ``(H, W[, C])`` array (row padding removed); ValueError if wrong."""
+    if msg.encoding != encoding:
+        raise ValueError(f"encoding is '{msg.encoding}', expected '{encoding}'")
+    itemsize = np.dtype(dtype).itemsize
+    row = msg.width * channels * itemsize
+    if msg.step < row or len(msg.data) < msg.step * msg.height:
+        raise ValueError(f"data of {len(msg.data)} bytes / step {msg.step} too small for "
+                         f"{msg.width}x{msg.height} {encoding}")
+    buf = np.frombuffer(msg.data, np.uint8)[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
+    arr = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
+    arr = arr.astype(dtype, copy=False)
+    return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr.reshape(msg.height, msg.width)
