@@ -5,18 +5,23 @@ iterative eigen-solvers; on graphs with a few nodes that fixed Python overhead (
 dominates. This module solves the same problem with the same mathematics on plain dense
 ``3n x 3n`` ndarrays, with every index array built once per solve:
 
-1. one Cholesky factor of ``F = L + eps D`` (``L = D - C``, the connection Laplacian and
-   Gauss-Newton matrix) serves the spectral start (inverse subspace iteration for the
-   three smallest generalised eigenvectors of ``L v = mu D v``, D-orthonormalised) - no
-   dense eigen-decomposition;
-2. exact Newton on SO(3)^n (dense Hessian, anchor fixed, LAPACK ``potrf``) with
-   backtracking; the Gauss-Newton step through ``F`` where the Hessian is indefinite;
+1. spectral start: the three smallest generalised eigenvectors of ``L v = mu D v``
+   (``L = D - C``, the connection Laplacian and Gauss-Newton matrix), D-orthonormalised,
+   blocks rounded to SO(3); by one dense ``eigh`` for ``3n <= 30``, otherwise by inverse
+   subspace iteration with one Cholesky factor of ``F = L + eps D`` (no dense
+   eigen-decomposition);
+2. Gauss-Newton through that same factor while the gradient contracts fast (low noise,
+   one triangular solve per step), then exact Newton on SO(3)^n (dense Hessian, anchor
+   fixed, LAPACK ``potrf``); Newton from the start for ``3n <= 90``; backtracking on both;
 3. the certificate by Sylvester's law of inertia: a successful Cholesky factorisation of
    ``Lambda - C + tol I`` proves ``lambda_min(Lambda - C) > -tol``; the reported
    ``lambda_min`` is then the smallest Ritz value on the first-order null space
    ``span(X^T)`` (as the sparse direct path does). When the factorisation fails the exact
    ``lambda_min`` is computed and the caller falls back to the general solver (which
    runs the rank staircase).
+
+The ``3n x 3n`` buffers live in a :class:`Workspace` that a solver object reuses: fresh
+multi-megabyte arrays cost page faults that were half of a 100-node solve.
 
 Everything is the same objective, multipliers and dual bound as :mod:`.solver`; a test
 checks that both paths agree.
@@ -36,6 +41,7 @@ _EIGH_MAX = 30  # 3n at or below which the spectral start uses a dense eigh
 _GN_RATE = 0.1  # switch from Gauss-Newton to Newton when the gradient shrinks slower
 _SPECTRAL_SHIFT = 1e-3  # same relative shift as the general solver's L + eps D
 _I3 = np.arange(3)
+_EYE3 = np.eye(3)
 _VA, _VB = np.array([1, 2, 0]), np.array([2, 0, 1])  # vee(A) = A[VA, VB] - A[VB, VA]
 
 
@@ -97,8 +103,6 @@ class Workspace:
     Not thread-safe: one workspace per concurrent solve.
     """
 
-    _NAMES = ("C", "F", "H", "scratch")
-
     def __init__(self) -> None:
         self.N = -1
         self.bufs: dict[str, np.ndarray] = {}
@@ -129,7 +133,7 @@ class _Dense:
         self.n, self.N, self.I, self.J, self.rel, self.w, self.anchor = n, 3 * n, I, J, rel, w, anchor
         N = self.N
         self.ws = ws or Workspace()
-        self.relT = np.swapaxes(rel, 1, 2)
+        self.relT = rel.transpose(0, 2, 1)
         # Flat index of entry (a, b) of block (I_e, J_e) in a row-major N x N array.
         self.off_idx = (((3 * I)[:, None, None] + _I3[None, :, None]) * N
                         + (3 * J)[:, None, None] + _I3[None, None, :]).ravel()
@@ -198,15 +202,13 @@ class _Dense:
         if np.count_nonzero(_det3(B) < 0) > B.shape[0] / 2:
             B = B.copy()
             B[:, :, 2] *= -1.0
-        return _project(np.swapaxes(B, 1, 2))
+        return _project(B.transpose(0, 2, 1))
 
     # ------------------------------------------------------------------ cost / derivatives
     def terms(self, R: np.ndarray) -> tuple[np.ndarray, float]:
-        """``Q_e = R_i^T R_j`` ``(m,3,3)`` and the cost ``sum_e w_e ||R_ij - Q_e||^2``.
-
-        ``||R_ij - Q||^2 = 6 - 2 tr(R_ij^T Q)`` for rotations.
-        """
-        Q = np.swapaxes(R[self.I], 1, 2) @ R[self.J]
+        """``Q_e = R_i^T R_j`` ``(m,3,3)`` and the cost ``sum_e w_e ||R_ij - Q_e||_F^2``
+        (equal to ``sum_e w_e ||R_i R_ij - R_j||_F^2``)."""
+        Q = R[self.I].transpose(0, 2, 1) @ R[self.J]
         D = self.rel - Q
         return Q, float(self.w @ (D * D).reshape(-1, 9).sum(1))
 
@@ -221,14 +223,14 @@ class _Dense:
     def hessian(self, M: np.ndarray, Q: np.ndarray) -> np.ndarray:
         """Half the Riemannian Hessian ``(3n, 3n)`` (see ``_Problem.hessian``)."""
         N = self.N
-        Mp = np.swapaxes(Q, 1, 2) @ self.rel
+        Mp = Q.transpose(0, 2, 1) @ self.rel
         w = self.w[:, None, None]
         trM = M[:, _I3, _I3].sum(1)[:, None]
         trMp = Mp[:, _I3, _I3].sum(1)[:, None]
         # trsym(A) = tr(A) I - sym(A)
-        Si = -0.5 * (M + np.swapaxes(M, 1, 2))
+        Si = -0.5 * (M + M.transpose(0, 2, 1))
         Si[:, _I3, _I3] += trM
-        Sj = -0.5 * (Mp + np.swapaxes(Mp, 1, 2))
+        Sj = -0.5 * (Mp + Mp.transpose(0, 2, 1))
         Sj[:, _I3, _I3] += trMp
         Mt = M.copy()
         Mt[:, _I3, _I3] -= trM
@@ -245,7 +247,7 @@ class _Dense:
         a3 = 3 * self.anchor
         H[a3:a3 + 3, :] = 0.0
         H[:, a3:a3 + 3] = 0.0
-        H[a3:a3 + 3, a3:a3 + 3] = np.eye(3)
+        H[a3:a3 + 3, a3:a3 + 3] = _EYE3
         rhs = -g
         rhs[a3:a3 + 3] = 0.0
         if _potrf_inplace(H):
@@ -266,7 +268,7 @@ class _Dense:
         newton = self.N <= _NEWTON_FROM_START  # tiny systems: the Hessian costs nothing
         gprev = np.inf
         for it in range(1, max_iterations + 1):
-            M = self.rel @ np.swapaxes(Q, 1, 2)
+            M = self.rel @ Q.transpose(0, 2, 1)
             g = self.gradient(M)
             gmax = float(np.abs(g).max())
             if gmax <= gtol:
@@ -295,18 +297,18 @@ class _Dense:
                 newton = True
             if step * np.abs(delta).max() < step_tol or decrease <= cost_rtol * max(f, 1e-300):
                 break
-        R = _project(R)
-        R = np.swapaxes(R[self.anchor], 0, 1)[None] @ R
-        return R, self.terms(R)[1], max(it, 0)
+        # R is a product of exact rotations (drift ~1e-15 after a few steps): no projection.
+        R = R[self.anchor].T[None] @ R
+        return R, f, max(it, 0)
 
     # ------------------------------------------------------------------ certificate
     def certify(self, R: np.ndarray) -> tuple[np.ndarray, float, bool]:
         """Multipliers ``(n,3,3)``, ``lambda_min`` (see module docstring) and certified."""
         n, N = self.n, self.N
-        Xt = np.swapaxes(R, 1, 2).reshape(N, 3)  # X^T: block i = R_i^T
+        Xt = R.transpose(0, 2, 1).reshape(N, 3)  # X^T: block i = R_i^T
         G = (self.C @ Xt).reshape(n, 3, 3)       # block i = (X C)_i^T = G_i^T
         Lam = G @ R
-        Lam = 0.5 * (Lam + np.swapaxes(Lam, 1, 2))
+        Lam = 0.5 * (Lam + Lam.transpose(0, 2, 1))
         S = np.negative(self.C, out=self.ws.get(self.N, "H"))
         S.reshape(-1)[self.diag_blk.ravel()] += Lam.ravel()
         Qx = _orthonormal3(Xt)
@@ -397,7 +399,7 @@ def solve_dense(n: int, I: np.ndarray, J: np.ndarray, rel: np.ndarray, w: np.nda
     """
     P = _Dense(n, I, J, rel, w, anchor, certificate_tol, workspace)
     R0 = P.spectral(1e-3) if initial is None else initial
-    R0 = np.swapaxes(R0[anchor], 0, 1)[None] @ R0
+    R0 = R0[anchor].T[None] @ R0
     init_cost = P.terms(R0)[1]
     R, f, it = P.refine(R0, max_iterations, step_tol, cost_rtol)
     Lam, lam, ok = P.certify(R)

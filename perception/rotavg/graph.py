@@ -182,6 +182,10 @@ def synthetic_graph(n: int, avg_degree: float, noise_deg: float, rng: np.random.
     parent = perm[(rng.random(n - 1) * np.arange(1, n)).astype(np.int64)]
     tree = np.stack([parent, perm[1:]], axis=1)
     m_target = max(int(round(n * avg_degree / 2)), n - 1)
+    if m_target > n * (n - 1) // 2:
+        raise InputError(f"synthetic_graph: average degree {avg_degree} needs {m_target} edges, more "
+                         f"than the {n * (n - 1) // 2} of a complete graph on {n} nodes; lower "
+                         "avg_degree or raise n")
     extra = m_target - (n - 1)
     seen = set(map(tuple, np.sort(tree, axis=1).tolist()))
     pairs = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from katazuke.errors import InputError
 from katazuke.perception.rotavg import (RotAvgConfig, RotationAveraging, ViewGraph, chordal_cost,
                                         read_graph, single_threaded_blas, spectral_init,
                                         synthetic_graph)
@@ -70,8 +71,8 @@ def test_fast_path_with_initial_anchor_and_reused_workspace() -> None:
 
 def test_fast_spectral_init_matches_dense_eigensolver() -> None:
     rng = np.random.default_rng(7)
-    for n in (6, 50, FAST_MAX_NODES):
-        g, _, _ = synthetic_graph(n, 6, 15.0, rng)
+    for n, deg in ((6, 4), (50, 6), (FAST_MAX_NODES, 6)):
+        g, _, _ = synthetic_graph(n, deg, 15.0, rng)
         fast_cost = chordal_cost(g, spectral_init(g))
         dense_cost = chordal_cost(g, spectral_init(g, backend="dense" if n <= 120 else "direct"))
         assert fast_cost == pytest.approx(dense_cost, rel=1e-5), n
@@ -91,6 +92,11 @@ def test_is_connected_matches_components() -> None:
     n = 50
     E = np.stack([np.arange(n - 1, 0, -1), np.arange(n - 2, -1, -1)], axis=1)
     assert is_connected(n, E[:, 0], E[:, 1])
+
+
+def test_synthetic_graph_rejects_impossible_degree() -> None:
+    with pytest.raises(InputError, match="complete graph"):
+        synthetic_graph(6, 6, 1.0, np.random.default_rng(0))
 
 
 def test_disconnected_small_graph_uses_general_path() -> None:
