@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="pick-and-place seeds per kind")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 repeats, 100 images, 2 seeds, 8 kinds")
-    parser.add_argument("--skip-pick", action="store_true", help="skip pick-and-place")
+    parser.add_argument("--skip-pick", action="store_true",
+                        help="skip pick-and-place (keep the previous sim.json's results, marked so)")
     parser.add_argument("--markdown-only", action="store_true",
                         help="only rewrite sim.md from an existing sim.json (no measuring)")
 
@@ -178,6 +179,12 @@ def main(args: argparse.Namespace) -> int:
     ds2 = bench_dataset(2, args.dataset_n, ds_reps)
     ds1 = bench_dataset(1, args.dataset_n // 2, ds_reps)
     pick = None
+    previous = Path(args.out_dir) / "sim.json"
+    if args.skip_pick and previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("pick_and_place"):
+            pick = dict(old["pick_and_place"],
+                        measured_in_earlier_run=f"{old.get('date_utc')} at {old.get('commit', '')[:10]}")
     if not args.skip_pick:
         kinds = None
         if args.quick:
@@ -254,8 +261,11 @@ def _markdown(r: dict) -> str:
               "seconds of parent and workers)."]
     p = r["pick_and_place"]
     if p:
-        lines += ["", f"## Scripted pick-and-place ({p['seeds']} seeds per kind)", "",
-                  "| kind | successes | lifted | failed at |", "|---|---|---|---|"]
+        lines += ["", f"## Scripted pick-and-place ({p['seeds']} seeds per kind)", ""]
+        if p.get("measured_in_earlier_run"):
+            lines += [f"(Measured in an earlier run, {p['measured_in_earlier_run']}; this run used "
+                      "`--skip-pick`.)", ""]
+        lines += ["| kind | successes | lifted | failed at |", "|---|---|---|---|"]
         for row in p["rows"]:
             lines.append(f"| {row['kind']} | {row['successes']}/{row['trials']} | "
                          f"{row['lifted']}/{row['trials']} | "
