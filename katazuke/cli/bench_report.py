@@ -7,7 +7,7 @@ from pathlib import Path
 
 from katazuke.rosenv import repo_root
 
-ORDER = ("setup", "launch", "bag", "sim", "sim_bridge", "control", "rotavg", "detection")
+ORDER = ("setup", "launch", "bag", "sim", "sim_bridge", "control", "control_sim", "rotavg", "detection")
 
 HEADER = """# Katazuke benchmarks
 
@@ -30,7 +30,13 @@ def main(args: argparse.Namespace) -> int:
     parts = [HEADER]
     for f in files:
         text = f.read_text().strip()
-        if not text.startswith("#"):
+        if text.startswith("#"):
+            # each summary's top heading becomes a section (##) of this file
+            lines = text.splitlines()
+            top = min(len(ln) - len(ln.lstrip("#")) for ln in lines if ln.startswith("#"))
+            shift = "#" * max(0, 2 - top)
+            text = "\n".join(shift + ln if ln.startswith("#") else ln for ln in lines)
+        else:
             text = f"## {f.stem}\n\n{text}"
         parts.append(text)
     Path(args.out).write_text("\n\n".join(parts) + "\n")
