@@ -8,6 +8,8 @@ seed by :meth:`TidyEnv.reset`, so an episode is a pure function of its seed. The
 """
 from __future__ import annotations
 
+import abc
+
 import copy
 import os
 
@@ -65,15 +67,16 @@ class TextureBank:
         self.ids = [client.loadTexture(f) for f in self.files]
 
 
-class Randomizer:
+class Randomizer(abc.ABC):
     """Base class: a seeded generator plus the parameters last applied."""
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
         self.params: dict = {}
 
-    def randomize(self, env) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def randomize(self, env) -> None:
+        """Draw new parameters from ``self.rng`` and apply them to ``env``."""
 
     def apply(self, env) -> None:
         """Re-apply ``self.params`` to ``env`` (default: nothing to push to the sim)."""
