@@ -9,7 +9,6 @@ seed by :meth:`TidyEnv.reset`, so an episode is a pure function of its seed. The
 from __future__ import annotations
 
 import abc
-
 import copy
 import os
 
