@@ -58,7 +58,12 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     pyver = f"python{sys.version_info.major}.{sys.version_info.minor}"
     _prepend(env, "AMENT_PREFIX_PATH", str(ws), prefix)
     _prepend(env, "CMAKE_PREFIX_PATH", str(ws))
-    _prepend(env, "LD_LIBRARY_PATH", str(ws / "lib"))
+    # The ros-jazzy wheels keep their shared libraries in site-packages/ros_*.libs;
+    # their .pth bootstrapper re-execs Python to add them, but skips that when its guard
+    # variable is inherited, so name them here too (what the bootstrapper would add).
+    venv_site = Path(sysconfig.get_paths()["purelib"])
+    wheel_libs = sorted(str(p) for p in venv_site.glob("ros_*.libs") if p.is_dir())
+    _prepend(env, "LD_LIBRARY_PATH", str(ws / "lib"), *wheel_libs, str(Path(prefix) / "lib"))
     site = ws / "lib" / pyver / "site-packages"
     # colcon --symlink-install puts ament_python packages in "develop" mode: an
     # .egg-link names the folder that holds the live sources. PYTHONPATH folders do not

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AMENT_", "KATAZUKE_", "COLCON", "ROS_", "RMW_"))
+           if not k.startswith(("AMENT_", "KATAZUKE_", "COLCON", "ROS_", "RMW_", "_ROS_WHEELS"))
            and k not in ("PYTHONPATH", "LD_LIBRARY_PATH", "CMAKE_PREFIX_PATH", "PYTHONSAFEPATH",
                          "VIRTUAL_ENV")}
     return env
