@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,13 @@ def _exe(name: str) -> Path:
 
 def _start(name: str, *ros_args: str) -> subprocess.Popen:
     env = ros_environment()
-    return subprocess.Popen([str(_exe(name)), "--ros-args", *ros_args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # Output to a file, not a pipe nobody drains until the end (a full pipe blocks the node).
+    out = tempfile.TemporaryFile(mode="w+t")
+    proc = subprocess.Popen([str(_exe(name)), "--ros-args", *ros_args], env=env,
+                            stdout=out, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    proc.output_file = out  # type: ignore[attr-defined]
+    return proc
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -37,7 +42,8 @@ def _stop(proc: subprocess.Popen) -> str:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
+    proc.output_file.seek(0)  # type: ignore[attr-defined]
+    return proc.output_file.read()  # type: ignore[attr-defined]
 
 
 def test_custom_message_across_processes(ros_context) -> None:
