@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between crash-safety flushes (default 0.5)")
     parser.add_argument("--duration", type=float, default=0.0, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    parser.add_argument("--drain-timeout", type=float, default=10.0, metavar="S",
+                        help="on stop, keep writing already-received samples for up to S seconds "
+                             "(until 0.5 s without new ones); a second Ctrl-C skips it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -47,11 +50,12 @@ def main(args: argparse.Namespace) -> int:
     out = args.output or datetime.datetime.now(datetime.timezone.utc).strftime(
         "rosbag2_%Y_%m_%d-%H_%M_%S")
     writer = BagWriter(out, storage=args.storage, flush_interval_s=args.flush_interval)
-    stop = {"flag": False}
+    stop = {"flag": False, "count": 0}
 
     def on_signal(signum: int, frame: object) -> None:
         del signum, frame
         stop["flag"] = True
+        stop["count"] += 1  # a second Ctrl-C skips draining
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -72,6 +76,19 @@ def main(args: argparse.Namespace) -> int:
             if total != last:
                 bar.update(total - last)
                 last = total
+        # Drain: samples the middleware already holds (reliable readers keep them all)
+        # still go into the bag, until the topics have been quiet for a moment; a
+        # recorder that fell behind under load would otherwise drop its backlog on stop.
+        drain_end = time.monotonic() + args.drain_timeout
+        quiet_since = time.monotonic()
+        while stop["count"] < 2 and time.monotonic() < drain_end:
+            executor.spin_once(timeout_sec=0.05)
+            total = sum(recorder.received.values())
+            if total != last:
+                bar.update(total - last)
+                last, quiet_since = total, time.monotonic()
+            elif time.monotonic() - quiet_since > 0.5:
+                break
         bar.close()
     finally:
         if recorder is not None:
