@@ -9,7 +9,7 @@
    (``--realtime``, when permitted).
 2. Recording: ``katazuke bag record`` (a separate process) records the same streams
    published live for ``--record-seconds`` (default 60 s) by a reliable publisher
-   (depth 200); counts and sequence numbers in the bag are compared with what was sent.
+   (reliable KEEP_ALL); counts and sequence numbers in the bag are compared with what was sent.
 
 Writes ``<out>/bag.json`` and ``<out>/bag.md``.
 """
@@ -295,7 +295,7 @@ def _markdown(r: dict[str, Any]) -> str:
                   "competes with the other jobs for the CPU."]
     lines += ["",
               f"Recording: {rec['seconds']:.0f} s of the same streams published live "
-              "(reliable, depth 200) and recorded by `katazuke bag record` (MCAP) in its own process.", "",
+              "(reliable, KEEP_ALL) and recorded by `katazuke bag record` (MCAP) in its own process.", "",
               "| topic | sent | recorded |", "|---|---|---|"]
     for t, s in rec["sent"].items():
         lines.append(f"| {t} | {s} | {rec['recorded'].get(t, 0)} |")
