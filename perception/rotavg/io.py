@@ -124,7 +124,6 @@ def _bulk(path: Path, rows: list[list[str]], lines: list[int], first: int, kind:
 def _read_g2o(path: Path) -> ViewGraph:
     rows: dict[int, list[list[str]]] = {10: [], 31: []}
     lines: dict[int, list[int]] = {10: [], 31: []}
-    order: list[tuple[int, int]] = []
     ids: set[int] = set()
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
@@ -140,12 +139,11 @@ def _read_g2o(path: Path) -> ViewGraph:
                 if len(tok) not in (10, 31):
                     raise InputError(f"{where}: EDGE_SE3:QUAT needs 9 or 30 fields "
                                      f"(i j x y z qx qy qz qw [21 info]), got {len(tok) - 1}")
-                order.append((len(tok), len(rows[len(tok)])))
                 rows[len(tok)].append(tok)
                 lines[len(tok)].append(ln)
             elif tok[0].startswith(("EDGE_SE2", "VERTEX_SE2")):
                 raise InputError(f"{where}: 2D (SE(2)) element; only 3D graphs are supported")
-    if not order:
+    if not any(rows.values()):
         raise InputError(f"{path}: no edges found")
     E, R, W, L = [], [], [], []
     for k in (10, 31):

@@ -3,38 +3,14 @@ this test receives DetectionArray; wrong encodings are logged once and the node 
 Also unit tests of the node's tf buffer, time synchroniser and box-to-3D helper."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from katazuke.rosenv import ros_environment, workspace_install
-from katazuke.testing import wait_for
+from katazuke.testing import start_node, stop_node, wait_for
 
 pytestmark = pytest.mark.ros
-
-
-def _start(name: str, *ros_args: str) -> subprocess.Popen:
-    exe = workspace_install() / "lib" / "katazuke_ros" / name
-    if not exe.exists():
-        pytest.fail(f"{exe} missing: run scripts/bootstrap.sh (colcon build of ros_ws)")
-    return subprocess.Popen([str(exe), "--ros-args", *ros_args], env=ros_environment(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
 
 
 # ---------------------------------------------------------------- helper unit tests
@@ -148,7 +124,7 @@ def test_detector_node_end_to_end(ros_context, random_weights):
     from katazuke_ros import qos
     from katazuke_ros.node_utils import sec_to_stamp
 
-    proc = _start("detector", "-r", "__ns:=/dt", "-p", f"detector.weights:={random_weights}",
+    proc = start_node("detector", "-r", "__ns:=/dt", "-p", f"detector.weights:={random_weights}",
                   "-p", "detector.score_threshold:=0.0", "-p", "detector.max_detections:=5",
                   "-p", "map_frame:=odom")
     node = rclpy.create_node("detector_tester", context=ros_context)
@@ -189,7 +165,7 @@ def test_detector_node_end_to_end(ros_context, random_weights):
         ex.spin_once(timeout_sec=0.05)
 
     try:
-        assert wait_for(lambda: len(got) >= 2, timeout=40, spin=spin_publish), _stop(proc)
+        assert wait_for(lambda: len(got) >= 2, timeout=40, spin=spin_publish), stop_node(proc)
         msg = got[-1]
         assert msg.header.frame_id == "cam_opt" and msg.map_frame == "odom"
         assert msg.image_width == 320 and msg.image_height == 240
@@ -214,7 +190,7 @@ def test_detector_node_end_to_end(ros_context, random_weights):
     finally:
         ex.shutdown()
         node.destroy_node()
-        out = _stop(proc)
+        out = stop_node(proc)
     assert out.count("encoding 'bgr8'") == 1, out
     assert "publish rgb8" in out
     assert proc.returncode == 0, out
@@ -229,7 +205,7 @@ def test_detector_node_missing_weights_logged_and_alive(ros_context, tmp_path):
     from katazuke_ros.node_utils import sec_to_stamp
 
     missing = tmp_path / "none.pt"
-    proc = _start("detector", "-r", "__ns:=/dm", "-p", f"detector.weights:={missing}")
+    proc = start_node("detector", "-r", "__ns:=/dm", "-p", f"detector.weights:={missing}")
     node = rclpy.create_node("detector_tester2", context=ros_context)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
@@ -250,6 +226,6 @@ def test_detector_node_missing_weights_logged_and_alive(ros_context, tmp_path):
     finally:
         ex.shutdown()
         node.destroy_node()
-        out = _stop(proc)
+        out = stop_node(proc)
     assert out.count("detector weights not found") == 1, out
     assert "katazuke train detector" in out

@@ -2,48 +2,11 @@
 over Fast DDS; this test process observes both topics with rclpy."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
-from katazuke.rosenv import ros_environment, workspace_install
-from katazuke.testing import wait_for
+from katazuke.testing import start_node, stop_node, wait_for
 
 pytestmark = pytest.mark.ros
-
-
-def _exe(name: str) -> Path:
-    p = workspace_install() / "lib" / "katazuke_ros" / name
-    if not p.exists():
-        pytest.fail(f"{p} missing: run scripts/bootstrap.sh (colcon build of ros_ws)")
-    return p
-
-
-def _start(name: str, *ros_args: str) -> subprocess.Popen:
-    env = ros_environment()
-    # Output to a file, not a pipe nobody drains until the end (a full pipe blocks the node).
-    out = tempfile.TemporaryFile(mode="w+t")
-    proc = subprocess.Popen([str(_exe(name)), "--ros-args", *ros_args], env=env,
-                            stdout=out, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    proc.output_file = out  # type: ignore[attr-defined]
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    proc.output_file.seek(0)  # type: ignore[attr-defined]
-    return proc.output_file.read()  # type: ignore[attr-defined]
 
 
 def test_custom_message_across_processes(ros_context) -> None:
@@ -54,8 +17,8 @@ def test_custom_message_across_processes(ros_context) -> None:
     from katazuke_interfaces.msg import TaskStatus
     from katazuke_ros import qos
 
-    talker = _start("talker", "-p", "message:=tidy", "-p", "rate_hz:=20.0", "-r", "__ns:=/t1")
-    listener = _start("listener", "-r", "__ns:=/t1")
+    talker = start_node("talker", "-p", "message:=tidy", "-p", "rate_hz:=20.0", "-r", "__ns:=/t1")
+    listener = start_node("listener", "-r", "__ns:=/t1")
     node = rclpy.create_node("observer", context=ros_context)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
@@ -74,7 +37,7 @@ def test_custom_message_across_processes(ros_context) -> None:
     finally:
         ex.shutdown()
         node.destroy_node()
-        out_t, out_l = _stop(talker), _stop(listener)
+        out_t, out_l = stop_node(talker), stop_node(listener)
     assert talker.returncode == 0, out_t
     assert listener.returncode == 0, out_l
     assert "status" in out_l

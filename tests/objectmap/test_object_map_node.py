@@ -1,37 +1,12 @@
 """The ``object_map`` node for real: DetectionArray in, latched ObjectMap out, WhereIs served."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-
 import numpy as np
 import pytest
 
-from katazuke.rosenv import ros_environment, workspace_install
-from katazuke.testing import wait_for
+from katazuke.testing import start_node, stop_node, wait_for
 
 pytestmark = pytest.mark.ros
-
-
-def _start(name: str, *ros_args: str) -> subprocess.Popen:
-    exe = workspace_install() / "lib" / "katazuke_ros" / name
-    if not exe.exists():
-        pytest.fail(f"{exe} missing: run scripts/bootstrap.sh (colcon build of ros_ws)")
-    return subprocess.Popen([str(exe), "--ros-args", *ros_args], env=ros_environment(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
 
 
 CATS = ["toy", "kitchenware", "stationery", "bottle", "box", "soft", "unknown"]
@@ -63,7 +38,7 @@ def test_object_map_node(ros_context):
     from katazuke_ros import qos
     from katazuke_ros.node_utils import sec_to_stamp
 
-    proc = _start("object_map", "-r", "__ns:=/om", "-p",
+    proc = start_node("object_map", "-r", "__ns:=/om", "-p",
                   "map.near_distance:=1.0")
     node = rclpy.create_node("object_map_tester", context=ros_context)
     ex = SingleThreadedExecutor(context=ros_context)
@@ -87,7 +62,7 @@ def test_object_map_node(ros_context):
 
     try:
         ok = wait_for(lambda: maps and len(maps[-1].objects) == 2, timeout=30, spin=spin_publish)
-        assert ok, _stop(proc)
+        assert ok, stop_node(proc)
         m = maps[-1]
         assert m.header.frame_id == "odom"
         by_cat = {o.category: o for o in m.objects}
@@ -110,5 +85,5 @@ def test_object_map_node(ros_context):
     finally:
         ex.shutdown()
         node.destroy_node()
-        out = _stop(proc)
+        out = stop_node(proc)
     assert proc.returncode == 0, out
