@@ -50,11 +50,13 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
     from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
     from katazuke.perception.detection.viz import contact_sheet, draw_detections
 
-    ds = load_dataset(data, progress=True)
     det = Detector(DetectorConfig(weights=weights, score_threshold=0.05))
+    ds = load_dataset(data, progress=True, depth=det.uses_depth)
     raws = []
     for i in range(0, len(ds), 16):
-        raws += det.predict_raw([s.rgb for s in ds.samples[i:i + 16]])
+        chunk = ds.samples[i:i + 16]
+        raws += det.predict_raw([s.rgb for s in chunk],
+                                [s.depth for s in chunk] if det.uses_depth else None)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in ds.samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold)
@@ -90,14 +92,14 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int) -> dict
     for threads in (1, 2):
         torch.set_num_threads(threads)
         det = Detector(DetectorConfig(weights=weights, num_threads=threads))
-        for im in images[:10]:
-            det.detect(im)
+        for im, dep in images[:10]:
+            det.detect(im, dep)
         times = []
         for _ in range(repeats):
             for k in range(frames):
-                im = images[k % len(images)]
+                im, dep = images[k % len(images)]
                 t0 = time.perf_counter()
-                det.detect(im)
+                det.detect(im, dep)
                 times.append((time.perf_counter() - t0) * 1000.0)
         a = np.asarray(times)
         out[f"threads_{threads}"] = {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)),
@@ -250,7 +252,7 @@ def bench_map(weights: str, seeds: list[int], profile: str) -> dict:
                     if int(i) in seen_px and c >= 20:
                         seen_px[int(i)] += 1
                 obs = []
-                for d in det.detect(f.rgb):
+                for d in det.detect(f.rgb, f.depth):
                     r = box_to_3d(d.box_xywh, f.depth, K)
                     if r is None:
                         continue
@@ -324,12 +326,14 @@ def main(args: argparse.Namespace) -> int:
     if not args.skip_latency:
         print("latency ...", flush=True)
         if args.data:
-            images = [s.rgb for s in load_dataset(args.data, max_images=args.frames).samples]
+            images = [(s.rgb, s.depth) for s in load_dataset(args.data, max_images=args.frames,
+                                                              depth=True).samples]
         else:
             import numpy as np
 
             rng = np.random.default_rng(0)
-            images = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(10)]
+            images = [(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+                       rng.uniform(0.5, 4.0, (240, 320)).astype(np.float32)) for _ in range(10)]
         res["latency"] = bench_latency(weights, images, args.frames, args.repeats)
     if not args.skip_node:
         print("node rate ...", flush=True)

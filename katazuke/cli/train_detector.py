@@ -49,7 +49,8 @@ def main(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr,
                       time_budget_min=args.time_budget_min, max_images=args.max_images,
                       num_threads=args.threads)
-    data = load_dataset(args.data, max_images=cfg.max_images, progress=True)
+    data = load_dataset(args.data, max_images=cfg.max_images, progress=True,
+                        depth=cfg.model.in_channels == 4)
     print(f"{len(data)} images from {args.data}")
     res = train(data, args.out, cfg, resume=args.resume)
     last = {k: v[-1] for k, v in res.history.items() if k.startswith("val_") and v}

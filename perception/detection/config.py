@@ -20,6 +20,9 @@ class ModelConfig:
         metadata={"help": "channels at strides 4, 8, 16, 32 of the backbone"})
     head_width: int = field(default=48, metadata={"help": "channels of the stride-4 head"})
     num_categories: int = field(default=6, metadata={"help": "known categories (contract: 6)"})
+    in_channels: int = field(default=3, metadata={
+        "help": "3 = RGB input; 4 = RGB + the registered depth image (inverse depth channel, "
+                "see model.depth_channel)"})
 
 
 @dataclass(frozen=True)
@@ -74,4 +77,13 @@ class TrainConfig:
     scale_jitter: float = field(default=0.25, metadata={
         "help": "random zoom range: scale in [1-s, 1+s] around a random centre"})
     min_box_px: float = field(default=2.0, metadata={"help": "boxes smaller than this are dropped"})
+    depth_noise: float = field(default=1.0, metadata={
+        "help": "RGB-D models: scale of the simulated depth-sensor noise added while training "
+                "(0 = perfect sim depth): per-pixel sigma 1.5 mm + 2.5 mm/m^2 * d^2, a per-image "
+                "scale error of +-2 %, and random invalid patches"})
+    depth_holes: int = field(default=6, metadata={
+        "help": "RGB-D models: up to this many random invalid (zero) depth patches per image"})
+    heatmap_weight: float = field(default=1.0, metadata={
+        "help": "weight of the objectness focal loss (size, offset, GIoU and category weights "
+                "are 1, 1, 2, 1)"})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture"})

@@ -24,6 +24,8 @@ class Sample:
         categories: ``(N,)`` int64 category index 0..5 (COCO id - 1).
         held_out: ``(N,)`` bool, the object's kind was never in the training profile.
         kinds: object kind names.
+        depth: ``(H, W)`` uint16 depth in millimetres (0 = no reading), or None when the
+            dataset was loaded without depth.
     """
 
     image_id: int
@@ -32,6 +34,7 @@ class Sample:
     categories: np.ndarray
     held_out: np.ndarray
     kinds: list[str]
+    depth: np.ndarray | None = None
 
 
 @dataclass
@@ -53,13 +56,27 @@ def _read_png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def load_dataset(root: str | Path, max_images: int = 0, progress: bool = False) -> DetectionDataset:
-    """Load ``root/annotations.json`` and decode every RGB image.
+def _read_depth(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        d = np.asarray(im)
+    if d.shape != shape:
+        raise ValueError(f"depth image is {d.shape}, colour image is {shape}")
+    if d.dtype != np.uint16:
+        d = d.astype(np.uint16)
+    return d
+
+
+def load_dataset(root: str | Path, max_images: int = 0, progress: bool = False,
+                 depth: bool = False) -> DetectionDataset:
+    """Load ``root/annotations.json`` and decode every RGB image (and depth image).
 
     Args:
         root: a dataset folder written by ``katazuke sim dataset`` (or the same layout).
         max_images: keep the first N images by id (0 = all).
         progress: show a tqdm bar while decoding.
+        depth: also decode each image's ``depth_file`` (uint16 mm PNG) for RGB-D models.
 
     Raises:
         InputError: missing folder/annotations, unknown category names, unreadable images.
@@ -99,12 +116,23 @@ def load_dataset(root: str | Path, max_images: int = 0, progress: bool = False) 
             rgb = _read_png(path)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read image {path} ({exc}); regenerate the dataset") from exc
+        dep = None
+        if depth:
+            if "depth_file" not in im:
+                raise InputError(f"{ann_path}: image {im['id']} has no depth_file; this model needs "
+                                 "RGB-D data (regenerate with `katazuke sim dataset`)")
+            dpath = root / im["depth_file"]
+            try:
+                dep = _read_depth(dpath, rgb.shape[:2])
+            except (OSError, ValueError) as exc:
+                raise InputError(f"cannot read depth image {dpath} ({exc}); regenerate the "
+                                 "dataset") from exc
         anns = [a for a in by_image.get(int(im["id"]), []) if not a.get("iscrowd", 0)]
         boxes = np.asarray([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         cats = np.asarray([cat_index[int(a["category_id"])] for a in anns], np.int64)
         held = np.asarray([bool(a.get("held_out_kind", False)) for a in anns], bool)
         kinds = [str(a.get("kind", "")) for a in anns]
-        samples.append(Sample(int(im["id"]), rgb, boxes, cats, held, kinds))
+        samples.append(Sample(int(im["id"]), rgb, boxes, cats, held, kinds, dep))
     if not samples:
         raise InputError(f"{ann_path} lists no images")
     return DetectionDataset(root, samples, meta)

@@ -145,32 +145,64 @@ class Detector:
             raise InputError(f"image too small {rgb.shape[:2]}; need at least 32x32 pixels")
         return rgb
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
+    @property
+    def uses_depth(self) -> bool:
+        """True for an RGB-D model: :meth:`detect` then needs the registered depth image."""
+        return int(getattr(getattr(self.model, "config", None), "in_channels", 3)) == 4
+
+    @staticmethod
+    def check_depth(depth: Any, shape: tuple[int, int]) -> np.ndarray:
+        """Validate a depth image registered to an ``shape`` (H, W) colour image.
+
+        float = metres (0, NaN, inf: no reading); uint16 = millimetres (0: no reading).
+        """
+        if not isinstance(depth, np.ndarray):
+            raise InputError(f"depth must be a numpy array (H, W), got {type(depth).__name__}")
+        if depth.ndim == 3 and depth.shape[2] == 1:
+            depth = depth[:, :, 0]
+        if depth.ndim != 2:
+            raise InputError(f"depth must be one channel (H, W), got shape {depth.shape}")
+        if depth.shape != tuple(shape):
+            raise InputError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the colour image is "
+                             f"{shape[1]}x{shape[0]}; register depth to the colour camera "
+                             "(same size) before detection")
+        if not (np.issubdtype(depth.dtype, np.floating) or depth.dtype == np.uint16):
+            raise InputError(f"depth dtype {depth.dtype} not supported: use float metres or "
+                             "uint16 millimetres (16UC1)")
+        return depth
+
+    def detect(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> list[Detection]:
         """Detect objects in one image.
 
         Args:
             rgb: ``(H, W, 3)`` uint8 RGB image.
+            depth: ``(H, W)`` depth registered to ``rgb`` (float metres or uint16 mm); needed
+                by RGB-D models (:attr:`uses_depth`), ignored by RGB models.
 
         Returns:
             detections sorted by decreasing objectness.
 
         Raises:
-            InputError: wrong type, shape or dtype.
+            InputError: wrong type, shape or dtype; depth missing for an RGB-D model.
         """
-        return self.detect_batch([self.check_image(rgb)])[0]
+        return self.detect_batch([self.check_image(rgb)],
+                                 None if depth is None else [depth])[0]
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def detect_batch(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
+                     ) -> list[list[Detection]]:
         """Detect in several images of the same size (see :meth:`detect`)."""
-        raw = self.predict_raw(images)
+        raw = self.predict_raw(images, depths)
         return [self._to_detections(r) for r in raw]
 
-    def predict_raw(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def predict_raw(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
+                    ) -> list[dict[str, np.ndarray]]:
         """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6)."""
         import torch
         from torch.nn import functional as F
 
         from katazuke.perception.detection.decode import decode
-        from katazuke.perception.detection.model import STRIDE, normalize
+        from katazuke.perception.detection.model import (STRIDE, depth_channel, inverse_depth,
+                                                         normalize)
 
         if not images:
             return []
@@ -179,14 +211,28 @@ class Detector:
         h, w = images[0].shape[:2]
         if any(im.shape != images[0].shape for im in images):
             raise InputError("detect_batch() needs images of one size; call detect() per image")
+        if self.uses_depth:
+            if depths is None or len(depths) != len(images):
+                raise InputError("these detector weights are RGB-D: pass the depth image "
+                                 "registered to each colour image (detect(rgb, depth))")
+            depths = [self.check_depth(d, (h, w)) for d in depths]
         if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
         in_w, in_h = self.input_size or (w, h)
         batch = torch.from_numpy(np.ascontiguousarray(np.stack(images)))
         with torch.inference_mode():
             x = normalize(batch)
+            if self.uses_depth:
+                inv = inverse_depth(np.stack(depths))
+                x = torch.cat([x, depth_channel(inv)], 1)
             if (in_w, in_h) != (w, h):
-                x = F.interpolate(x, size=(in_h, in_w), mode="bilinear", align_corners=False)
+                rgb_x = F.interpolate(x[:, :3], size=(in_h, in_w), mode="bilinear",
+                                      align_corners=False)
+                if self.uses_depth:
+                    d_x = F.interpolate(x[:, 3:], size=(in_h, in_w), mode="nearest")
+                    x = torch.cat([rgb_x, d_x], 1)
+                else:
+                    x = rgb_x
             self.model.eval()
             out = self.model(x)
             c = self.config

@@ -17,12 +17,18 @@ from torch.nn import functional as F
 
 from katazuke.perception.detection.config import ModelConfig
 
-__all__ = ["ObjectnessNet", "STRIDE", "IMAGE_MEAN", "IMAGE_STD"]
+__all__ = ["ObjectnessNet", "STRIDE", "IMAGE_MEAN", "IMAGE_STD", "normalize", "depth_channel",
+           "INV_DEPTH_MEAN", "INV_DEPTH_STD", "MAX_INV_DEPTH"]
 
 #: Output stride of every head map, pixels per cell.
 STRIDE = 4
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
+#: Inverse depth (1/m) is clipped to [0, MAX_INV_DEPTH] (nearer than 0.2 m reads as 0.2 m),
+#: 0 marks "no reading", then normalised with these.
+MAX_INV_DEPTH = 5.0
+INV_DEPTH_MEAN = 0.8
+INV_DEPTH_STD = 0.5
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, s: int = 1) -> nn.Sequential:
@@ -48,7 +54,8 @@ class _DwSep(nn.Module):
 class ObjectnessNet(nn.Module):
     """The detector network.
 
-    Input: ``(B, 3, H, W)`` float32, normalised with IMAGE_MEAN/STD; H and W multiples of 32.
+    Input: ``(B, C, H, W)`` float32, RGB normalised with IMAGE_MEAN/STD, then (``in_channels``
+    4) the :func:`depth_channel`; H and W multiples of 32.
     Output: dict of ``(B, ch, H/4, W/4)`` maps: heatmap (1), size (2), offset (2), category (C).
     """
 
@@ -56,8 +63,10 @@ class ObjectnessNet(nn.Module):
         super().__init__()
         cfg = config or ModelConfig()
         self.config = cfg
+        if cfg.in_channels not in (3, 4):
+            raise ValueError(f"in_channels must be 3 (RGB) or 4 (RGB-D), got {cfg.in_channels}")
         c4, c8, c16, c32 = cfg.widths
-        self.stem = nn.Sequential(_conv_bn(3, 16, 3, 2), _DwSep(16, c4, 2), _DwSep(c4, c4))
+        self.stem = nn.Sequential(_conv_bn(cfg.in_channels, 16, 3, 2), _DwSep(16, c4, 2), _DwSep(c4, c4))
         self.s8 = nn.Sequential(_DwSep(c4, c8, 2), _DwSep(c8, c8))
         self.s16 = nn.Sequential(_DwSep(c8, c16, 2), _DwSep(c16, c16), _DwSep(c16, c16))
         self.s32 = nn.Sequential(_DwSep(c16, c32, 2), _DwSep(c32, c32), _DwSep(c32, c32))
@@ -98,3 +107,24 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGE_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(IMAGE_STD, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def inverse_depth(depth) -> torch.Tensor:
+    """Depth image(s) -> inverse depth, 1/m, 0 where there is no reading.
+
+    Args:
+        depth: ``(..., H, W)`` numpy array or tensor; float = metres (0, NaN, inf: no reading),
+            integer = millimetres (0: no reading; the ``16UC1`` convention of ROS depth images).
+    """
+    d = torch.as_tensor(depth)
+    if not torch.is_floating_point(d):
+        d = d.float() / 1000.0
+    d = d.float()
+    valid = torch.isfinite(d) & (d > 0)
+    inv = torch.where(valid, 1.0 / torch.where(valid, d, torch.ones_like(d)), torch.zeros_like(d))
+    return inv.clamp_(0.0, MAX_INV_DEPTH)
+
+
+def depth_channel(inv_depth: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` inverse depth (1/m, 0 = no reading) -> ``(B, 1, H, W)`` network channel."""
+    return ((inv_depth - INV_DEPTH_MEAN) / INV_DEPTH_STD).unsqueeze(1)

@@ -112,6 +112,9 @@ def augment_batch(samples: list[Sample], rng: np.random.Generator, cfg: TrainCon
     if augment and cfg.channel_shuffle_p > 0:
         for i in np.where(rng.random(n) < cfg.channel_shuffle_p)[0]:
             x[i] = x[i, torch.from_numpy(rng.permutation(3))]
+    if cfg.model.in_channels == 4:
+        x = torch.cat([x, _depth_input(samples, theta, params, (h_in, w_in), rng, cfg,
+                                       augment)], 1)
     grid_hw = (math.ceil(h_in / STRIDE), math.ceil(w_in / STRIDE))
     tl = []
     for s, p in zip(samples, params):
@@ -119,6 +122,46 @@ def augment_batch(samples: list[Sample], rng: np.random.Generator, cfg: TrainCon
         tl.append(build_targets(b[keep], s.categories[keep], grid_hw, STRIDE))
     targets = {k: torch.from_numpy(np.stack([t[k] for t in tl])) for k in tl[0]}
     return x.contiguous(), targets
+
+
+def _depth_input(samples: list[Sample], theta, params: np.ndarray, hw: tuple[int, int],
+                 rng: np.random.Generator, cfg: TrainConfig, augment: bool):
+    """The depth channel of an RGB-D batch, warped like the colour images.
+
+    Zooming by ``s`` shows objects as if ``s`` times nearer, so inverse depth is multiplied
+    by ``s`` too. With ``augment``, simulated sensor noise: a per-image scale error, per-pixel
+    noise growing with d^2, and rectangular holes (no reading).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from katazuke.perception.detection.model import MAX_INV_DEPTH, depth_channel, inverse_depth
+
+    if any(s.depth is None for s in samples):
+        raise KatazukeError("this RGB-D model needs depth images: load the dataset with depth")
+    inv = inverse_depth(np.stack([s.depth for s in samples]))[:, None]
+    n = len(samples)
+    h_in, w_in = hw
+    grid = F.affine_grid(theta, (n, 1, h_in, w_in), align_corners=False)
+    inv = F.grid_sample(inv, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
+    valid = inv > 0
+    if augment:
+        inv = inv * torch.from_numpy(params[:, 0]).float().view(n, 1, 1)
+    if augment and cfg.depth_noise > 0:
+        k = cfg.depth_noise
+        scale = torch.from_numpy(rng.uniform(1 - 0.02 * k, 1 + 0.02 * k, (n, 1, 1))).float()
+        d = 1.0 / inv.clamp(min=1e-3)
+        sigma = k * (0.0015 + 0.0025 * d * d)
+        noise = torch.from_numpy(rng.standard_normal((n, h_in, w_in)).astype(np.float32))
+        d = (d + sigma * noise).clamp(min=0.05) * scale
+        inv = torch.where(valid, 1.0 / d, torch.zeros_like(d))
+        for i in range(n):
+            for _ in range(int(rng.integers(0, cfg.depth_holes + 1))):
+                hh, ww = int(rng.integers(4, h_in // 4)), int(rng.integers(4, w_in // 4))
+                y0, x0 = int(rng.integers(0, h_in - hh)), int(rng.integers(0, w_in - ww))
+                inv[i, y0:y0 + hh, x0:x0 + ww] = 0.0
+    inv = torch.where(valid, inv, torch.zeros_like(inv)).clamp_(0.0, MAX_INV_DEPTH)
+    return depth_channel(inv)
 
 
 def evaluate_model(model, samples: list[Sample], det_cfg: DetectorConfig | None = None,
@@ -140,14 +183,14 @@ def evaluate_model(model, samples: list[Sample], det_cfg: DetectorConfig | None 
         from tqdm import tqdm
 
         rng = tqdm(rng, desc="evaluating", unit="batch")
+    use_depth = det.uses_depth
     for i in rng:
         chunk = samples[i:i + batch]
         shapes = {s.rgb.shape for s in chunk}
-        if len(shapes) == 1:
-            raws += det.predict_raw([s.rgb for s in chunk])
-        else:
-            for s in chunk:
-                raws += det.predict_raw([s.rgb])
+        groups = [chunk] if len(shapes) == 1 else [[s] for s in chunk]
+        for g in groups:
+            raws += det.predict_raw([s.rgb for s in g],
+                                    [s.depth for s in g] if use_depth else None)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     op = DetectorConfig().score_threshold
@@ -267,7 +310,8 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
             for g in opt.param_groups:
                 g["lr"] = lr
             outp = model(x)
-            loss, parts = detection_loss(outp, tgt, STRIDE)
+            loss, parts = detection_loss(outp, tgt, STRIDE,
+                                         weights=(cfg.heatmap_weight, 1.0, 1.0, 2.0, 1.0))
             if not math.isfinite(parts["total"]):
                 raise KatazukeError(f"loss became {parts['total']} at step {step}; lower --lr")
             opt.zero_grad(set_to_none=True)

@@ -113,10 +113,10 @@ class DetectorNode(Node):
         self._offer(0, msg)
 
     def _on_depth(self, msg: Image) -> None:
-        if msg.encoding != "32FC1":
+        if msg.encoding not in ("32FC1", "16UC1"):
             self._log.error("enc_depth", f"head_camera/depth/image_raw has encoding "
-                                         f"'{msg.encoding}'; publish 32FC1 depth in metres. "
-                                         "Frames are skipped.")
+                                         f"'{msg.encoding}'; publish 32FC1 depth in metres "
+                                         "or 16UC1 in millimetres. Frames are skipped.")
             return
         self._offer(1, msg)
 
@@ -156,7 +156,12 @@ class DetectorNode(Node):
         rgb_msg, depth_msg = frame.rgb, frame.depth
         try:
             rgb = image_to_numpy(rgb_msg, "rgb8", 3, np.uint8)
-            depth = image_to_numpy(depth_msg, "32FC1", 1, np.float32)
+            if depth_msg.encoding == "16UC1":
+                depth = image_to_numpy(depth_msg, "16UC1", 1, np.uint16).astype(np.float32)
+                depth *= np.float32(0.001)
+                depth[depth == 0] = np.inf
+            else:
+                depth = image_to_numpy(depth_msg, "32FC1", 1, np.float32)
         except ValueError as exc:
             self._log.error("decode", f"cannot decode camera images: {exc}")
             return
@@ -175,8 +180,12 @@ class DetectorNode(Node):
                                          f"is {rgb.shape[1]}x{rgb.shape[0]}; 3D positions skipped.")
         else:
             K = np.asarray(info.k, float).reshape(3, 3)
+        if det.uses_depth and depth is None:
+            self._log.error("rgbd", "the detector weights are RGB-D and need a depth image "
+                                    "registered to the colour image; frame skipped")
+            return
         t0 = time.perf_counter()
-        dets = det.detect(rgb)
+        dets = det.detect(rgb, depth if det.uses_depth else None)
         infer_ms = (time.perf_counter() - t0) * 1000.0
         stamp = stamp_to_sec(rgb_msg.header.stamp)
         T_map_cam, reason = self._tf.lookup(self.cfg.map_frame, rgb_msg.header.frame_id, stamp,
