@@ -20,6 +20,7 @@ def make_synthetic_dataset(root: Path, n: int, seed: int, w: int = 320, h: int =
 
     rng = np.random.default_rng(seed)
     (root / "shards/shard_00000/rgb").mkdir(parents=True, exist_ok=True)
+    (root / "shards/shard_00000/depth").mkdir(parents=True, exist_ok=True)
     images, anns = [], []
     yy, xx = np.mgrid[:h, :w]
     aid = 1
@@ -29,6 +30,8 @@ def make_synthetic_dataset(root: Path, n: int, seed: int, w: int = 320, h: int =
         period = rng.integers(8, 40)
         img += 25 * ((xx // period) % 2)[..., None]
         img = np.clip(img, 0, 255).astype(np.uint8)
+        # Depth (mm): a floor sloping from 1.5 m (bottom) to 3.5 m (top); objects stand at 1 m.
+        depth = (3500 - 2000 * yy / h).astype(np.uint16)
         for k in range(int(rng.integers(2, 6))):
             c = int(rng.integers(0, 6))
             bw, bh = int(rng.integers(18, 70)), int(rng.integers(18, 70))
@@ -40,6 +43,7 @@ def make_synthetic_dataset(root: Path, n: int, seed: int, w: int = 320, h: int =
             else:
                 m = (((xx - x0 - bw / 2) / (bw / 2)) ** 2 + ((yy - y0 - bh / 2) / (bh / 2)) ** 2) <= 1
             img[m] = colour
+            depth[m] = 1000
             ys, xs = np.nonzero(m)
             bx0, by0 = int(xs.min()), int(ys.min())
             held = bool(held_out_every and k % held_out_every == 1)
@@ -51,7 +55,10 @@ def make_synthetic_dataset(root: Path, n: int, seed: int, w: int = 320, h: int =
             aid += 1
         name = f"shards/shard_00000/rgb/{i:06d}.png"
         Image.fromarray(img).save(root / name)
-        images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+        dname = f"shards/shard_00000/depth/{i:06d}.png"
+        Image.fromarray(depth).save(root / dname)
+        images.append({"id": i + 1, "file_name": name, "depth_file": dname, "width": w,
+                       "height": h})
     coco = {"images": images, "annotations": anns,
             "categories": [{"id": j + 1, "name": c} for j, c in enumerate(CATS)]}
     (root / "annotations.json").write_text(json.dumps(coco))

@@ -24,8 +24,8 @@ def measure(tmp: Path) -> dict:
     from katazuke.sim.dataset import DatasetSpec, generate_dataset
 
     generate_dataset(DatasetSpec(out=str(tmp / "fixed"), **SPEC), progress=False)
-    ds = load_dataset(tmp / "fixed")
     det = Detector()
+    ds = load_dataset(tmp / "fixed", depth=det.uses_depth)
     m, _ = evaluate_model(det.model, ds.samples, input_size=det.input_size)
     return {k: m[k] for k in ("map50", "map", "agnostic_ap50", "recall50_all", "recall50_known",
                               "recall50_held_out", "recall50_all_at_threshold", "n_gt_all")}

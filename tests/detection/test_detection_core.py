@@ -244,3 +244,120 @@ def test_multi_label_hypotheses_recover_second_choice():
     assert evaluate([g], [p])["map50"] == 0.0               # top-1 label is wrong
     m = evaluate([g], [p], multi_label=True)                # the 2nd hypothesis is right
     assert m["map50"] == pytest.approx(1.0) and m["multi_label"]
+
+
+# ------------------------------------------------------------------ RGB-D input
+@pytest.fixture(scope="module")
+def rgbd_detector():
+    torch.manual_seed(0)
+    model = ObjectnessNet(ModelConfig(widths=(8, 16, 24, 32), head_width=16, in_channels=4)).eval()
+    return Detector(DetectorConfig(score_threshold=0.0, max_detections=20), model=model)
+
+
+def test_rgbd_detector_needs_registered_depth(rgbd_detector):
+    img = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert rgbd_detector.uses_depth
+    with pytest.raises(InputError, match="RGB-D"):
+        rgbd_detector.detect(img)
+    with pytest.raises(InputError, match="register depth"):
+        rgbd_detector.detect(img, np.ones((120, 160), np.float32))
+    with pytest.raises(InputError, match="one channel"):
+        rgbd_detector.detect(img, np.ones((240, 320, 3), np.float32))
+    with pytest.raises(InputError, match="dtype"):
+        rgbd_detector.detect(img, np.ones((240, 320), np.int64))
+
+
+def test_rgbd_depth_units_and_invalid_readings_agree(rgbd_detector):
+    """uint16 millimetres (16UC1) and float metres give the same detections; 0, NaN and inf
+    all mean 'no reading'."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    mm = rng.integers(400, 4000, (240, 320)).astype(np.uint16)
+    mm[:40] = 0
+    m = mm.astype(np.float32) / 1000.0
+    m_nan, m_inf = m.copy(), m.copy()
+    m_nan[:40], m_inf[:40] = np.nan, np.inf
+    ref = rgbd_detector.predict_raw([img], [mm])[0]
+    for d in (m, m_nan, m_inf):
+        got = rgbd_detector.predict_raw([img], [d])[0]
+        np.testing.assert_allclose(got["scores"], ref["scores"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["boxes"], ref["boxes"], rtol=1e-4, atol=1e-3)
+    # Depth matters to an RGB-D model: a different depth image changes its output.
+    other = rgbd_detector.predict_raw([img], [np.full_like(mm, 900)])[0]
+    assert not np.allclose(other["scores"], ref["scores"])
+
+
+def test_inverse_depth_channel():
+    from katazuke.perception.detection.model import MAX_INV_DEPTH, inverse_depth
+
+    d = np.array([[0.0, np.nan, np.inf, 2.0, 0.1]], np.float32)
+    inv = inverse_depth(d).numpy()
+    np.testing.assert_allclose(inv, [[0.0, 0.0, 0.0, 0.5, MAX_INV_DEPTH]])
+    np.testing.assert_allclose(inverse_depth(np.array([[0, 2000]], np.uint16)).numpy(), [[0.0, 0.5]])
+
+
+def test_dataset_loads_depth_and_names_a_missing_file(synth_dataset, tmp_path):
+    import shutil
+
+    from katazuke.perception.detection.dataset import load_dataset
+
+    ds = load_dataset(synth_dataset, max_images=3, depth=True)
+    for s in ds.samples:
+        assert s.depth.dtype == np.uint16 and s.depth.shape == s.rgb.shape[:2]
+        x, y, w, h = (int(v) for v in s.boxes_xywh[0])
+        assert s.depth[y + h // 2, x + w // 2] == 1000      # objects stand at 1 m
+    assert load_dataset(synth_dataset, max_images=1).samples[0].depth is None
+    broken = tmp_path / "broken"
+    shutil.copytree(synth_dataset, broken)
+    (broken / "shards/shard_00000/depth/000000.png").unlink()
+    with pytest.raises(InputError, match="depth image .*000000.png"):
+        load_dataset(broken, max_images=2, depth=True)
+
+
+def test_rgbd_augmentation_warps_depth_with_the_image(synth_dataset):
+    """Without noise, the depth channel is the source at scale 1, and a zoom by s multiplies
+    inverse depth by s (objects look s times nearer)."""
+    from katazuke.perception.detection.dataset import load_dataset
+    from katazuke.perception.detection.model import INV_DEPTH_MEAN, INV_DEPTH_STD
+    from katazuke.perception.detection.train import augment_batch
+
+    ds = load_dataset(synth_dataset, max_images=4, depth=True)
+    base = dict(hflip=False, color_jitter=0.0, channel_shuffle_p=0.0, depth_noise=0.0,
+                depth_holes=0, model=ModelConfig(in_channels=4))
+    x, _ = augment_batch(ds.samples, np.random.default_rng(0), TrainConfig(scale_jitter=0.0, **base),
+                         augment=False)
+    assert tuple(x.shape) == (4, 4, 240, 320)
+    inv = x[:, 3].numpy() * INV_DEPTH_STD + INV_DEPTH_MEAN
+    want = 1000.0 / np.stack([s.depth for s in ds.samples]).astype(np.float64)
+    np.testing.assert_allclose(inv, want, rtol=1e-5)
+    cfg = TrainConfig(scale_jitter=0.3, **base)
+    rng = np.random.default_rng(3)
+    x2, _ = augment_batch(ds.samples, rng, cfg, augment=True)
+    from katazuke.perception.detection.train import _affine_params
+
+    s = _affine_params(np.random.default_rng(3), 4, cfg, (1.0, 1.0))[:, 0]
+    inv2 = x2[:, 3].numpy() * INV_DEPTH_STD + INV_DEPTH_MEAN
+    for i in range(4):
+        vals = inv2[i][inv2[i] > 0]
+        # The 1 m objects (inverse depth 1) now read s: the largest value present.
+        assert vals.max() == pytest.approx(s[i], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_rgbd_training_run_saves_an_rgbd_detector(synth_dataset, tmp_path):
+    from katazuke.perception.detection.dataset import load_dataset
+    from katazuke.perception.detection.train import train
+
+    ds = load_dataset(synth_dataset, depth=True)
+    cfg = TrainConfig(epochs=2, batch_size=8, seed=0, val_fraction=0.1, warmup_steps=5,
+                      num_threads=1, model=ModelConfig(widths=(8, 16, 24, 32), head_width=16,
+                                                       in_channels=4))
+    r = train(ds, tmp_path, cfg, progress=False, log=lambda s: None)
+    losses = r.history["total"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    det = Detector(DetectorConfig(weights=str(r.weights)))
+    assert det.uses_depth
+    assert isinstance(det.detect(ds.samples[0].rgb, ds.samples[0].depth), list)
+    with pytest.raises(KatazukeError, match="depth"):
+        train(load_dataset(synth_dataset), tmp_path / "no_depth", cfg, progress=False,
+              log=lambda s: None)

@@ -99,8 +99,7 @@ def _image(stamp, frame, arr, encoding):
     return m
 
 
-@pytest.fixture
-def random_weights(tmp_path) -> Path:
+def _random_weights(path: Path, in_channels: int = 3) -> Path:
     import torch
 
     from katazuke.perception.detection.config import ModelConfig
@@ -108,12 +107,21 @@ def random_weights(tmp_path) -> Path:
     from katazuke.perception.detection.model import ObjectnessNet
 
     torch.manual_seed(0)
-    p = tmp_path / "random.pt"
-    save_weights(p, ObjectnessNet(ModelConfig()), ModelConfig(), (320, 240))
-    return p
+    cfg = ModelConfig(in_channels=in_channels)
+    save_weights(path, ObjectnessNet(cfg), cfg, (320, 240))
+    return path
 
 
-def test_detector_node_end_to_end(ros_context, random_weights):
+@pytest.fixture
+def random_weights(tmp_path) -> Path:
+    return _random_weights(tmp_path / "random.pt")
+
+
+@pytest.mark.parametrize("in_channels,depth_encoding", [(3, "32FC1"), (4, "16UC1")],
+                         ids=["rgb-32FC1", "rgbd-16UC1"])
+def test_detector_node_end_to_end(ros_context, tmp_path, in_channels, depth_encoding):
+    """RGB and RGB-D weights; depth as float metres (32FC1) or uint16 millimetres (16UC1)."""
+    random_weights = _random_weights(tmp_path / "random.pt", in_channels)
     import rclpy
     from geometry_msgs.msg import TransformStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -145,7 +153,8 @@ def test_detector_node_end_to_end(ros_context, random_weights):
     pub_tf.publish(TFMessage(transforms=[tf]))
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    depth = np.full((240, 320), 2.0, np.float32)
+    depth = (np.full((240, 320), 2.0, np.float32) if depth_encoding == "32FC1"
+             else np.full((240, 320), 2000, np.uint16))
     info = CameraInfo()
     info.width, info.height = 320, 240
     info.k = [200.0, 0.0, 160.0, 0.0, 200.0, 120.0, 0.0, 0.0, 1.0]
@@ -158,7 +167,7 @@ def test_detector_node_end_to_end(ros_context, random_weights):
         pub_info.publish(info)
         arr = rgb if rgb_enc == "rgb8" else rgb[:, :, ::-1].copy()
         pub_rgb.publish(_image(st, "cam_opt", arr, rgb_enc))
-        pub_depth.publish(_image(st, "cam_opt", depth, "32FC1"))
+        pub_depth.publish(_image(st, "cam_opt", depth, depth_encoding))
 
     def spin_publish(enc="rgb8"):
         publish(enc)

@@ -7,7 +7,7 @@ Publishes: ``detections`` (katazuke_interfaces/DetectionArray, EVENTS QoS) and
 
 Colour and depth are paired by stamp (:class:`ApproximateTimeSync`, within ``sync_slop``);
 only the newest pair waits for inference (older pairs are dropped, never queued), and
-inference runs in its own callback group. 3D: median valid depth in the central part of
+inference runs on its own thread. 3D: median valid depth in the central part of
 each box, back-projected through K at the box centre, pushed back by half the object's
 apparent size (the camera sees the front surface, the map wants the centre); then moved into
 ``map_frame`` with :class:`TransformBuffer` (a small tf buffer: no tf2_ros here).
@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
@@ -96,8 +95,12 @@ class DetectorNode(Node):
         self.create_subscription(TFMessage, "/tf", lambda m: self._tf.add_tf_message(m, False), qos.STATE)
         self.create_subscription(TFMessage, "/tf_static", lambda m: self._tf.add_tf_message(m, True),
                                  qos.LATCHED)
-        self._infer_group = MutuallyExclusiveCallbackGroup()
-        self.create_timer(0.002, self._process, callback_group=self._infer_group)
+        # Inference runs on its own thread, woken by each new frame pair: no polling timer
+        # competing with the sim for the CPU, and the executor stays free for subscriptions.
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._worker_loop, name="detector-inference",
+                                        daemon=True)
+        self._worker.start()
         self.get_logger().info(f"detector ready; map_frame '{self.cfg.map_frame}', weights "
                                f"'{self.cfg.detector.weights or 'committed default'}' (loaded lazily)")
 
@@ -144,6 +147,24 @@ class DetectorNode(Node):
         if self._detector_error:
             self._log.error("weights", f"cannot load the detector: {self._detector_error}")
         return self._detector
+
+    def _worker_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._event.wait(timeout=0.2):
+                continue
+            self._event.clear()
+            try:
+                self._process()
+            except Exception as exc:  # keep the node alive; say what failed once
+                self._log.error("process", f"detection failed on a frame: "
+                                           f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """Stop the inference thread (run_node calls this before destroying the node)."""
+        self._stop.set()
+        self._event.set()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=5.0)
 
     def _process(self) -> None:
         with self._lock:
