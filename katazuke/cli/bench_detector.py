@@ -28,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measurement window of the node rate test")
     parser.add_argument("--camera-hz", type=float, default=15.0,
                         help="sim_bridge head camera rate during the node test")
+    parser.add_argument("--node-threads", type=int, default=1,
+                        help="torch threads of the detector node during the node-rate test "
+                             "(the sim shares the same cores)")
     parser.add_argument("--map-seeds", default="0,1",
                         help="comma-separated room seeds of the object-map tour")
+    parser.add_argument("--map-tune-seeds", default="",
+                        help="comma-separated room seeds on which ObjectMap's reporting thresholds "
+                             "are chosen first (must differ from --map-seeds); '' = use the defaults")
     parser.add_argument("--map-profile", default="none", help="sim profile of the tour rooms")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
@@ -109,7 +115,7 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int) -> dict
 
 
 # ------------------------------------------------------------------ node rate
-def bench_node(weights: str, seconds: float, camera_hz: float) -> dict:
+def bench_node(weights: str, seconds: float, camera_hz: float, threads: int = 1) -> dict:
     import os
     import signal
     import subprocess
@@ -139,7 +145,7 @@ def bench_node(weights: str, seconds: float, camera_hz: float) -> dict:
                          start_new_session=True),
         subprocess.Popen([str(lib / "detector"), "--ros-args", "-r", f"__ns:={ns}",
                           "-p", f"detector.weights:={weights}", "-p", "use_sim_time:=true",
-                          "-p", "detector.num_threads:=2"],
+                          "-p", f"detector.num_threads:={threads}"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                          start_new_session=True),
     ]
@@ -167,7 +173,7 @@ def bench_node(weights: str, seconds: float, camera_hz: float) -> dict:
         stamps = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in window])
         return {"detections_hz_wall": (len(dets) - n0) / (t1 - t0),
                 "camera_hz_wall_received": (len(cams) - c0) / (t1 - t0),
-                "camera_hz_sim_param": camera_hz,
+                "camera_hz_sim_param": camera_hz, "detector_threads": threads,
                 "sim_seconds_covered": float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0,
                 "detections_hz_sim": float((len(stamps) - 1) / (stamps[-1] - stamps[0]))
                 if len(stamps) > 1 and stamps[-1] > stamps[0] else float("nan"),
@@ -224,71 +230,127 @@ def tour_poses(eye_height: float = 1.15, tilt: float = 0.55, step_m: float = 0.1
     return poses
 
 
-def bench_map(weights: str, seeds: list[int], profile: str) -> dict:
+def collect_tour(det, seed: int, profile: str) -> dict:
+    """Drive the scripted tour in a seeded room; keep each frame's 3D detections and view."""
     import numpy as np
+
+    from katazuke.perception.objectmap import CameraView, Observation3D, box_to_3d
+    from katazuke.sim import EnvConfig, TidyEnv
+
+    env = TidyEnv(EnvConfig(profile=profile))
+    try:
+        env.reset(seed=seed)
+        K = env.head_intrinsics()
+        gt = env.ground_truth_objects()
+        seen_px = {o.id: 0 for o in gt}
+        frames = []
+        for t, T in enumerate(tour_poses()):
+            f = env.render(T, K)
+            ids, counts = np.unique(f.segmentation, return_counts=True)
+            for i, c in zip(ids, counts):
+                if int(i) in seen_px and c >= 20:
+                    seen_px[int(i)] += 1
+            obs = []
+            for d in det.detect(f.rgb, f.depth):
+                r = box_to_3d(d.box_xywh, f.depth, K)
+                if r is None:
+                    continue
+                pw = T[:3, :3] @ r[0] + T[:3, 3]
+                obs.append(Observation3D(pw, d.objectness, d.category_scores, r[1]))
+            frames.append((float(t) * 0.1, obs, CameraView(T, K, f.depth)))
+        return {"seed": seed, "frames": frames,
+                "ref": np.array([o.T_world_obj[:3, 3] for o in gt]),
+                "categories": [o.category for o in gt],
+                "visible": np.array([seen_px[o.id] >= 2 for o in gt])}
+    finally:
+        env.close()
+
+
+def score_tour(tour: dict, cfg) -> dict:
+    """Fuse a collected tour with ObjectMap(cfg) and score it against the ground truth."""
+    import numpy as np
+
+    from katazuke.perception.objectmap import ObjectMap
+    from katazuke.perception.objectmap.evaluation import match_map
+
+    omap = ObjectMap(cfg)
+    for t, obs, view in tour["frames"]:
+        omap.update(t, obs, view)
+    est = np.array([i.position for i in omap.instances]).reshape(-1, 3)
+    ref_all, visible = tour["ref"], tour["visible"]
+    m_all = match_map(est, ref_all)
+    m_vis = match_map(est, ref_all[visible])
+    cat_ok = []
+    for p, cat, hit in zip(ref_all, tour["categories"], m_all["matched_ref"]):
+        if hit:
+            dists = [np.linalg.norm(i.position - p) for i in omap.instances]
+            cat_ok.append(omap.instances[int(np.argmin(dists))].category == cat)
+    return {
+        "seed": tour["seed"], "frames": len(tour["frames"]), "objects": len(ref_all),
+        "visible_objects": int(visible.sum()), "instances": len(est),
+        "mapped_fraction_all": m_all["mapped_fraction"],
+        "mapped_fraction_visible": m_vis["mapped_fraction"],
+        "duplicates": m_all["duplicates"], "phantoms": m_all["phantoms"],
+        "spurious_fraction": m_all["spurious_fraction"],
+        "median_error_m": float(np.median(m_all["errors_m"])) if m_all["errors_m"] else float("nan"),
+        "category_accuracy_of_mapped": float(np.mean(cat_ok)) if cat_ok else float("nan"),
+        "where_is_mug": omap.where_is("mug").answer,
+    }
+
+
+def _pool(per_seed: list[dict]) -> dict:
+    tot = lambda k: sum(s[k] for s in per_seed)  # noqa: E731
+    return {"mapped_fraction_all": sum(s["mapped_fraction_all"] * s["objects"] for s in per_seed)
+            / max(tot("objects"), 1),
+            "mapped_fraction_visible": sum(s["mapped_fraction_visible"] * s["visible_objects"]
+                                           for s in per_seed) / max(tot("visible_objects"), 1),
+            "spurious_fraction": (tot("duplicates") + tot("phantoms")) / max(tot("instances"), 1)}
+
+
+#: Grid searched by --map-tune-seeds: (report_min_objectness, confirm_observations).
+TUNE_GRID = [(r, c) for r in (0.4, 0.5, 0.6, 0.7, 0.8) for c in (2, 3, 4)]
+
+
+def tune_map(det, seeds: list[int], profile: str) -> dict:
+    """Pick ObjectMap's reporting thresholds on tuning rooms (never the benchmark rooms):
+    the setting with the most objects mapped within 10 cm among those with <= 5 %
+    duplicates + phantoms (if none qualifies, the fewest spurious instances)."""
+    import dataclasses
+
+    from katazuke.perception.objectmap import ObjectMapConfig
+
+    tours = [collect_tour(det, s, profile) for s in seeds]
+    rows = []
+    for r, c in TUNE_GRID:
+        cfg = dataclasses.replace(ObjectMapConfig(), report_min_objectness=r, confirm_observations=c)
+        pooled = _pool([score_tour(t, cfg) for t in tours])
+        rows.append({"report_min_objectness": r, "confirm_observations": c, **pooled})
+    ok = [x for x in rows if x["spurious_fraction"] <= 0.05]
+    best = (max(ok, key=lambda x: (x["mapped_fraction_all"], -x["spurious_fraction"])) if ok
+            else min(rows, key=lambda x: (x["spurious_fraction"], -x["mapped_fraction_all"])))
+    return {"seeds": seeds, "grid": rows, "chosen": best}
+
+
+def bench_map(weights: str, seeds: list[int], profile: str, tune_seeds: list[int] | None = None
+              ) -> dict:
+    import dataclasses
 
     from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.detector import Detector
-    from katazuke.perception.objectmap import (CameraView, ObjectMap, ObjectMapConfig,
-                                               Observation3D, box_to_3d)
-    from katazuke.perception.objectmap.evaluation import match_map
-    from katazuke.sim import EnvConfig, TidyEnv
+    from katazuke.perception.objectmap import ObjectMapConfig
 
     det = Detector(DetectorConfig(weights=weights))
-    per_seed = []
-    for seed in seeds:
-        env = TidyEnv(EnvConfig(profile=profile))
-        try:
-            env.reset(seed=seed)
-            K = env.head_intrinsics()
-            omap = ObjectMap(ObjectMapConfig())
-            gt = env.ground_truth_objects()
-            seen_px = {o.id: 0 for o in gt}
-            poses = tour_poses()
-            for t, T in enumerate(poses):
-                f = env.render(T, K)
-                ids, counts = np.unique(f.segmentation, return_counts=True)
-                for i, c in zip(ids, counts):
-                    if int(i) in seen_px and c >= 20:
-                        seen_px[int(i)] += 1
-                obs = []
-                for d in det.detect(f.rgb, f.depth):
-                    r = box_to_3d(d.box_xywh, f.depth, K)
-                    if r is None:
-                        continue
-                    pw = T[:3, :3] @ r[0] + T[:3, 3]
-                    obs.append(Observation3D(pw, d.objectness, d.category_scores, r[1]))
-                omap.update(float(t) * 0.1, obs, CameraView(T, K, f.depth))
-            est = np.array([i.position for i in omap.instances]).reshape(-1, 3)
-            ref_all = np.array([o.T_world_obj[:3, 3] for o in gt])
-            visible = np.array([seen_px[o.id] >= 2 for o in gt])
-            m_all = match_map(est, ref_all)
-            m_vis = match_map(est, ref_all[visible])
-            cat_ok = []
-            for o, hit in zip(gt, m_all["matched_ref"]):
-                if hit:
-                    dists = [np.linalg.norm(i.position - o.T_world_obj[:3, 3]) for i in omap.instances]
-                    cat_ok.append(omap.instances[int(np.argmin(dists))].category == o.category)
-            per_seed.append({
-                "seed": seed, "frames": len(poses), "objects": len(gt), "visible_objects": int(visible.sum()),
-                "instances": len(est),
-                "mapped_fraction_all": m_all["mapped_fraction"],
-                "mapped_fraction_visible": m_vis["mapped_fraction"],
-                "duplicates": m_all["duplicates"], "phantoms": m_all["phantoms"],
-                "spurious_fraction": m_all["spurious_fraction"],
-                "median_error_m": float(np.median(m_all["errors_m"])) if m_all["errors_m"] else float("nan"),
-                "category_accuracy_of_mapped": float(np.mean(cat_ok)) if cat_ok else float("nan"),
-                "where_is_mug": omap.where_is("mug").answer,
-            })
-        finally:
-            env.close()
-    tot = lambda k: sum(s[k] for s in per_seed)  # noqa: E731
-    mapped_all = sum(s["mapped_fraction_all"] * s["objects"] for s in per_seed) / max(tot("objects"), 1)
-    mapped_vis = sum(s["mapped_fraction_visible"] * s["visible_objects"] for s in per_seed) / max(
-        tot("visible_objects"), 1)
-    spurious = (tot("duplicates") + tot("phantoms")) / max(tot("instances"), 1)
-    return {"seeds": per_seed, "mapped_fraction_all": mapped_all, "mapped_fraction_visible": mapped_vis,
-            "spurious_fraction": spurious, "profile": profile}
+    cfg = ObjectMapConfig()
+    tuning = None
+    if tune_seeds:
+        tuning = tune_map(det, tune_seeds, profile)
+        ch = tuning["chosen"]
+        cfg = dataclasses.replace(cfg, report_min_objectness=ch["report_min_objectness"],
+                                  confirm_observations=ch["confirm_observations"])
+    per_seed = [score_tour(collect_tour(det, s, profile), cfg) for s in seeds]
+    return {"seeds": per_seed, **_pool(per_seed), "profile": profile, "tuning": tuning,
+            "config": {"report_min_objectness": cfg.report_min_objectness,
+                       "confirm_observations": cfg.confirm_observations}}
 
 
 # ------------------------------------------------------------------ main
@@ -337,11 +399,15 @@ def main(args: argparse.Namespace) -> int:
         res["latency"] = bench_latency(weights, images, args.frames, args.repeats)
     if not args.skip_node:
         print("node rate ...", flush=True)
-        res["node"] = bench_node(weights, args.node_seconds, args.camera_hz)
+        res["node"] = bench_node(weights, args.node_seconds, args.camera_hz, args.node_threads)
     if not args.skip_map:
         print("object map tour ...", flush=True)
         seeds = [int(s) for s in args.map_seeds.split(",") if s.strip()]
-        res["object_map"] = bench_map(weights, seeds, args.map_profile)
+        tune = [int(s) for s in args.map_tune_seeds.split(",") if s.strip()]
+        if set(tune) & set(seeds):
+            raise KatazukeError(f"--map-tune-seeds {tune} overlap --map-seeds {seeds}: tune on "
+                                "other rooms than the ones scored")
+        res["object_map"] = bench_map(weights, seeds, args.map_profile, tune)
     res["wall_s"] = time.time() - t_all
 
     lines = ["# Detection benchmark", "", f"Command: `{res['command']}`", "",
@@ -403,7 +469,8 @@ def main(args: argparse.Namespace) -> int:
                   f"DetectionArray {node['detections_hz_wall']:.1f} Hz wall, camera images received "
                   f"{node['camera_hz_wall_received']:.1f} Hz wall (sim camera_hz {node['camera_hz_sim_param']}), "
                   f"{node['detections_hz_sim']:.1f} Hz of sim time; node-reported inference median "
-                  f"{node['inference_ms_median']:.1f} ms over {node['frames']} frames."]
+                  f"{node['inference_ms_median']:.1f} ms over {node['frames']} frames; detector "
+                  f"torch threads {node.get('detector_threads', 2)}."]
     if om:
         lines += ["", "## Object map after the scripted tour", "",
                   "Offline: TidyEnv driven directly (free camera along the sim tour's waypoints, "
@@ -417,6 +484,25 @@ def main(args: argparse.Namespace) -> int:
                          f"{s['instances']} | {_fmt(s['mapped_fraction_visible'])} | "
                          f"{_fmt(s['mapped_fraction_all'])} | {s['duplicates']} | {s['phantoms']} | "
                          f"{_fmt(s['median_error_m'])} | {_fmt(s['category_accuracy_of_mapped'])} |")
+        lines.append(f"| **pooled** | | | | {sum(s['instances'] for s in om['seeds'])} | "
+                     f"{_fmt(om['mapped_fraction_visible'])} | {_fmt(om['mapped_fraction_all'])} | "
+                     f"{sum(s['duplicates'] for s in om['seeds'])} | "
+                     f"{sum(s['phantoms'] for s in om['seeds'])} | | |")
+        lines.append("")
+        cfgm = om.get("config", {})
+        lines.append(f"ObjectMap reporting thresholds: report_min_objectness "
+                     f"{cfgm.get('report_min_objectness')}, confirm_observations "
+                     f"{cfgm.get('confirm_observations')}; duplicates + phantoms "
+                     f"{100 * om['spurious_fraction']:.1f} % of mapped instances.")
+        tun = om.get("tuning")
+        if tun:
+            lines += ["", f"Chosen on tuning rooms {tun['seeds']} (not the scored rooms): the most "
+                      "objects mapped among settings with <= 5 % duplicates + phantoms.", "",
+                      "| report_min_objectness | confirm_observations | mapped (all) | dup + phantom |",
+                      "|---|---|---|---|"]
+            for r in tun["grid"]:
+                lines.append(f"| {r['report_min_objectness']} | {r['confirm_observations']} | "
+                             f"{_fmt(r['mapped_fraction_all'])} | {_fmt(r['spurious_fraction'])} |")
         lines.append("")
         lines.append(f"Example answer: \"{om['seeds'][0]['where_is_mug']}\"")
     jpath, mpath = write_results("detection", res, "\n".join(lines), args.out_dir,
