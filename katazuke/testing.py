@@ -11,7 +11,7 @@ import tempfile
 import time
 from typing import Callable
 
-__all__ = ["wait_for", "start_node", "stop_node"]
+__all__ = ["wait_for", "start_process", "finish_process", "start_node", "stop_node"]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
@@ -35,11 +35,43 @@ def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
     return cond()
 
 
-def start_node(name: str, *ros_args: str) -> "subprocess.Popen[str]":
-    """Start the installed ``katazuke_ros`` executable ``name`` in its own session.
+def start_process(argv: list[str], env: dict | None = None) -> "subprocess.Popen[str]":
+    """Start ``argv`` in its own session with stdout + stderr going to a temporary file.
 
-    Its output goes to a temporary file, not a pipe: nobody drains a pipe until
-    :func:`stop_node`, and a node blocks on logging once 64 KiB fill it.
+    A file, not a pipe: nobody drains a pipe until the process is finished, and a child
+    blocks on its own logging once 64 KiB fill it. Read the output with
+    :func:`finish_process`.
+    """
+    out = tempfile.TemporaryFile(mode="w+t")
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    proc.output_file = out  # type: ignore[attr-defined]
+    return proc
+
+
+def finish_process(proc: "subprocess.Popen[str]", sig: int | None = signal.SIGINT,
+                   timeout: float = 10.0) -> str:
+    """Stop a :func:`start_process` child and return everything it printed.
+
+    A running process group gets ``sig`` (None: just wait), then SIGKILL after ``timeout``;
+    an exited one is only read.
+    """
+    if proc.poll() is None:
+        if sig is not None:
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    f = proc.output_file  # type: ignore[attr-defined]
+    f.flush()
+    f.seek(0)
+    return f.read()
+
+
+def start_node(name: str, *ros_args: str) -> "subprocess.Popen[str]":
+    """Start the installed ``katazuke_ros`` executable ``name`` (see :func:`start_process`).
 
     Raises:
         KatazukeError: the executable is not built (run scripts/bootstrap.sh).
@@ -50,23 +82,9 @@ def start_node(name: str, *ros_args: str) -> "subprocess.Popen[str]":
     exe = workspace_install() / "lib" / "katazuke_ros" / name
     if not exe.exists():
         raise KatazukeError(f"{exe} missing: run scripts/bootstrap.sh (colcon build of ros_ws)")
-    out = tempfile.TemporaryFile(mode="w+t")
-    proc = subprocess.Popen([str(exe), "--ros-args", *ros_args], env=ros_environment(),
-                            stdout=out, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    proc.output_file = out  # type: ignore[attr-defined]
-    return proc
+    return start_process([str(exe), "--ros-args", *ros_args], env=ros_environment())
 
 
 def stop_node(proc: "subprocess.Popen[str]", timeout: float = 10.0) -> str:
     """SIGINT the node's process group (SIGKILL after ``timeout``); return its output."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    f = proc.output_file  # type: ignore[attr-defined]
-    f.seek(0)
-    return f.read()
+    return finish_process(proc, signal.SIGINT, timeout)

@@ -16,7 +16,7 @@ import pytest
 
 from katazuke.bag import open_bag
 from katazuke.rosenv import ros_environment
-from katazuke.testing import wait_for
+from katazuke.testing import finish_process, start_process, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -26,19 +26,11 @@ KATAZUKE = Path(sys.executable).parent / "katazuke"
 
 
 def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(KATAZUKE), *args], env=ros_environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return start_process([str(KATAZUKE), *args], env=ros_environment())
 
 
-def _finish(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    return out
+def _finish(proc: subprocess.Popen, sig: int | None = signal.SIGINT, timeout: float = 30) -> str:
+    return finish_process(proc, sig, timeout)
 
 
 class _Graph:
@@ -155,7 +147,7 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
                       "--stats-json", str(tmp_path / "play.json"))
         expected = {t: len(v) for t, v in sent.items()}
         ok = wait_for(lambda: all(len(got[t]) >= expected[t] for t in topics), 60, spin=g.spin)
-        out = _finish(play, timeout=30) if play.poll() is None else play.communicate()[0]
+        out = _finish(play, timeout=30)
         assert ok, ({t: len(v) for t, v in got.items()}, out)
     finally:
         g.close()
@@ -219,7 +211,7 @@ def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path:
         # the DDS acknowledgements on a loaded machine).
         assert wait_for(lambda: _on_disk(bag, storage) >= len(sent), 30), _on_disk(bag, storage)
         os.killpg(rec.pid, signal.SIGKILL)
-        out = rec.communicate(timeout=10)[0]
+        out = _finish(rec, None, timeout=10)
     finally:
         g.close()
     assert rec.returncode == -signal.SIGKILL, out
@@ -352,7 +344,7 @@ def test_clock_follows_the_bag(ros_context) -> None:
             return play.poll() is not None
 
         wait_for(observe, 60, spin=g.spin)
-        out = play.communicate()[0]
+        out = _finish(play, None, timeout=10)
     finally:
         if play.poll() is None:
             _finish(play)
@@ -389,9 +381,7 @@ def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
 
     def start(name: str, *params: str) -> subprocess.Popen:
         args = [a for p in params for a in ("-p", p)]
-        return subprocess.Popen([str(exe / name), "--ros-args", *args], env=ros_environment(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        return start_process([str(exe / name), "--ros-args", *args], env=ros_environment())
 
     rec = start("bag_recorder", f"output:={bag}", "storage:=sqlite3", "topics:=/n/status")
     g = _Graph(ros_context, "n_pub")
@@ -419,7 +409,7 @@ def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
         play = start("bag_player", f"bag:={bag}", "wait_for_subscribers_s:=10.0", "rate:=2.0")
         ok = wait_for(lambda: len(got) >= 20, 30, spin=g.spin)
         assert wait_for(lambda: play.poll() is not None, 20), "player did not exit at the end"
-        out = play.communicate()[0]
+        out = _finish(play, None)
     finally:
         if play.poll() is None:
             _finish(play)
