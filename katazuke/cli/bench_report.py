@@ -7,7 +7,8 @@ from pathlib import Path
 
 from katazuke.rosenv import repo_root
 
-ORDER = ("setup", "launch", "bag", "sim", "sim_bridge", "control", "control_sim", "rotavg", "detection")
+ORDER = ("setup", "launch", "bag", "sim", "sim_bridge", "control", "control_iid", "control_sim", "rotavg",
+         "detection")
 
 HEADER = """# Katazuke benchmarks
 

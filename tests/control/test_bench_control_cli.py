@@ -59,3 +59,23 @@ def test_full_benchmark_bars(tmp_path: Path) -> None:
     b = res["bars"]
     assert b["dlqr_matches_python_control_1e-8"] and b["gpc_m0_equals_lqr_exactly"]
     assert b["gpc_within_5pct_gaussian"] and b["step_le_1ms_n12_H10"]
+
+
+@pytest.mark.slow
+def test_iid_study_runs_and_best_dac_never_worse_than_lqr(tmp_path: Path) -> None:
+    """``katazuke bench control-iid`` on one seed: M = 0 is in the comparator class, so the best
+    fixed controller in hindsight is never worse than LQR; GPC stays close to LQR under
+    zero-mean i.i.d. noise."""
+    from katazuke.cli import bench_control_iid
+
+    p = argparse.ArgumentParser()
+    bench_control_iid.add_arguments(p)
+    assert bench_control_iid.main(p.parse_args(["--out", str(tmp_path), "--seeds", "1",
+                                                "--T", "1000"])) == 0
+    res = json.loads((tmp_path / "control_iid.json").read_text())["results"]
+    assert len(res["rows"]) == 4 * 3
+    for r in res["rows"]:
+        assert r["ratio_best_dac_lqr"] <= 1 + 1e-9
+        if r["variant"] != "uniform+offset":
+            assert r["ratio_gpc_lqr_T1000"] < 1.2
+    assert "certainty equivalence" in (tmp_path / "control_iid.md").read_text()
