@@ -1,8 +1,9 @@
 """Class-agnostic objectness detector with a category head (CenterNet-style, PyTorch).
 
-``Detector(DetectorConfig()).detect(rgb)`` returns :class:`Detection` s: box (xywh pixels),
-objectness, best category (one of :data:`CATEGORIES` or ``"unknown"``) and all category
-scores. Training (:mod:`.train`), COCO-style metrics (:mod:`.evaluation`) and plotting
+``Detector(DetectorConfig()).detect(rgb, depth)`` returns :class:`Detection` s: box (xywh
+pixels), objectness, best category (one of :data:`CATEGORIES` or ``"unknown"``) and all
+category scores. RGB-D weights (``ModelConfig.in_channels == 4``, :attr:`Detector.uses_depth`)
+need the depth image registered to the colour image; RGB weights ignore it. Training (:mod:`.train`), COCO-style metrics (:mod:`.evaluation`) and plotting
 (:mod:`.viz`) import torch/matplotlib lazily.
 """
 from katazuke.perception.detection.config import (CATEGORIES, UNKNOWN, DetectorConfig,

@@ -1,4 +1,4 @@
-"""``Detector(config).detect(rgb)``: the inference API, and the weights file format."""
+"""``Detector(config).detect(rgb, depth)``: the inference API, and the weights file format."""
 from __future__ import annotations
 
 import dataclasses
@@ -99,7 +99,7 @@ class Detector:
 
     Example:
         >>> det = Detector(DetectorConfig())          # committed weights
-        >>> dets = det.detect(rgb)                    # rgb: (240, 320, 3) uint8
+        >>> dets = det.detect(rgb, depth)             # (240, 320, 3) uint8, (240, 320) metres
     """
 
     def __init__(self, config: DetectorConfig | None = None, model: Any = None,
