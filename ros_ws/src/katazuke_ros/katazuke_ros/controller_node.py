@@ -339,7 +339,7 @@ class ControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ControllerNode, args)
+    return run_node(ControllerNode, args, threads=2)  # callback groups run in parallel
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class RotAvgServer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(RotAvgServer, args)
+    return run_node(RotAvgServer, args, threads=2)  # callback groups run in parallel
 
 
 if __name__ == "__main__":
