@@ -60,8 +60,10 @@ class DetectorNodeConfig:
     publish_image: bool = kfield(default=True, metadata={
         "help": "publish the annotated debug image on detections/image (drawn only while "
                 "someone subscribes)"})
-    detector: DetectorConfig = kfield(default_factory=DetectorConfig, metadata={
-        "help": "model settings (weights path, thresholds)"})
+    detector: DetectorConfig = kfield(default_factory=lambda: DetectorConfig(num_threads=1),
+                                      metadata={
+        "help": "model settings (weights path, thresholds); 1 torch thread by default: with "
+                "the sim on the same 2 cores, 2 threads measured slower (docs/bench/detection.md)"})
 
 @dataclass
 class _Frame:
