@@ -42,7 +42,7 @@ class ObjectMapConfig:
         "help": "detections below this objectness are ignored"})
     confirm_observations: int = field(default=3, metadata={
         "help": "an instance is reported once fused from this many detections"})
-    report_min_objectness: float = field(default=0.5, metadata={
+    report_min_objectness: float = field(default=0.4, metadata={
         "help": "an instance is reported only once one of its detections reached this objectness "
                 "(weak detections still support instances, but cannot create reported ones)"})
     hit_gain: float = field(default=0.5, metadata={
