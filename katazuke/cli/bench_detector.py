@@ -58,11 +58,7 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
 
     det = Detector(DetectorConfig(weights=weights, score_threshold=0.05))
     ds = load_dataset(data, progress=True, depth=det.uses_depth)
-    raws = []
-    for i in range(0, len(ds), 16):
-        chunk = ds.samples[i:i + 16]
-        raws += det.predict_raw([s.rgb for s in chunk],
-                                [s.depth for s in chunk] if det.uses_depth else None)
+    raws = det.predict_samples(ds.samples)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in ds.samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold)

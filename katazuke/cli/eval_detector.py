@@ -41,14 +41,8 @@ def main(args: argparse.Namespace) -> int:
     det = Detector(DetectorConfig(weights=args.weights, score_threshold=0.05))
     data = load_dataset(args.data, max_images=args.max_images, progress=True,
                         depth=det.uses_depth)
-    from tqdm import tqdm
-
-    raws = []
     samples = data.samples
-    for i in tqdm(range(0, len(samples), 16), desc="detecting", unit="batch"):
-        chunk = samples[i:i + 16]
-        raws += det.predict_raw([s.rgb for s in chunk],
-                                [s.depth for s in chunk] if det.uses_depth else None)
+    raws = det.predict_samples(samples, progress=True)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=args.score_threshold)

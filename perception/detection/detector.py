@@ -194,6 +194,26 @@ class Detector:
         raw = self.predict_raw(images, depths)
         return [self._to_detections(r) for r in raw]
 
+    def predict_samples(self, samples: list[Any], batch: int = 16, progress: bool = False,
+                        desc: str = "detecting") -> list[dict[str, np.ndarray]]:
+        """:meth:`predict_raw` over dataset samples (``.rgb``, ``.depth``) in batches.
+
+        Depth goes in only for RGB-D weights; a batch mixing image sizes runs image by image.
+        """
+        starts = range(0, len(samples), batch)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc=desc, unit="batch")
+        raws: list[dict[str, np.ndarray]] = []
+        for i in starts:
+            chunk = samples[i:i + batch]
+            groups = [chunk] if len({s.rgb.shape for s in chunk}) == 1 else [[s] for s in chunk]
+            for g in groups:
+                raws += self.predict_raw([s.rgb for s in g],
+                                         [s.depth for s in g] if self.uses_depth else None)
+        return raws
+
     def predict_raw(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
                     ) -> list[dict[str, np.ndarray]]:
         """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6)."""

@@ -177,20 +177,7 @@ def evaluate_model(model, samples: list[Sample], det_cfg: DetectorConfig | None 
 
     det = Detector(det_cfg or DetectorConfig(score_threshold=0.05), model=model,
                    input_size=input_size)
-    raws: list = []
-    rng = range(0, len(samples), batch)
-    if progress:
-        from tqdm import tqdm
-
-        rng = tqdm(rng, desc="evaluating", unit="batch")
-    use_depth = det.uses_depth
-    for i in rng:
-        chunk = samples[i:i + batch]
-        shapes = {s.rgb.shape for s in chunk}
-        groups = [chunk] if len(shapes) == 1 else [[s] for s in chunk]
-        for g in groups:
-            raws += det.predict_raw([s.rgb for s in g],
-                                    [s.depth for s in g] if use_depth else None)
+    raws = det.predict_samples(samples, batch, progress, desc="evaluating")
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     op = DetectorConfig().score_threshold
