@@ -40,6 +40,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "train": {
         "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
+        "classifier": ("katazuke.cli.train_classifier",
+                       "train the crop classifier that re-scores detector categories"),
     },
     "eval": {
         "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),

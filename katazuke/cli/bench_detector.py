@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,12 +55,12 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
     from katazuke.perception.detection.decode import category_scores_with_unknown
     from katazuke.perception.detection.detector import Detector
     from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
-    from katazuke.perception.detection.viz import contact_sheet, draw_detections
+    from katazuke.perception.detection.viz import confusion_plot, contact_sheet, draw_detections
 
     det = Detector(DetectorConfig(weights=weights, score_threshold=0.05))
     ds = load_dataset(data, progress=True, depth=det.uses_depth)
     raws = det.predict_samples(ds.samples)
-    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in ds.samples]
+    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out, list(s.kinds)) for s in ds.samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold)
     mm = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold, multi_label=True)
@@ -79,6 +80,12 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
                                          r["scores"][keep], s.boxes_xywh, s.held_out))
         contact_sheet(tiles, sheet, cols=4)
         m["contact_sheet"] = sheet
+        # docs/detection_predictions.png -> docs/detection_confusion.png (else <stem>_confusion.png)
+        stem = Path(sheet).stem
+        conf = str(Path(sheet).with_name((stem.replace("predictions", "confusion")
+                                          if "predictions" in stem else stem + "_confusion") + ".png"))
+        confusion_plot(m["kind_confusion"], conf)
+        m["confusion_plot"] = conf
     return m
 
 
@@ -455,6 +462,7 @@ def main(args: argparse.Namespace) -> int:
                   "",
                   f"Dataset: `{acc['dataset']}` {acc['dataset_meta']}. Held-out-kind objects are "
                   "ignored for the category APs and scored by class-agnostic recall.",
+                  f"Per-kind confusion plot: `{acc.get('confusion_plot', '')}`. "
                   f"Contact sheet: `{acc.get('contact_sheet', '')}` (white: ground truth, cyan: "
                   "held-out kinds, coloured: predictions with category and objectness)."]
     if lat:

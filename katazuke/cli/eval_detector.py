@@ -10,7 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="",
                         help="detector .pt (default: the committed weights)")
     parser.add_argument("--out", default=None,
-                        help="folder for metrics.json, metrics.md and predictions.png")
+                        help="folder for metrics.json, metrics.md, predictions.png and confusion.png "
+                             "(per-kind confusion)")
     parser.add_argument("--max-images", type=int, default=0, help="evaluate the first N images")
     parser.add_argument("--score-threshold", type=float, default=0.3,
                         help="operating objectness threshold for the *_at_threshold recalls")
@@ -35,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from katazuke.perception.detection.detector import Detector
     from katazuke.perception.detection.evaluation import (ImageGT, ImagePred, evaluate,
                                                           format_report)
-    from katazuke.perception.detection.viz import contact_sheet, draw_detections
+    from katazuke.perception.detection.viz import confusion_plot, contact_sheet, draw_detections
 
     torch.set_num_threads(args.threads)
     det = Detector(DetectorConfig(weights=args.weights, score_threshold=0.05))
@@ -43,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
                         depth=det.uses_depth)
     samples = data.samples
     raws = det.predict_samples(samples, progress=True)
-    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in samples]
+    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out, list(s.kinds)) for s in samples]
     preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
     m = evaluate(gts, preds, score_threshold=args.score_threshold)
     mm = evaluate(gts, preds, score_threshold=args.score_threshold, multi_label=True)
@@ -67,5 +68,6 @@ def main(args: argparse.Namespace) -> int:
             tiles.append(draw_detections(s.rgb, r["boxes"][keep], labels, r["scores"][keep],
                                          s.boxes_xywh, s.held_out))
         sheet = contact_sheet(tiles, out / "predictions.png")
-        print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {sheet}")
+        conf = confusion_plot(m["kind_confusion"], out / "confusion.png")
+        print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {sheet}, {conf}")
     return 0

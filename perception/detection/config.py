@@ -44,6 +44,17 @@ class DetectorConfig:
                 "to 'unknown' (see decode.category_scores_with_unknown)"})
     num_threads: int = field(default=0, metadata={
         "help": "torch intra-op threads for inference; 0 leaves torch's setting alone"})
+    classifier_weights: str = field(default="", metadata={
+        "help": "crop classifier .pt that re-scores categories (needs depth); '' = the committed "
+                "katazuke/perception/detection/weights/classifier.pt, 'none' = the detector's "
+                "own category head only"})
+    classifier_top_k: int = field(default=32, metadata={
+        "help": "boxes per image (highest objectness first) the crop classifier re-scores"})
+    classifier_min_score: float = field(default=0.05, metadata={
+        "help": "boxes below this objectness keep the detector's categories"})
+    classifier_fusion: float = field(default=-1.0, metadata={
+        "help": "weight w of the classifier in p ~ p_det^(1-w) p_cls^w; -1 = the value stored "
+                "in the classifier file (chosen on validation images)"})
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class Detector:
             raise KatazukeError(f"score_threshold must be in [0, 1], got {self.config.score_threshold}")
         if self.config.peak_kernel % 2 != 1:
             raise KatazukeError(f"peak_kernel must be odd, got {self.config.peak_kernel}")
+        model_from_file = model is None
         if model is None:
             path = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
             model, payload = load_weights(path)
@@ -129,6 +130,26 @@ class Detector:
         self.model = model
         self.input_size = input_size
         self.category_names = tuple(CATEGORIES) + (UNKNOWN,)
+        self.refiner = self._load_refiner(from_file=model_from_file)
+
+    def _load_refiner(self, from_file: bool) -> Any:
+        """The crop classifier named by ``config.classifier_weights`` (None = off).
+
+        ``''`` means the committed file when the detector itself was loaded from a file and the
+        committed classifier exists (in-memory models, as in training and tests, run without
+        it); an explicit path must load.
+        """
+        from katazuke.perception.detection.classifier import (DEFAULT_CLASSIFIER_WEIGHTS,
+                                                              CategoryRefiner)
+
+        c = self.config
+        name = c.classifier_weights.strip()
+        if name.lower() == "none" or (name == "" and (not from_file
+                                                      or not DEFAULT_CLASSIFIER_WEIGHTS.is_file())):
+            return None
+        path = Path(name) if name else DEFAULT_CLASSIFIER_WEIGHTS
+        fusion = None if c.classifier_fusion < 0 else c.classifier_fusion
+        return CategoryRefiner.from_file(path, c.classifier_top_k, c.classifier_min_score, fusion)
 
     @staticmethod
     def check_image(rgb: Any) -> np.ndarray:
@@ -216,7 +237,11 @@ class Detector:
 
     def predict_raw(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
                     ) -> list[dict[str, np.ndarray]]:
-        """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6)."""
+        """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6).
+
+        With a crop classifier loaded (:attr:`refiner`) and depth given, the categories of the
+        best boxes are re-scored by it (see :mod:`.classifier`).
+        """
         import torch
         from torch.nn import functional as F
 
@@ -256,8 +281,13 @@ class Detector:
             self.model.eval()
             out = self.model(x)
             c = self.config
-            return decode(out, STRIDE, (w / in_w, h / in_h), c.score_threshold, c.nms_iou,
+            raws = decode(out, STRIDE, (w / in_w, h / in_h), c.score_threshold, c.nms_iou,
                           c.max_detections, c.peak_kernel)
+        if self.refiner is not None and depths is not None:
+            if not self.uses_depth:
+                depths = [self.check_depth(d, (h, w)) for d in depths]
+            raws = [self.refiner.refine(im, d, r) for im, d, r in zip(images, depths, raws)]
+        return raws
 
     def _to_detections(self, r: dict[str, np.ndarray]) -> list[Detection]:
         from katazuke.perception.detection.boxes import xyxy_to_xywh

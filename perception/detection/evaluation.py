@@ -8,6 +8,11 @@
 - mAP@0.5 and mAP@[.5:.95] average over categories with ground truth.
 - Class-agnostic recall@IoU: fraction of ground-truth boxes matched one-to-one by any
   prediction, whatever its category.
+- By object size (COCO's area ranges scaled to our 320x240 images: the side of a box is
+  ``sqrt(w * h)``): ground truth outside the range is ignored and an unmatched prediction
+  outside it is dropped, as COCO does for its small/medium/large figures.
+- Per-kind confusion: for every ground-truth object, the top category of the prediction
+  that matches it (IoU >= 0.5, objectness >= the operating threshold), or "missed".
 """
 from __future__ import annotations
 
@@ -20,10 +25,13 @@ from katazuke.perception.detection.boxes import iou_matrix, xywh_to_xyxy
 from katazuke.perception.detection.config import CATEGORIES
 
 __all__ = ["ImageGT", "ImagePred", "average_precision", "evaluate", "recall_at_iou",
-           
-           "format_report", "IOU_THRESHOLDS"]
+           "kind_confusion", "format_report", "IOU_THRESHOLDS", "SIZE_BUCKETS"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+#: Box-side ranges in pixels, ``sqrt(w * h)``: COCO's 32 / 96 px limits halved for 320x240.
+SIZE_BUCKETS: dict[str, tuple[float, float]] = {"small (< 16 px)": (0.0, 16.0),
+                                                "medium (16-48 px)": (16.0, 48.0),
+                                                "large (>= 48 px)": (48.0, float("inf"))}
 
 
 @dataclass
@@ -34,6 +42,7 @@ class ImageGT:
     boxes_xywh: np.ndarray
     categories: np.ndarray
     held_out: np.ndarray
+    kinds: list[str] | None = None
 
 
 @dataclass
@@ -46,9 +55,18 @@ class ImagePred:
     category_probs: np.ndarray
 
 
+def _side(xyxy: np.ndarray) -> np.ndarray:
+    """``sqrt(w * h)`` of ``(N, 4)`` xyxy boxes."""
+    return np.sqrt(np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None))
+
+
 def _match(pred_xyxy: np.ndarray, scores: np.ndarray, gt_xyxy: np.ndarray, gt_ignore: np.ndarray,
-           thr: float) -> tuple[np.ndarray, np.ndarray]:
+           thr: float, pred_outside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy one-to-one matching in score order.
+
+    Args:
+        pred_outside: (K,) bool, predictions outside the evaluated size range: dropped when
+            they match nothing (COCO's area-range rule).
 
     Returns:
         (tp (K,) bool, keep (K,) bool): keep is False for predictions that matched only ignored
@@ -56,7 +74,7 @@ def _match(pred_xyxy: np.ndarray, scores: np.ndarray, gt_xyxy: np.ndarray, gt_ig
     """
     k = len(pred_xyxy)
     tp = np.zeros(k, bool)
-    keep = np.ones(k, bool)
+    keep = np.ones(k, bool) if pred_outside is None else ~pred_outside
     if k == 0 or len(gt_xyxy) == 0:
         return tp, keep
     iou = iou_matrix(pred_xyxy, gt_xyxy)
@@ -67,6 +85,7 @@ def _match(pred_xyxy: np.ndarray, scores: np.ndarray, gt_xyxy: np.ndarray, gt_ig
             j = cand[np.argmax(iou[i, cand])]
             used[j] = True
             tp[i] = True
+            keep[i] = True
         elif np.any(gt_ignore & (iou[i] >= thr)):
             keep[i] = False
     return tp, keep
@@ -97,12 +116,14 @@ def _check(gts: list[ImageGT], preds: list[ImagePred]) -> None:
 
 
 def recall_at_iou(gts: list[ImageGT], preds: list[ImagePred], thr: float = 0.5,
-                  score_threshold: float = 0.0, subset: str = "all") -> tuple[float, int]:
+                  score_threshold: float = 0.0, subset: str = "all",
+                  size_range: tuple[float, float] | None = None) -> tuple[float, int]:
     """Class-agnostic recall.
 
     Args:
         subset: ``all``, ``known`` (held_out False) or ``held_out`` ground truth.
         score_threshold: predictions below this objectness are not used.
+        size_range: only ground truth whose box side ``sqrt(w h)`` is in ``[lo, hi)`` counts.
 
     Returns:
         (recall, number of ground-truth boxes in the subset); recall is nan with none.
@@ -112,6 +133,9 @@ def recall_at_iou(gts: list[ImageGT], preds: list[ImagePred], thr: float = 0.5,
     for g, p in zip(gts, preds):
         sel = {"all": np.ones(len(g.held_out), bool), "known": ~g.held_out,
                "held_out": g.held_out}[subset]
+        if size_range is not None:
+            side = np.sqrt(g.boxes_xywh[:, 2] * g.boxes_xywh[:, 3])
+            sel = sel & (side >= size_range[0]) & (side < size_range[1])
         keep = p.scores >= score_threshold
         gt_xyxy = xywh_to_xyxy(g.boxes_xywh)
         matched = np.zeros(len(gt_xyxy), bool)
@@ -163,25 +187,8 @@ def evaluate(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float 
     """
     _check(gts, preds)
     n_cat = len(categories)
-    ap = np.full((n_cat, len(IOU_THRESHOLDS)), np.nan)
-    n_gt = np.zeros(n_cat, int)
     hyps = [_labelled(p, multi_label, max_per_image) for p in preds]
-    for c in range(n_cat):
-        for t_i, thr in enumerate(IOU_THRESHOLDS):
-            tps, scs = [], []
-            count = 0
-            for g, (boxes, labels, scores) in zip(gts, hyps):
-                sel = labels == c
-                gt_sel = (g.categories == c) | g.held_out
-                gt_ignore = g.held_out[gt_sel]
-                count += int(np.sum((g.categories == c) & ~g.held_out))
-                tp, keep = _match(boxes[sel], scores[sel], xywh_to_xyxy(g.boxes_xywh[gt_sel]),
-                                  gt_ignore, float(thr))
-                tps.append(tp[keep])
-                scs.append(scores[sel][keep])
-            n_gt[c] = count
-            ap[c, t_i] = average_precision(np.concatenate(tps) if tps else np.zeros(0, bool),
-                                           np.concatenate(scs) if scs else np.zeros(0), count)
+    ap, n_gt = _category_aps(gts, hyps, n_cat, IOU_THRESHOLDS)
     valid = n_gt > 0
     # Class-agnostic AP@0.5 over all ground truth.
     tps, scs, count = [], [], 0
@@ -209,7 +216,84 @@ def evaluate(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float 
         res[f"recall50_{subset}"] = r
         res[f"recall50_{subset}_at_threshold"] = rt
         res[f"n_gt_{subset}"] = n
+    by_size = {}
+    for name, rng in SIZE_BUCKETS.items():
+        ap_b, n_b = _category_aps(gts, hyps, n_cat, IOU_THRESHOLDS[:1], rng)
+        ok = n_b > 0
+        rh, nh = recall_at_iou(gts, preds, 0.5, score_threshold, "held_out", rng)
+        rk, nk = recall_at_iou(gts, preds, 0.5, score_threshold, "known", rng)
+        by_size[name] = {"map50": float(np.mean(ap_b[ok, 0])) if ok.any() else float("nan"),
+                         "n_gt_known": int(nk), "recall50_known_at_threshold": rk,
+                         "n_gt_held_out": int(nh), "recall50_held_out_at_threshold": rh}
+    res["by_size"] = by_size
+    if all(g.kinds is not None for g in gts) and gts:
+        res["kind_confusion"] = kind_confusion(gts, preds, score_threshold, categories)
     return res
+
+
+def _category_aps(gts: list[ImageGT], hyps: list, n_cat: int, thresholds: np.ndarray,
+                  size_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(AP (n_cat, len(thresholds)), n_gt (n_cat,)) over category hypotheses ``hyps``."""
+    ap = np.full((n_cat, len(thresholds)), np.nan)
+    n_gt = np.zeros(n_cat, int)
+    for c in range(n_cat):
+        for t_i, thr in enumerate(thresholds):
+            tps, scs = [], []
+            count = 0
+            for g, (boxes, labels, scores) in zip(gts, hyps):
+                sel = labels == c
+                ignore = g.held_out.copy()
+                outside = None
+                if size_range is not None:
+                    side = np.sqrt(g.boxes_xywh[:, 2] * g.boxes_xywh[:, 3])
+                    ignore |= (side < size_range[0]) | (side >= size_range[1])
+                    ps = _side(boxes[sel])
+                    outside = (ps < size_range[0]) | (ps >= size_range[1])
+                gt_sel = (g.categories == c) | ignore
+                count += int(np.sum((g.categories == c) & ~ignore))
+                tp, keep = _match(boxes[sel], scores[sel], xywh_to_xyxy(g.boxes_xywh[gt_sel]),
+                                  ignore[gt_sel], float(thr), outside)
+                tps.append(tp[keep])
+                scs.append(scores[sel][keep])
+            n_gt[c] = count
+            ap[c, t_i] = average_precision(np.concatenate(tps) if tps else np.zeros(0, bool),
+                                           np.concatenate(scs) if scs else np.zeros(0), count)
+    return ap, n_gt
+
+
+def kind_confusion(gts: list[ImageGT], preds: list[ImagePred], score_threshold: float = 0.3,
+                   categories: tuple[str, ...] = CATEGORIES) -> dict:
+    """Per object kind: how its ground truth was labelled.
+
+    Each ground-truth box is matched one-to-one (greedy, objectness order, IoU >= 0.5) to a
+    prediction with objectness >= ``score_threshold``; the count goes to that prediction's most
+    probable category, or to ``missed``. Needs ``ImageGT.kinds``.
+
+    Returns:
+        ``{kind: {"category": its true category, "held_out": bool, "counts": {label: n}}}``
+        with labels ``categories + ("missed",)``.
+    """
+    _check(gts, preds)
+    out: dict = {}
+    for g, p in zip(gts, preds):
+        if g.kinds is None or len(g.kinds) != len(g.boxes_xywh):
+            raise InputError("kind_confusion() needs ImageGT.kinds, one kind name per box")
+        keep = p.scores >= score_threshold
+        boxes, probs, scores = p.boxes_xyxy[keep], p.category_probs[keep], p.scores[keep]
+        gt_xyxy = xywh_to_xyxy(g.boxes_xywh)
+        label = np.full(len(gt_xyxy), -1)
+        if len(boxes) and len(gt_xyxy):
+            iou = iou_matrix(boxes, gt_xyxy)
+            for i in np.argsort(-scores, kind="stable"):
+                cand = np.where((label < 0) & (iou[i] >= 0.5))[0]
+                if len(cand):
+                    label[cand[np.argmax(iou[i, cand])]] = int(np.argmax(probs[i]))
+        for j, kind in enumerate(g.kinds):
+            row = out.setdefault(kind, {"category": categories[int(g.categories[j])],
+                                        "held_out": bool(g.held_out[j]),
+                                        "counts": {c: 0 for c in (*categories, "missed")}})
+            row["counts"][categories[label[j]] if label[j] >= 0 else "missed"] += 1
+    return dict(sorted(out.items(), key=lambda kv: (categories.index(kv[1]["category"]), kv[0])))
 
 
 def format_report(m: dict) -> str:
@@ -225,4 +309,25 @@ def format_report(m: dict) -> str:
     lines += ["", "| category | AP@0.5 | AP@[.5:.95] | n_gt |", "|---|---|---|---|"]
     for name, v in m["per_category"].items():
         lines.append(f"| {name} | {v['ap50']:.3f} | {v['ap']:.3f} | {v['n_gt']} |")
+    if m.get("by_size"):
+        lines += ["", f"By object size (box side sqrt(w h); recalls at objectness >= "
+                  f"{m['score_threshold']}):", "",
+                  "| size | mAP@0.5 | known objects | recall@0.5 known | held-out objects | "
+                  "recall@0.5 held-out |", "|---|---|---|---|---|---|"]
+        for name, v in m["by_size"].items():
+            lines.append(f"| {name} | {v['map50']:.3f} | {v['n_gt_known']} | "
+                         f"{v['recall50_known_at_threshold']:.3f} | {v['n_gt_held_out']} | "
+                         f"{v['recall50_held_out_at_threshold']:.3f} |")
+    if m.get("kind_confusion"):
+        labels = list(next(iter(m["kind_confusion"].values()))["counts"])
+        lines += ["", "Per kind: top category of the matching box (IoU >= 0.5, objectness >= "
+                  f"{m['score_threshold']}); * = held-out kind:", "",
+                  "| kind | category | " + " | ".join(labels) + " | correct |",
+                  "|---|---|" + "---|" * (len(labels) + 1)]
+        for kind, v in m["kind_confusion"].items():
+            c = v["counts"]
+            found = sum(n for k, n in c.items() if k != "missed")
+            acc = c[v["category"]] / found if found else float("nan")
+            lines.append(f"| {kind}{'*' if v['held_out'] else ''} | {v['category']} | "
+                         + " | ".join(str(c[k]) for k in labels) + f" | {acc:.2f} |")
     return "\n".join(lines)

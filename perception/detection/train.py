@@ -164,6 +164,17 @@ def _depth_input(samples: list[Sample], theta, params: np.ndarray, hw: tuple[int
     return depth_channel(inv)
 
 
+def split_train_val(samples: list, seed: int, val_fraction: float) -> tuple[list, list]:
+    """(train, validation) images: a seeded permutation, the first ``val_fraction`` held back.
+
+    The detector and the crop classifier use the same split for the same seed, so the
+    classifier's fusion weight is chosen on images neither network trained on.
+    """
+    order = np.random.default_rng([seed, 999]).permutation(len(samples))
+    n_val = int(round(val_fraction * len(samples)))
+    return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
+
+
 def evaluate_model(model, samples: list[Sample], det_cfg: DetectorConfig | None = None,
                    input_size: tuple[int, int] | None = None, batch: int = 16,
                    progress: bool = False) -> tuple[dict, list]:
@@ -240,11 +251,7 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     samples = data.samples[:cfg.max_images] if cfg.max_images > 0 else list(data.samples)
-    split_rng = np.random.default_rng([cfg.seed, 999])
-    order = split_rng.permutation(len(samples))
-    n_val = int(round(cfg.val_fraction * len(samples)))
-    val = [samples[i] for i in order[:n_val]]
-    tr = [samples[i] for i in order[n_val:]]
+    tr, val = split_train_val(samples, cfg.seed, cfg.val_fraction)
     if len(tr) < cfg.batch_size:
         raise KatazukeError(f"only {len(tr)} training images for batch size {cfg.batch_size}; "
                             "generate more data or lower --batch-size")

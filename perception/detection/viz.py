@@ -7,7 +7,7 @@ import numpy as np
 
 from katazuke.perception.detection.config import CATEGORIES
 
-__all__ = ["draw_detections", "contact_sheet"]
+__all__ = ["draw_detections", "contact_sheet", "confusion_plot"]
 
 _COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (200, 200, 200)]
@@ -49,4 +49,42 @@ def contact_sheet(tiles: list[np.ndarray], path: str | Path, cols: int = 4) -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(path)
+    return path
+
+
+def confusion_plot(kind_confusion: dict, path: str | Path) -> Path:
+    """Heat map of :func:`evaluation.kind_confusion`: one row per object kind (held-out kinds
+    starred), one column per predicted category plus ``missed``; each row normalised to 1,
+    the true category's cell outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not kind_confusion:
+        raise ValueError("confusion_plot(): no kinds to plot")
+    kinds = list(kind_confusion)
+    labels = list(next(iter(kind_confusion.values()))["counts"])
+    counts = np.array([[kind_confusion[k]["counts"][c] for c in labels] for k in kinds], float)
+    frac = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(labels), 0.8 + 0.28 * len(kinds)))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, k in enumerate(kinds):
+        j = labels.index(kind_confusion[k]["category"])
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
+        for jj in range(len(labels)):
+            if counts[i, jj]:
+                ax.text(jj, i, f"{frac[i, jj]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if frac[i, jj] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(kinds)),
+                  [f"{k}{'*' if kind_confusion[k]['held_out'] else ''} ({int(counts[i].sum())})"
+                   for i, k in enumerate(kinds)], fontsize=7)
+    ax.set_title("ground-truth kind -> top category of its matching box\n"
+                 "(red: true category; * held-out kind)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path

@@ -11,9 +11,11 @@ from katazuke.perception.detection import Detector, DetectorConfig, ModelConfig,
 from katazuke.perception.detection.boxes import giou_loss, iou_matrix, nms, xywh_to_xyxy
 from katazuke.perception.detection.decode import category_scores_with_unknown, decode
 from katazuke.perception.detection.evaluation import (ImageGT, ImagePred, average_precision,
+                                                      format_report, kind_confusion,
                                                       evaluate)
 from katazuke.perception.detection.model import STRIDE, ObjectnessNet
 from katazuke.perception.detection.targets import build_targets
+from katazuke.perception.detection.viz import confusion_plot
 
 
 def _rand_boxes(rng, n):
@@ -130,6 +132,52 @@ def test_metrics_wrong_category_and_held_out_ignore():
     m2 = evaluate([g], [wrong])
     assert m2["per_category"]["toy"]["ap50"] == 0.0
     assert m2["recall50_all"] == pytest.approx(1.0)  # recall is class-agnostic
+
+
+def test_metrics_by_size_bucket():
+    # One small (10 px) and one medium (30 px) toy; the small one is detected with the wrong
+    # category, the medium one right.
+    g = _gt([[0, 0, 10, 10], [100, 100, 30, 30]], [0, 0], held=[False, False])
+    p = ImagePred(xywh_to_xyxy(g.boxes_xywh), np.array([0.9, 0.8]), np.eye(6)[[2, 0]])
+    m = evaluate([g], [p])
+    small, medium = m["by_size"]["small (< 16 px)"], m["by_size"]["medium (16-48 px)"]
+    # The small box's wrong-category hypothesis must not count against the medium bucket.
+    assert medium["map50"] == pytest.approx(1.0) and medium["n_gt_known"] == 1
+    assert small["map50"] == 0.0 and small["n_gt_known"] == 1
+    assert np.isnan(m["by_size"]["large (>= 48 px)"]["map50"])
+    assert small["recall50_known_at_threshold"] == pytest.approx(1.0)
+    # Overall: toy AP is hurt by the miss; stationery has a false positive but no ground truth.
+    assert m["per_category"]["toy"]["ap50"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_kind_confusion_counts_and_report():
+    g = ImageGT(np.array([[0, 0, 20, 20], [50, 50, 20, 20], [120, 120, 20, 20]], float),
+                np.array([0, 5, 5]), np.array([False, False, True]), ["duck", "teddy", "beanbag"])
+    # duck -> toy (right), teddy -> toy (wrong), beanbag: only a low-objectness box -> missed.
+    p = ImagePred(xywh_to_xyxy(g.boxes_xywh), np.array([0.9, 0.8, 0.1]), np.eye(6)[[0, 0, 5]])
+    m = evaluate([g], [p], score_threshold=0.3)
+    kc = m["kind_confusion"]
+    assert list(kc) == ["duck", "beanbag", "teddy"]  # category order, then name
+    assert kc["duck"]["counts"]["toy"] == 1
+    assert kc["teddy"]["counts"]["toy"] == 1 and kc["teddy"]["counts"]["soft"] == 0
+    assert kc["beanbag"]["counts"]["missed"] == 1 and kc["beanbag"]["held_out"]
+    rep = format_report(m)
+    assert "| teddy | soft | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0.00 |" in rep
+    assert "beanbag*" in rep and "small (< 16 px)" in rep
+    # Without kinds there is no confusion table, and mismatched kinds are a clear error.
+    assert "kind_confusion" not in evaluate([_gt(g.boxes_xywh, g.categories)], [p])
+    with pytest.raises(InputError, match="one kind name per box"):
+        kind_confusion([ImageGT(g.boxes_xywh, g.categories, g.held_out, ["duck"])], [p])
+
+
+def test_confusion_plot_writes_png(tmp_path):
+    g = ImageGT(np.array([[0, 0, 20, 20], [50, 50, 20, 20]], float), np.array([0, 5]),
+                np.array([False, True]), ["duck", "beanbag"])
+    p = ImagePred(xywh_to_xyxy(g.boxes_xywh), np.array([0.9, 0.8]), np.eye(6)[[0, 0]])
+    path = confusion_plot(evaluate([g], [p])["kind_confusion"], tmp_path / "c.png")
+    assert path.stat().st_size > 1000
+    with pytest.raises(ValueError, match="no kinds"):
+        confusion_plot({}, tmp_path / "d.png")
 
 
 def test_average_precision_hand_case():

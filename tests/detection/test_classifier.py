@@ -1,0 +1,160 @@
+"""The crop classifier: crops, fusion, weights files, training, and its use by the Detector."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from katazuke.errors import KatazukeError
+from katazuke.perception.detection import Detector, DetectorConfig, ModelConfig
+from katazuke.perception.detection.classifier import (ClassifierConfig, ClassifierTrainConfig,
+                                                      CategoryRefiner, CropClassifier,
+                                                      depth_metres, fuse_probs, load_classifier,
+                                                      make_crops, save_classifier,
+                                                      train_classifier)
+from katazuke.perception.detection.model import ObjectnessNet
+
+
+def _scene():
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    rgb[100:140, 150:190] = (255, 0, 0)
+    depth = np.full((240, 320), 2.0, np.float32)
+    depth[100:140, 150:190] = 1.0          # a 40 px box 1 m away on a 2 m background
+    return rgb, depth
+
+
+def test_crops_are_scale_normalised_and_depth_relative():
+    rgb, depth = _scene()
+    cfg = ClassifierConfig()
+    x, sc = make_crops(rgb, depth, np.array([[150, 100, 190, 140.0]]), cfg)
+    assert x.shape == (1, 4, 32, 32) and sc.shape == (1, 2)
+    side = 40 * cfg.context + cfg.pad_px
+    assert sc[0, 0].item() == pytest.approx(np.log(side), abs=1e-5)
+    assert sc[0, 1].item() == pytest.approx(np.log(1.0), abs=1e-5)   # centre depth 1 m
+    c = x[0, 3, 16, 16].item()
+    edge = x[0, 3, 0, 0].item()
+    assert c == pytest.approx(0.0, abs=1e-6)                     # object = centre depth
+    assert edge == pytest.approx(3.0)                            # background +1 m, clipped at 3 units
+    red = x[0, 0, 16, 16].item()
+    assert red > x[0, 1, 16, 16].item()                          # red object in the middle
+    # The same object twice as large in the image gives the same crop (up to resampling).
+    big_rgb = np.zeros((480, 640, 3), np.uint8)
+    big_rgb[200:280, 300:380] = (255, 0, 0)
+    big_d = np.full((480, 640), 2.0, np.float32)
+    big_d[200:280, 300:380] = 1.0
+    cfg2 = ClassifierConfig(pad_px=0.0)
+    a, _ = make_crops(rgb, depth, np.array([[150, 100, 190, 140.0]]), cfg2)
+    b, _ = make_crops(big_rgb, big_d, np.array([[300, 200, 380, 280.0]]), cfg2)
+    assert (a - b).abs().mean() < 0.05    # only boundary pixels differ
+
+
+def test_depth_units_and_missing_readings():
+    mm = np.array([[1000, 0], [2500, 65535]], np.uint16)
+    np.testing.assert_allclose(depth_metres(mm), [[1.0, 0.0], [2.5, 65.535]])
+    f = np.array([[1.0, np.nan], [np.inf, -1.0]], np.float32)
+    np.testing.assert_allclose(depth_metres(f), [[1.0, 0.0], [0.0, 0.0]])
+    rgb, depth = _scene()
+    depth[110:130, 160:180] = 0.0      # no reading at the centre: the window's median is used
+    _, sc = make_crops(rgb, depth, np.array([[150, 100, 190, 140.0]]), ClassifierConfig())
+    assert np.isfinite(sc.numpy()).all()
+    x0, _ = make_crops(rgb, depth, np.zeros((0, 4)), ClassifierConfig())
+    assert x0.shape == (0, 4, 32, 32)
+
+
+def test_fusion_endpoints_and_normalisation():
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(6), 5)
+    b = rng.dirichlet(np.ones(6), 5)
+    np.testing.assert_allclose(fuse_probs(a, b, 0.0), a, atol=1e-9)
+    np.testing.assert_allclose(fuse_probs(a, b, 1.0), b, atol=1e-9)
+    m = fuse_probs(a, b, 0.5)
+    np.testing.assert_allclose(m.sum(1), 1.0)
+    expected = np.sqrt(a * b) / np.sqrt(a * b).sum(1, keepdims=True)
+    np.testing.assert_allclose(m, expected, atol=1e-9)
+
+
+def test_refiner_touches_only_top_k_confident_boxes():
+    torch.manual_seed(0)
+    ref = CategoryRefiner(CropClassifier(ClassifierConfig()).eval(), fusion_weight=1.0, top_k=2,
+                          min_score=0.2)
+    rgb, depth = _scene()
+    raw = {"boxes": np.array([[150, 100, 190, 140], [10, 10, 30, 30], [50, 50, 70, 80],
+                              [200, 20, 220, 40.0]]),
+           "scores": np.array([0.9, 0.5, 0.3, 0.1]),
+           "category_probs": np.tile(np.eye(6)[2], (4, 1))}
+    out = ref.refine(rgb, depth, raw)
+    assert not np.allclose(out["category_probs"][:2], raw["category_probs"][:2])
+    np.testing.assert_array_equal(out["category_probs"][2:], raw["category_probs"][2:])
+    np.testing.assert_array_equal(raw["category_probs"], np.tile(np.eye(6)[2], (4, 1)))  # copy
+    with pytest.raises(KatazukeError, match="fusion weight"):
+        CategoryRefiner(ref.model, fusion_weight=1.5)
+
+
+def test_weights_file_errors_name_the_file(tmp_path):
+    with pytest.raises(KatazukeError, match="not found.*katazuke train classifier"):
+        load_classifier(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(KatazukeError, match="corrupt"):
+        load_classifier(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(KatazukeError, match="not a katazuke crop classifier"):
+        load_classifier(other)
+    with pytest.raises(KatazukeError, match="not found"):
+        Detector(DetectorConfig(classifier_weights=str(tmp_path / "nope.pt")))
+
+
+def test_detector_uses_the_classifier_named_in_its_config(tmp_path):
+    torch.manual_seed(1)
+    clf = CropClassifier(ClassifierConfig(widths=(8, 8, 8), hidden=8)).eval()
+    path = tmp_path / "c.pt"
+    save_classifier(path, clf, fusion_weight=0.75)
+    det = Detector(DetectorConfig(classifier_weights=str(path)))
+    assert det.refiner is not None and det.refiner.fusion_weight == 0.75
+    det2 = Detector(DetectorConfig(classifier_weights=str(path), classifier_fusion=0.25))
+    assert det2.refiner.fusion_weight == 0.25
+    assert Detector(DetectorConfig(classifier_weights="none")).refiner is None
+    # In-memory networks (training, evaluation of a run) use no classifier unless named.
+    model = ObjectnessNet(ModelConfig(in_channels=4)).eval()
+    assert Detector(DetectorConfig(), model=model).refiner is None
+    # With the classifier the boxes and objectness are unchanged; only categories move.
+    rgb, depth = _scene()
+    plain = Detector(DetectorConfig(score_threshold=0.0), model=model, input_size=(320, 240))
+    both = Detector(DetectorConfig(score_threshold=0.0, classifier_weights=str(path),
+                                   classifier_min_score=0.0), model=model, input_size=(320, 240))
+    a, b = plain.predict_raw([rgb], [depth])[0], both.predict_raw([rgb], [depth])[0]
+    np.testing.assert_allclose(a["boxes"], b["boxes"])
+    np.testing.assert_allclose(a["scores"], b["scores"])
+    assert not np.allclose(a["category_probs"][:32], b["category_probs"][:32])
+
+
+def test_training_learns_colour_categories_and_resumes(synth_dataset, tmp_path):
+    from katazuke.perception.detection.dataset import load_dataset
+
+    ds = load_dataset(synth_dataset, depth=True)
+    # Categories are colours here, so no channel shuffle.
+    cfg = ClassifierTrainConfig(epochs=10, batch_size=16, seed=0, val_fraction=0.15,
+                                num_threads=1, lr=5e-3, channel_shuffle_p=0.0,
+                                model=ClassifierConfig(widths=(8, 16, 16), hidden=16))
+    det_path = tmp_path / "det"
+    # A (random) RGB-D detector file for choosing the fusion weight.
+    from katazuke.perception.detection.detector import save_weights
+
+    save_weights(det_path / "detector.pt", ObjectnessNet(ModelConfig(widths=(8, 16, 24, 32),
+                                                                     head_width=16, in_channels=4)),
+                 ModelConfig(widths=(8, 16, 24, 32), head_width=16, in_channels=4), (320, 240))
+    res = train_classifier(ds, tmp_path / "run", cfg, detector_weights=str(det_path / "detector.pt"),
+                           progress=False, log=lambda s: None)
+    # Categories of the synthetic set are colours: the classifier must beat chance (1/6) clearly.
+    assert res["val_accuracy"] > 0.5
+    assert res["fusion_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(res["fusion_table"]) == 5
+    model, payload = load_classifier(tmp_path / "run" / "classifier.pt")
+    assert payload["extra"]["train_images"] + payload["extra"]["val_images"] == len(ds)
+    cfg8 = ClassifierTrainConfig(**{**cfg.__dict__, "epochs": 12})
+    res2 = train_classifier(ds, tmp_path / "run", cfg8, detector_weights=str(det_path / "detector.pt"),
+                            resume=True, progress=False, log=lambda s: None)
+    assert res2["epochs_done"] == 12 and res2["steps"] > res["steps"]
+    with pytest.raises(KatazukeError, match="needs depth"):
+        train_classifier(load_dataset(synth_dataset), tmp_path / "x", cfg, progress=False,
+                         log=lambda s: None)
