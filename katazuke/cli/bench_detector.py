@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="test-profile dataset folder for accuracy (skip accuracy if absent)")
     parser.add_argument("--weights", default="", help="detector .pt (default: committed weights)")
+    parser.add_argument("--classifier", default="",
+                        help="crop classifier .pt that re-scores categories ('' = the committed "
+                             "one, 'none' = the detector's category head only); accuracy and "
+                             "latency are also measured without it in the same run")
     parser.add_argument("--out-dir", default="docs/bench", help="where detection.json/.md go")
     parser.add_argument("--frames", type=int, default=60, help="frames per latency repeat")
     parser.add_argument("--repeats", type=int, default=3, help="latency repeats")
@@ -47,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------ accuracy
-def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
+def bench_accuracy(data: str, weights: str, sheet: str, classifier: str = "") -> dict:
     import numpy as np
 
     from katazuke.perception.detection.config import DetectorConfig
@@ -57,14 +61,27 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
     from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
     from katazuke.perception.detection.viz import confusion_plot, contact_sheet, draw_detections
 
-    det = Detector(DetectorConfig(weights=weights, score_threshold=0.05))
+    det = Detector(DetectorConfig(weights=weights, score_threshold=0.05,
+                                  classifier_weights=classifier))
     ds = load_dataset(data, progress=True, depth=det.uses_depth)
-    raws = det.predict_samples(ds.samples)
+    raws, raws_det = det.predict_samples_pair(ds.samples)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out, list(s.kinds)) for s in ds.samples]
-    preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in raws]
-    m = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold)
-    mm = evaluate(gts, preds, score_threshold=DetectorConfig().score_threshold, multi_label=True)
+    op = DetectorConfig().score_threshold
+
+    def score(rs: list) -> tuple[dict, dict]:
+        preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in rs]
+        return (evaluate(gts, preds, score_threshold=op),
+                evaluate(gts, preds, score_threshold=op, multi_label=True))
+
+    m, mm = score(raws)
     m["multi_label"] = {"map50": mm["map50"], "map": mm["map"], "per_category": mm["per_category"]}
+    m["classifier"] = det.refiner.path if det.refiner is not None else "none"
+    if det.refiner is not None:
+        m["classifier_fusion_weight"] = det.refiner.fusion_weight
+        d, dm = score(raws_det)
+        m["detector_only"] = {"map50": d["map50"], "map": d["map"], "multi_label_map50": dm["map50"],
+                              "per_category": {k: v["ap50"] for k, v in d["per_category"].items()},
+                              "by_size": {k: v["map50"] for k, v in d["by_size"].items()}}
     m["dataset"] = str(data)
     m["dataset_meta"] = {k: ds.meta.get(k) for k in ("profile", "seed", "n", "generator")}
     if sheet:
@@ -90,7 +107,8 @@ def bench_accuracy(data: str, weights: str, sheet: str) -> dict:
 
 
 # ------------------------------------------------------------------ latency
-def bench_latency(weights: str, images: list, frames: int, repeats: int) -> dict:
+def bench_latency(weights: str, images: list, frames: int, repeats: int,
+                  classifier: str = "") -> dict:
     import numpy as np
     import torch
 
@@ -98,9 +116,16 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int) -> dict
     from katazuke.perception.detection.detector import Detector
 
     out = {}
-    for threads in (1, 2):
+    runs = [(1, classifier), (2, classifier)]
+    if classifier.lower() != "none":
+        runs.append((1, "none"))        # the detector alone, for comparison
+    for threads, clf in runs:
         torch.set_num_threads(threads)
-        det = Detector(DetectorConfig(weights=weights, num_threads=threads))
+        det = Detector(DetectorConfig(weights=weights, num_threads=threads, classifier_weights=clf))
+        if clf.lower() == "none" and classifier.lower() != "none":
+            key = f"threads_{threads}_detector_only"
+        else:
+            key = f"threads_{threads}"
         for im, dep in images[:10]:
             det.detect(im, dep)
         times = []
@@ -111,8 +136,9 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int) -> dict
                 det.detect(im, dep)
                 times.append((time.perf_counter() - t0) * 1000.0)
         a = np.asarray(times)
-        out[f"threads_{threads}"] = {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)),
-                                     "mean_ms": float(a.mean()), "frames": int(len(a))}
+        out[key] = {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)),
+                    "mean_ms": float(a.mean()), "frames": int(len(a)),
+                    "crop_classifier": det.refiner is not None}
     torch.set_num_threads(2)
     return out
 
@@ -389,7 +415,7 @@ def main(args: argparse.Namespace) -> int:
             raise KatazukeError("--data DIR (a `katazuke sim dataset --profile test` folder) is "
                                 "needed for accuracy; or pass --skip-accuracy")
         print("accuracy ...", flush=True)
-        res["accuracy"] = bench_accuracy(args.data, weights, args.sheet)
+        res["accuracy"] = bench_accuracy(args.data, weights, args.sheet, args.classifier)
     if not args.skip_latency:
         print("latency ...", flush=True)
         if args.data:
@@ -401,7 +427,8 @@ def main(args: argparse.Namespace) -> int:
             rng = np.random.default_rng(0)
             images = [(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
                        rng.uniform(0.5, 4.0, (240, 320)).astype(np.float32)) for _ in range(10)]
-        res["latency"] = bench_latency(weights, images, args.frames, args.repeats)
+        res["latency"] = bench_latency(weights, images, args.frames, args.repeats,
+                                       args.classifier)
     if not args.skip_node:
         print("node rate ...", flush=True)
         res["node"] = bench_node(weights, args.node_seconds, args.camera_hz, args.node_threads)
@@ -454,7 +481,24 @@ def main(args: argparse.Namespace) -> int:
         bar("duplicates + phantoms among mapped instances", "<= 5%",
             f"{100 * om['spurious_fraction']:.1f}%", om["spurious_fraction"] <= 0.05)
     if acc:
-        lines += ["", "## Accuracy (test profile)", "", "Top-1 category per box (what the node publishes):",
+        lines += ["", "## Accuracy (test profile)", ""]
+        if "detector_only" in acc:
+            d = acc["detector_only"]
+            lines += [f"Categories re-scored by the crop classifier `{acc['classifier']}` (fusion "
+                      f"weight {acc['classifier_fusion_weight']}); the same network pass without it, "
+                      "measured in this run:", "",
+                      "| metric | detector alone | detector + crop classifier |", "|---|---|---|",
+                      f"| mAP@0.5, top-1 | {_fmt(d['map50'])} | {_fmt(acc['map50'])} |",
+                      f"| mAP@0.5, COCO multi-label | {_fmt(d['multi_label_map50'])} | "
+                      f"{_fmt(acc['multi_label']['map50'])} |",
+                      f"| mAP@[.5:.95], top-1 | {_fmt(d['map'])} | {_fmt(acc['map'])} |"]
+            lines += [f"| AP@0.5 {k} | {_fmt(v)} | {_fmt(acc['per_category'][k]['ap50'])} |"
+                      for k, v in d["per_category"].items()]
+            lines += [f"| mAP@0.5, {k} | {_fmt(v)} | {_fmt(acc['by_size'][k]['map50'])} |"
+                      for k, v in d["by_size"].items()]
+            lines += ["", "Boxes and objectness are the detector's in both columns, so the "
+                      "class-agnostic figures below are shared.", ""]
+        lines += ["Top-1 category per box (what the node publishes):",
                   "", format_report(acc), "",
                   f"COCO protocol (multi-label hypotheses): mAP@0.5 {_fmt(acc['multi_label']['map50'])}, "
                   f"mAP@[.5:.95] {_fmt(acc['multi_label']['map'])}; per category AP@0.5: "
@@ -466,10 +510,12 @@ def main(args: argparse.Namespace) -> int:
                   f"Contact sheet: `{acc.get('contact_sheet', '')}` (white: ground truth, cyan: "
                   "held-out kinds, coloured: predictions with category and objectness)."]
     if lat:
-        lines += ["", "## Latency (Detector.detect: resize, network, decode, NMS)", "",
-                  "| threads | median ms | p95 ms | frames |", "|---|---|---|---|"]
+        lines += ["", "## Latency (Detector.detect: resize, network, decode, NMS, crop classifier)",
+                  "", "| threads | crop classifier | median ms | p95 ms | frames |",
+                  "|---|---|---|---|---|"]
         for k, v in lat.items():
-            lines.append(f"| {k.split('_')[1]} | {v['median_ms']:.1f} | {v['p95_ms']:.1f} | {v['frames']} |")
+            lines.append(f"| {k.split('_')[1]} | {'yes' if v.get('crop_classifier') else 'no'} | "
+                         f"{v['median_ms']:.1f} | {v['p95_ms']:.1f} | {v['frames']} |")
     if node and "error" not in node:
         lines += ["", "## Node rate (sim_bridge + detector processes on this machine)", "",
                   f"DetectionArray {node['detections_hz_wall']:.1f} Hz wall, camera images received "

@@ -248,6 +248,8 @@ class CategoryRefiner:
         self.fusion_weight = float(fusion_weight)
         self.top_k = int(top_k)
         self.min_score = float(min_score)
+        self.metadata: dict = {}
+        self.path = ""
 
     @classmethod
     def from_file(cls, path: str | Path, top_k: int = 32, min_score: float = 0.05,
@@ -256,6 +258,7 @@ class CategoryRefiner:
         w = payload.get("fusion_weight", 1.0) if fusion_weight is None else fusion_weight
         ref = cls(model, w, top_k, min_score)
         ref.metadata = payload.get("extra", {})
+        ref.path = str(path)
         return ref
 
     def classify(self, rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:

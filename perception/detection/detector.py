@@ -235,6 +235,19 @@ class Detector:
                                          [s.depth for s in g] if self.uses_depth else None)
         return raws
 
+    def predict_samples_pair(self, samples: list[Any], batch: int = 16, progress: bool = False
+                             ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+        """(with the crop classifier, detector alone) raw predictions of ``samples``, from one
+        network pass; both lists are the same when no classifier is loaded."""
+        ref, self.refiner = self.refiner, None
+        try:
+            base = self.predict_samples(samples, batch, progress)
+        finally:
+            self.refiner = ref
+        if ref is None or any(s.depth is None for s in samples):
+            return base, base
+        return [ref.refine(s.rgb, s.depth, r) for s, r in zip(samples, base)], base
+
     def predict_raw(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
                     ) -> list[dict[str, np.ndarray]]:
         """Arrays per image: ``boxes`` (K,4) xyxy pixels, ``scores`` (K,), ``category_probs`` (K,6).

@@ -18,17 +18,28 @@ TOLERANCE = 0.03
 
 
 def measure(tmp: Path) -> dict:
+    from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.dataset import load_dataset
     from katazuke.perception.detection.detector import Detector
-    from katazuke.perception.detection.train import evaluate_model
+    from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
     from katazuke.sim.dataset import DatasetSpec, generate_dataset
 
     generate_dataset(DatasetSpec(out=str(tmp / "fixed"), **SPEC), progress=False)
-    det = Detector()
+    det = Detector(DetectorConfig(score_threshold=0.05))    # committed detector + classifier
     ds = load_dataset(tmp / "fixed", depth=det.uses_depth)
-    m, _ = evaluate_model(det.model, ds.samples, input_size=det.input_size)
-    return {k: m[k] for k in ("map50", "map", "agnostic_ap50", "recall50_all", "recall50_known",
-                              "recall50_held_out", "recall50_all_at_threshold", "n_gt_all")}
+    raws, raws_det = det.predict_samples_pair(ds.samples)
+    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in ds.samples]
+
+    def score(rs):
+        return evaluate(gts, [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in rs],
+                        score_threshold=DetectorConfig().score_threshold)
+
+    m, with_clf = score(raws_det), score(raws)
+    out = {k: m[k] for k in ("map50", "map", "agnostic_ap50", "recall50_all", "recall50_known",
+                             "recall50_held_out", "recall50_all_at_threshold", "n_gt_all")}
+    out["map50_with_classifier"] = with_clf["map50"] if det.refiner is not None else float("nan")
+    out["map_with_classifier"] = with_clf["map"] if det.refiner is not None else float("nan")
+    return out
 
 
 @pytest.mark.sim
@@ -54,6 +65,17 @@ def test_committed_weights_load():
     det = Detector()
     assert det.input_size == (320, 240)
     assert det.metadata.get("train_images", 0) > 0
+
+
+def test_committed_classifier_loads_and_is_used_by_default():
+    from katazuke.perception.detection import Detector
+    from katazuke.perception.detection.classifier import DEFAULT_CLASSIFIER_WEIGHTS
+
+    assert DEFAULT_CLASSIFIER_WEIGHTS.is_file(), f"{DEFAULT_CLASSIFIER_WEIGHTS} missing: see weights/README.md"
+    assert DEFAULT_CLASSIFIER_WEIGHTS.stat().st_size < 2_000_000
+    ref = Detector().refiner
+    assert ref is not None and 0.0 <= ref.fusion_weight <= 1.0
+    assert ref.metadata.get("train_images", 0) > 0 and ref.metadata.get("steps", 0) > 0
 
 
 if __name__ == "__main__" and "--record" in sys.argv:
