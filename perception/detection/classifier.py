@@ -188,45 +188,26 @@ def CropClassifier(cfg: ClassifierConfig | None = None):  # noqa: N802 - a modul
 def save_classifier(path: str | Path, model: Any, fusion_weight: float, extra: dict | None = None
                     ) -> None:
     """Write a classifier weights file (state dict + architecture + fusion weight + metadata)."""
-    import torch
+    from katazuke.perception.detection.weights_io import save_payload
 
-    payload = {"format": _FORMAT, "version": 1, "model_config": config_to_dict(model.config),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "categories": list(CATEGORIES), "fusion_weight": float(fusion_weight),
-               "extra": extra or {}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_payload(path, _FORMAT, model, config_to_dict(model.config), categories=list(CATEGORIES),
+                 fusion_weight=float(fusion_weight), extra=extra or {})
 
 
 def load_classifier(path: str | Path) -> tuple[Any, dict]:
     """(eval-mode network, payload); :class:`KatazukeError` naming the file when it is missing,
     corrupt or not a classifier weights file."""
-    import torch
+    from katazuke.perception.detection.weights_io import load_network
 
-    path = Path(path)
-    if not path.is_file():
-        raise KatazukeError(f"crop classifier weights not found: {path}; {_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip/pickle raise many types
-        raise KatazukeError(f"crop classifier weights file {path} is corrupt or unreadable "
-                            f"({type(exc).__name__}: {exc}); {_HINT}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise KatazukeError(f"{path} is not a katazuke crop classifier weights file; {_HINT}")
-    if list(payload.get("categories", [])) != list(CATEGORIES):
-        raise KatazukeError(f"{path} was trained for categories {payload.get('categories')}, "
-                            f"this build has {list(CATEGORIES)}; {_HINT}")
-    try:
-        model = CropClassifier(load_config(ClassifierConfig, payload["model_config"], where=str(path)))
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, KatazukeError) as exc:
-        raise KatazukeError(f"crop classifier weights file {path} does not match the network "
-                            f"({exc}); {_HINT}") from exc
-    model.eval()
-    return model, payload
+    def check(payload: dict) -> str | None:
+        if list(payload.get("categories", [])) != list(CATEGORIES):
+            return (f"trained for categories {payload.get('categories')}, this build has "
+                    f"{list(CATEGORIES)}")
+        return None
+
+    return load_network(path, _FORMAT, "crop classifier weights", _HINT,
+                        lambda p: CropClassifier(load_config(ClassifierConfig, p["model_config"],
+                                                             where=str(path))), check)
 
 
 def fuse_probs(p_det: np.ndarray, p_cls: np.ndarray, weight: float) -> np.ndarray:

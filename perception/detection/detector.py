@@ -1,7 +1,6 @@
 """``Detector(config).detect(rgb, depth)``: the inference API, and the weights file format."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,17 +46,10 @@ class Detection:
 def save_weights(path: str | Path, model: Any, model_config: ModelConfig,
                  input_size: tuple[int, int], extra: dict | None = None) -> None:
     """Write a weights file: state dict + architecture + input size (W, H) + metadata."""
-    import torch
+    from katazuke.perception.detection.weights_io import save_payload
 
-    payload = {"format": _FORMAT, "version": 1, "model_config": config_to_dict(model_config),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "input_size": list(input_size), "categories": list(CATEGORIES),
-               "extra": extra or {}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_payload(path, _FORMAT, model, config_to_dict(model_config), input_size=list(input_size),
+                 categories=list(CATEGORIES), extra=extra or {})
 
 
 def load_weights(path: str | Path) -> tuple[Any, dict]:
@@ -69,29 +61,12 @@ def load_weights(path: str | Path) -> tuple[Any, dict]:
     Raises:
         KatazukeError: file missing, unreadable, or not a detector weights file.
     """
-    import torch
-
     from katazuke.perception.detection.model import ObjectnessNet
+    from katazuke.perception.detection.weights_io import load_network
 
-    path = Path(path)
-    if not path.is_file():
-        raise KatazukeError(f"detector weights not found: {path}; {REGENERATE_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt pickles/zips
-        raise KatazukeError(f"detector weights file {path} is corrupt or unreadable "
-                            f"({type(exc).__name__}: {exc}); {REGENERATE_HINT}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise KatazukeError(f"{path} is not a katazuke detector weights file; {REGENERATE_HINT}")
-    try:
-        mcfg = load_config(ModelConfig, payload["model_config"], where=str(path))
-        model = ObjectnessNet(mcfg)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, KatazukeError) as exc:
-        raise KatazukeError(f"detector weights file {path} does not match the network "
-                            f"({exc}); {REGENERATE_HINT}") from exc
-    model.eval()
-    return model, payload
+    return load_network(path, _FORMAT, "detector weights", REGENERATE_HINT,
+                        lambda p: ObjectnessNet(load_config(ModelConfig, p["model_config"],
+                                                            where=str(path))))
 
 
 class Detector:

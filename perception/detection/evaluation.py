@@ -298,7 +298,7 @@ def kind_confusion(gts: list[ImageGT], preds: list[ImagePred], score_threshold: 
 
 def format_report(m: dict) -> str:
     """Markdown summary of :func:`evaluate` output."""
-    lines = [f"| metric | value |", "|---|---|",
+    lines = ["| metric | value |", "|---|---|",
              f"| mAP@0.5 (known categories, held-out kinds ignored) | {m['map50']:.3f} |",
              f"| mAP@[.5:.95] | {m['map']:.3f} |",
              f"| class-agnostic AP@0.5 | {m['agnostic_ap50']:.3f} |"]

@@ -144,6 +144,11 @@ class DetectorNode(Node):
 
             try:
                 self._detector = Detector(self.cfg.detector)
+                ref = self._detector.refiner
+                self.get_logger().info(
+                    "detector loaded; categories re-scored by the crop classifier "
+                    f"'{ref.path}' (fusion weight {ref.fusion_weight})" if ref is not None else
+                    "detector loaded; no crop classifier (detector category head only)")
             except KatazukeError as exc:
                 self._detector_error = str(exc)
         if self._detector_error:
