@@ -307,7 +307,7 @@ def _markdown(res: dict[str, Any]) -> str:
         f"- Date (UTC): {res['date_utc']}; commit `{res['commit']}`; wall time {res['wall_s']:.0f} s",
         f"- Machine: {res['machine']['platform']}, {res['machine']['cpu_count']} CPUs "
         "(shared with other jobs while measured)",
-        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()),
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()),
         f"- T = {s['T']} steps, seed {s['seed']}, disturbance RMS {s['scale']} per component, "
         f"x_0 = 0; GPC: {s['gpc']} (rollout of the ideal cost chosen automatically until "
         "||(A-BK)^L|| <= 1e-3).",
