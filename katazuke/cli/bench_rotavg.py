@@ -120,7 +120,6 @@ def _gtsam_noinit_limited(graph: Any, budget_s: float) -> tuple[float, Any, floa
 
 
 def _bench_one(name: str, graph: Any, repeats: int, extra: dict[str, Any]) -> dict[str, Any]:
-
     from katazuke.perception.rotavg import (RotAvgConfig, RotationAveraging, chordal_cost,
                                             single_threaded_blas, spectral_init)
 
