@@ -57,6 +57,9 @@ class ClassifierConfig:
         "help": "channels at crop_size, /2 and /4"})
     hidden: int = field(default=128, metadata={"help": "width of the hidden fully connected layer"})
     num_categories: int = field(default=6, metadata={"help": "known categories (contract: 6)"})
+    second_stage: bool = field(default=False, metadata={
+        "help": "also predict objectness (is this box an object, IoU >= 0.5) and a box "
+                "correction, trained with background windows as negatives"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,11 @@ class ClassifierTrainConfig:
     channel_shuffle_p: float = field(default=0.2, metadata={"help": "RGB permutation probability"})
     depth_noise: float = field(default=1.0, metadata={
         "help": "scale of simulated depth-sensor noise (0 = off)"})
-    model: ClassifierConfig = field(default_factory=ClassifierConfig, metadata={"help": "architecture"})
+    negatives_per_object: float = field(default=1.0, metadata={
+        "help": "background windows per ground-truth object (second stage only): half random "
+                "boxes of object-like sizes, half badly placed boxes next to objects"})
+    model: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(second_stage=True),
+                                    metadata={"help": "architecture"})
 
 
 def depth_metres(depth: np.ndarray) -> np.ndarray:
@@ -93,6 +100,49 @@ def depth_metres(depth: np.ndarray) -> np.ndarray:
     return d
 
 
+def jitter_boxes(boxes_xyxy: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """Boxes shifted by up to ``jitter`` of their width/height and rescaled by up to
+    ``exp(+-jitter)`` per side: what detector boxes of an object look like."""
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    n = len(b)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx = (b[:, 0] + b[:, 2]) / 2 + rng.uniform(-jitter, jitter, n) * w
+    cy = (b[:, 1] + b[:, 3]) / 2 + rng.uniform(-jitter, jitter, n) * h
+    w = w * np.exp(rng.uniform(-jitter, jitter, n))
+    h = h * np.exp(rng.uniform(-jitter, jitter, n))
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+
+
+def crop_windows(boxes_xyxy: np.ndarray, cfg: ClassifierConfig
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cx, cy, side)`` of the square window around each box (pixels)."""
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    bw, bh = np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)
+    return ((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
+            np.maximum(bw, bh) * cfg.context + cfg.pad_px)
+
+
+def box_targets(windows: tuple[np.ndarray, np.ndarray, np.ndarray], gt_xyxy: np.ndarray
+                ) -> np.ndarray:
+    """``(N, 4)`` regression targets of ground-truth boxes relative to their windows:
+    centre offset / side (x, y), log(width / side), log(height / side)."""
+    cx, cy, side = windows
+    g = np.asarray(gt_xyxy, np.float64).reshape(-1, 4)
+    gw, gh = np.maximum(g[:, 2] - g[:, 0], 1.0), np.maximum(g[:, 3] - g[:, 1], 1.0)
+    return np.stack([((g[:, 0] + g[:, 2]) / 2 - cx) / side, ((g[:, 1] + g[:, 3]) / 2 - cy) / side,
+                     np.log(gw / side), np.log(gh / side)], 1)
+
+
+def decode_boxes(windows: tuple[np.ndarray, np.ndarray, np.ndarray], deltas: np.ndarray
+                 ) -> np.ndarray:
+    """Inverse of :func:`box_targets`: ``(N, 4)`` xyxy boxes."""
+    cx, cy, side = windows
+    d = np.asarray(deltas, np.float64).reshape(-1, 4)
+    x, y = cx + d[:, 0] * side, cy + d[:, 1] * side
+    w, h = np.exp(np.clip(d[:, 2], -6, 1)) * side, np.exp(np.clip(d[:, 3], -6, 1)) * side
+    return np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], 1)
+
+
 def make_crops(rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray,
                cfg: ClassifierConfig, rng: np.random.Generator | None = None,
                box_jitter: float = 0.0, depth_noise: float = 0.0):
@@ -103,7 +153,7 @@ def make_crops(rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray,
         depth_m: ``(H, W)`` float32 metres, 0 = no reading (see :func:`depth_metres`).
         boxes_xyxy: ``(N, 4)`` pixels.
         rng: random generator for the training augmentations (None = none).
-        box_jitter: shift/scale jitter of the window (training).
+        box_jitter: shift/scale jitter of the boxes first (training, see :func:`jitter_boxes`).
         depth_noise: simulated sensor noise scale (training).
 
     Returns:
@@ -119,13 +169,9 @@ def make_crops(rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray,
     if n == 0:
         return torch.zeros(0, 4, s, s), torch.zeros(0, 2)
     h, w = rgb.shape[:2]
-    bw, bh = np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    side = np.maximum(bw, bh) * cfg.context + cfg.pad_px
     if rng is not None and box_jitter > 0:
-        cx = cx + rng.uniform(-box_jitter, box_jitter, n) * bw
-        cy = cy + rng.uniform(-box_jitter, box_jitter, n) * bh
-        side = side * np.exp(rng.uniform(-box_jitter, box_jitter, n))
+        b = jitter_boxes(b, rng, box_jitter)
+    cx, cy, side = crop_windows(b, cfg)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = torch.from_numpy(side / w)
     theta[:, 1, 1] = torch.from_numpy(side / h)
@@ -157,7 +203,8 @@ def make_crops(rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray,
 
 def CropClassifier(cfg: ClassifierConfig | None = None):  # noqa: N802 - a module factory
     """The crop classifier network (torch ``nn.Module``): crops ``(B, 4, S, S)`` and scalars
-    ``(B, 2)`` in, category logits ``(B, num_categories)`` out."""
+    ``(B, 2)`` in; out ``(B, C)`` category logits, then with ``second_stage`` one objectness
+    logit and 4 box deltas (see :func:`box_targets`)."""
     import torch
     from torch import nn
 
@@ -177,7 +224,8 @@ def CropClassifier(cfg: ClassifierConfig | None = None):  # noqa: N802 - a modul
             self.features = nn.Sequential(cbr(4, c1), cbr(c1, c2, 2), cbr(c2, c2), cbr(c2, c3, 2),
                                           cbr(c3, c3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.head = nn.Sequential(nn.Linear(c3 + 2, cfg.hidden), nn.ReLU(inplace=True),
-                                      nn.Linear(cfg.hidden, cfg.num_categories))
+                                      nn.Linear(cfg.hidden, cfg.num_categories
+                                                + (5 if cfg.second_stage else 0)))
 
         def forward(self, x: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
             return self.head(torch.cat([self.features(x), scalars], 1))
@@ -185,13 +233,15 @@ def CropClassifier(cfg: ClassifierConfig | None = None):  # noqa: N802 - a modul
     return Net()
 
 
-def save_classifier(path: str | Path, model: Any, fusion_weight: float, extra: dict | None = None
-                    ) -> None:
-    """Write a classifier weights file (state dict + architecture + fusion weight + metadata)."""
+def save_classifier(path: str | Path, model: Any, fusion_weight: float, extra: dict | None = None,
+                    objectness_weight: float = 0.0, box_regression: bool = False) -> None:
+    """Write a classifier weights file: state dict, architecture, the inference settings chosen
+    on validation images (fusion weight, objectness weight, box regression on/off), metadata."""
     from katazuke.perception.detection.weights_io import save_payload
 
     save_payload(path, _FORMAT, model, config_to_dict(model.config), categories=list(CATEGORIES),
-                 fusion_weight=float(fusion_weight), extra=extra or {})
+                 fusion_weight=float(fusion_weight), objectness_weight=float(objectness_weight),
+                 box_regression=bool(box_regression), extra=extra or {})
 
 
 def load_classifier(path: str | Path) -> tuple[Any, dict]:
@@ -219,78 +269,183 @@ def fuse_probs(p_det: np.ndarray, p_cls: np.ndarray, weight: float) -> np.ndarra
 
 
 class CategoryRefiner:
-    """Re-scores the categories of detected boxes with the crop classifier."""
+    """The second look at detected boxes: categories fused with the crop classifier's, and with
+    a second-stage network also objectness re-scored and boxes corrected.
+
+    ``score = s_det^(1-a) * p_obj^a`` with ``a`` = ``objectness_weight``; boxes move to the
+    network's correction when ``box_regression``; then boxes are re-sorted and NMS runs again.
+    """
 
     def __init__(self, model: Any, fusion_weight: float = 1.0, top_k: int = 32,
-                 min_score: float = 0.05) -> None:
-        if not 0.0 <= fusion_weight <= 1.0:
-            raise KatazukeError(f"classifier fusion weight must be in [0, 1], got {fusion_weight}")
+                 min_score: float = 0.05, objectness_weight: float = 0.0,
+                 box_regression: bool = False, nms_iou: float = 0.5) -> None:
+        for name, v in (("fusion", fusion_weight), ("objectness", objectness_weight)):
+            if not 0.0 <= v <= 1.0:
+                raise KatazukeError(f"classifier {name} weight must be in [0, 1], got {v}")
+        second = bool(getattr(model.config, "second_stage", False))
+        if not second and (objectness_weight > 0 or box_regression):
+            raise KatazukeError("objectness re-scoring and box regression need a second-stage "
+                                "classifier (ClassifierConfig.second_stage)")
         self.model = model
         self.fusion_weight = float(fusion_weight)
+        self.objectness_weight = float(objectness_weight)
+        self.box_regression = bool(box_regression)
         self.top_k = int(top_k)
         self.min_score = float(min_score)
+        self.nms_iou = float(nms_iou)
         self.metadata: dict = {}
         self.path = ""
 
     @classmethod
     def from_file(cls, path: str | Path, top_k: int = 32, min_score: float = 0.05,
-                  fusion_weight: float | None = None) -> "CategoryRefiner":
+                  fusion_weight: float | None = None, objectness_weight: float | None = None,
+                  nms_iou: float = 0.5) -> "CategoryRefiner":
+        """Load a classifier file with its stored settings (``None`` = stored value)."""
         model, payload = load_classifier(path)
         w = payload.get("fusion_weight", 1.0) if fusion_weight is None else fusion_weight
-        ref = cls(model, w, top_k, min_score)
+        a = payload.get("objectness_weight", 0.0) if objectness_weight is None else objectness_weight
+        ref = cls(model, w, top_k, min_score, a, bool(payload.get("box_regression", False)), nms_iou)
         ref.metadata = payload.get("extra", {})
         ref.path = str(path)
         return ref
 
-    def classify(self, rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """``(N, C)`` classifier probabilities of the boxes of one image."""
+    def infer(self, rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray
+              ) -> dict[str, np.ndarray]:
+        """Network outputs for the boxes of one image: ``p_cls`` (N, C), and for a second-stage
+        network ``p_obj`` (N,) and corrected ``boxes`` (N, 4)."""
         import torch
 
-        x, sc = make_crops(rgb, depth_m, boxes_xyxy, self.model.config)
+        cfg = self.model.config
+        x, sc = make_crops(rgb, depth_m, boxes_xyxy, cfg)
+        c = cfg.num_categories
         if len(x) == 0:
-            return np.zeros((0, self.model.config.num_categories))
+            return {"p_cls": np.zeros((0, c)), "p_obj": np.zeros(0), "boxes": np.zeros((0, 4))}
         self.model.eval()
         with torch.inference_mode():
-            return torch.softmax(self.model(x, sc), 1).double().numpy()
+            out = self.model(x, sc).double()
+        res = {"p_cls": torch.softmax(out[:, :c], 1).numpy()}
+        if cfg.second_stage:
+            res["p_obj"] = torch.sigmoid(out[:, c]).numpy()
+            res["boxes"] = decode_boxes(crop_windows(boxes_xyxy, cfg), out[:, c + 1:c + 5].numpy())
+        return res
+
+    def classify(self, rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """``(N, C)`` classifier probabilities of the boxes of one image."""
+        return self.infer(rgb, depth_m, boxes_xyxy)["p_cls"]
+
+    def selected(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """Indices of the boxes this refiner looks at: the ``top_k`` best with score >= min_score."""
+        return np.where(raw["scores"] >= self.min_score)[0][:self.top_k]
+
+    def apply(self, raw: dict[str, np.ndarray], sel: np.ndarray, outputs: dict[str, np.ndarray],
+              fusion_weight: float, objectness_weight: float, box_regression: bool
+              ) -> dict[str, np.ndarray]:
+        """Raw detections with :meth:`infer` outputs for boxes ``sel`` merged in (a copy)."""
+        from katazuke.perception.detection.boxes import nms
+
+        out = dict(raw)
+        if len(sel) == 0:
+            return out
+        probs = raw["category_probs"].copy()
+        probs[sel] = fuse_probs(probs[sel], outputs["p_cls"], fusion_weight)
+        out["category_probs"] = probs
+        if objectness_weight == 0.0 and not box_regression:
+            return out
+        scores = raw["scores"].copy()
+        boxes = raw["boxes"].copy()
+        if objectness_weight > 0:
+            scores[sel] = (scores[sel] ** (1.0 - objectness_weight)
+                           * np.clip(outputs["p_obj"], 1e-6, 1.0) ** objectness_weight)
+        if box_regression:
+            boxes[sel] = outputs["boxes"]
+        keep = nms(boxes, scores, self.nms_iou)
+        return {"boxes": boxes[keep], "scores": scores[keep], "category_probs": probs[keep]}
 
     def refine(self, rgb: np.ndarray, depth: np.ndarray, raw: dict[str, np.ndarray]
                ) -> dict[str, np.ndarray]:
-        """Copy of one image's raw detections (``boxes``, ``scores``, ``category_probs``) with the
-        categories of its ``top_k`` boxes scoring at least ``min_score`` fused with the crop
-        classifier's."""
-        out = dict(raw)
-        sel = np.where(raw["scores"] >= self.min_score)[0][:self.top_k]
-        if len(sel) == 0 or self.fusion_weight == 0.0:
-            return out
-        p_cls = self.classify(rgb, depth_metres(depth), raw["boxes"][sel])
-        probs = raw["category_probs"].copy()
-        probs[sel] = fuse_probs(probs[sel], p_cls, self.fusion_weight)
-        out["category_probs"] = probs
-        return out
+        """Copy of one image's raw detections (``boxes``, ``scores``, ``category_probs``) with its
+        ``top_k`` boxes scoring at least ``min_score`` re-scored by the network."""
+        sel = self.selected(raw)
+        if len(sel) == 0:
+            return dict(raw)
+        outputs = self.infer(rgb, depth_metres(depth), raw["boxes"][sel])
+        return self.apply(raw, sel, outputs, self.fusion_weight, self.objectness_weight,
+                          self.box_regression)
 
 
 # ---------------------------------------------------------------------------- training
-def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator, augment: bool):
-    """All objects of ``samples`` as crops (``x``, ``scalars``, ``labels``, ``kinds``)."""
+def _negatives(gt: np.ndarray, k: int, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` background windows: half random boxes with object-like sizes, half boxes next to
+    objects (shifted by 0.6-1.2 of their size), the hard negatives a detector makes."""
+    if k <= 0 or len(gt) == 0:
+        return np.zeros((0, 4))
+    src = gt[rng.integers(0, len(gt), k)]
+    bw = (src[:, 2] - src[:, 0]) * np.exp(rng.uniform(-0.4, 0.4, k))
+    bh = (src[:, 3] - src[:, 1]) * np.exp(rng.uniform(-0.4, 0.4, k))
+    near = rng.random(k) < 0.5
+    ang = rng.uniform(0, 2 * np.pi, k)
+    dist = rng.uniform(0.6, 1.2, k)
+    cx = np.where(near, (src[:, 0] + src[:, 2]) / 2 + np.cos(ang) * dist * (src[:, 2] - src[:, 0]),
+                  rng.uniform(0, w, k))
+    cy = np.where(near, (src[:, 1] + src[:, 3]) / 2 + np.sin(ang) * dist * (src[:, 3] - src[:, 1]),
+                  rng.uniform(0, h, k))
+    return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+
+
+def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator,
+             augment: bool) -> dict:
+    """Training (or clean validation) crops of ``samples``.
+
+    Each object gives one crop around its (jittered) box, labelled with its category and, for
+    a second-stage network, objectness (IoU >= 0.5 with its box) and the box correction;
+    ``negatives_per_object`` background windows per object (training only) are labelled
+    objectness 0, or 1 with the category and box of an object they happen to cover
+    (IoU >= 0.5); IoU in [0.4, 0.5) is left out of the objectness loss.
+
+    Returns:
+        dict: ``x`` (N,4,S,S) half, ``scalars`` (N,2), ``category`` (N,) (-1: none),
+        ``objectness`` (N,) float (-1: ignore), ``box`` (N,4) targets, ``box_mask`` (N,),
+        ``kinds`` (names, '' for background).
+    """
     import torch
 
-    from katazuke.perception.detection.boxes import xywh_to_xyxy
+    from katazuke.perception.detection.boxes import iou_matrix, xywh_to_xyxy
 
-    xs, scs, ys, kinds = [], [], [], []
+    m = cfg.model
+    parts: dict = {k: [] for k in ("x", "scalars", "category", "objectness", "box", "box_mask")}
+    kinds: list[str] = []
     for s in samples:
         if len(s.boxes_xywh) == 0:
             continue
-        x, sc = make_crops(s.rgb, depth_metres(s.depth), xywh_to_xyxy(s.boxes_xywh), cfg.model,
-                           rng if augment else None, cfg.box_jitter if augment else 0.0,
+        h, w = s.rgb.shape[:2]
+        gt = xywh_to_xyxy(s.boxes_xywh)
+        cats = np.asarray(s.categories, np.int64)
+        pos = jitter_boxes(gt, rng, cfg.box_jitter) if augment else gt
+        n_neg = int(round(cfg.negatives_per_object * len(gt))) if augment and m.second_stage else 0
+        props = np.concatenate([pos, _negatives(gt, n_neg, w, h, rng)])
+        iou = iou_matrix(props, gt)
+        own = np.concatenate([np.arange(len(gt)), iou[len(gt):].argmax(1) if n_neg else
+                              np.zeros(0, np.int64)]).astype(np.int64)
+        best = iou[np.arange(len(props)), own]
+        is_pos = np.arange(len(props)) < len(gt)
+        obj = np.where(best >= 0.5, 1.0, np.where(best < 0.4, 0.0, -1.0))
+        covers = is_pos | (best >= 0.5)
+        x, sc = make_crops(s.rgb, depth_metres(s.depth), props, m, rng if augment else None, 0.0,
                            cfg.depth_noise if augment else 0.0)
-        xs.append(x.half())
-        scs.append(sc)
-        ys.append(torch.from_numpy(np.asarray(s.categories, np.int64)))
-        kinds += list(s.kinds)
-    return torch.cat(xs), torch.cat(scs), torch.cat(ys), kinds
+        parts["x"].append(x.half())
+        parts["scalars"].append(sc)
+        parts["category"].append(torch.from_numpy(np.where(covers, cats[own], -1)))
+        parts["objectness"].append(torch.from_numpy(obj).float())
+        parts["box"].append(torch.from_numpy(box_targets(crop_windows(props, m), gt[own])).float())
+        parts["box_mask"].append(torch.from_numpy(covers.astype(np.float32)))
+        kinds += [s.kinds[j] if c else "" for j, c in zip(own, covers)]
+    out = {k: torch.cat(v) for k, v in parts.items()}
+    out["kinds"] = kinds
+    return out
 
 
-def _augment_colour(x, rng: np.random.Generator, cfg: ClassifierTrainConfig):
+def _augment(x, box, rng: np.random.Generator, cfg: ClassifierTrainConfig):
+    """Colour jitter, RGB permutation and horizontal flips (box targets flipped too)."""
     import torch
 
     n = len(x)
@@ -306,7 +461,34 @@ def _augment_colour(x, rng: np.random.Generator, cfg: ClassifierTrainConfig):
             rgb[i] = rgb[i, torch.from_numpy(rng.permutation(3))]
     x = torch.cat([rgb, x[:, 3:]], 1)
     flip = torch.from_numpy(rng.random(n) < 0.5)
-    return torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+    box = box.clone()
+    box[flip, 0] = -box[flip, 0]
+    return torch.where(flip.view(n, 1, 1, 1), x.flip(3), x), box
+
+
+def stage_loss(out, category, objectness, box, box_mask, num_categories: int):
+    """(total, parts): category cross-entropy where ``category >= 0``; with second-stage
+    outputs also objectness BCE where ``objectness >= 0`` and an L1 box loss (centre terms x4)
+    where ``box_mask``."""
+    import torch
+    from torch.nn import functional as F
+
+    c = num_categories
+    has = category >= 0
+    ce = F.cross_entropy(out[has, :c], category[has]) if has.any() else out.sum() * 0.0
+    parts = {"category": ce.item()}
+    total = ce
+    if out.shape[1] > c:
+        keep = objectness >= 0
+        bce = (F.binary_cross_entropy_with_logits(out[keep, c], objectness[keep])
+               if keep.any() else out.sum() * 0.0)
+        wts = torch.tensor([4.0, 4.0, 1.0, 1.0])
+        l1 = ((out[:, c + 1:c + 5] - box).abs() * wts).sum(1)
+        reg = (l1 * box_mask).sum() / box_mask.sum().clamp(min=1.0)
+        total = total + bce + reg
+        parts.update(objectness=bce.item(), box=reg.item())
+    parts["total"] = total.item()
+    return total, parts
 
 
 def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
@@ -314,20 +496,18 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
                      log: Callable[[str], None] = print) -> dict:
     """Train the crop classifier on a detection dataset loaded with depth.
 
-    Each epoch re-crops every training object with fresh box jitter and depth noise. After
-    training, the fusion weight ``w`` is chosen on the held-back images (the detector's
-    validation split for the same seed): the ``w`` in {0, 0.25, 0.5, 0.75, 1} with the best
-    mAP@0.5 of ``detector_weights`` (default: the committed detector) refined with this
-    classifier.
+    Each epoch re-crops every training object with fresh box jitter and depth noise (and, for
+    a second-stage network, fresh background windows). After training, the inference settings
+    are chosen on the held-back images (the detector's validation split for the same seed) by
+    :func:`choose_settings` with ``detector_weights`` (default: the committed detector).
 
     Writes ``out_dir/classifier.pt``, ``checkpoint.pt`` (each epoch; ``resume`` continues it),
     ``history.json`` and ``curves.png``.
 
     Returns:
-        summary dict (steps, minutes, validation accuracy, fusion weight and its table).
+        summary dict (steps, minutes, validation accuracy, the chosen settings and their table).
     """
     import torch
-    from torch.nn import functional as F
 
     from katazuke.perception.detection.train import split_train_val
 
@@ -355,11 +535,11 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
         opt.load_state_dict(ck["optimizer"])
         start_epoch, step, elapsed, history = ck["epoch"], ck["step"], ck["elapsed_s"], ck["history"]
         log(f"resumed from {ckpt} at epoch {start_epoch}")
-    val_x, val_sc, val_y, val_kinds = _batches(val, cfg, np.random.default_rng(0), False) \
-        if val else (None, None, None, [])
+    vb = _batches(val, cfg, np.random.default_rng(0), False) if val else None
     budget = cfg.time_budget_min * 60.0
     n_obj = sum(len(s.boxes_xywh) for s in tr)
-    total_steps = max(1, cfg.epochs * (n_obj // cfg.batch_size))
+    per_epoch = n_obj * (1.0 + (cfg.negatives_per_object if cfg.model.second_stage else 0.0))
+    total_steps = max(1, cfg.epochs * int(per_epoch // cfg.batch_size))
 
     def lr_now() -> float:
         p = step / total_steps
@@ -375,17 +555,19 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
-        x_all, sc_all, y_all, _ = _batches(tr, cfg, rng, True)
-        perm = torch.from_numpy(rng.permutation(len(y_all)))
+        tb = _batches(tr, cfg, rng, True)
+        perm = torch.from_numpy(rng.permutation(len(tb["category"])))
         model.train()
         losses = []
         for b in range(len(perm) // cfg.batch_size):
             t0 = time.perf_counter()
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = _augment_colour(x_all[idx].float(), rng, cfg)
+            x, box = _augment(tb["x"][idx].float(), tb["box"][idx], rng, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr_now()
-            loss = F.cross_entropy(model(x, sc_all[idx]), y_all[idx])
+            loss, _ = stage_loss(model(x, tb["scalars"][idx]), tb["category"][idx],
+                                 tb["objectness"][idx], box, tb["box_mask"][idx],
+                                 cfg.model.num_categories)
             if not math.isfinite(loss.item()):
                 raise KatazukeError(f"classifier loss became {loss.item()} at step {step}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -400,7 +582,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
             if budget > 0 and elapsed >= budget:
                 stopped = True
                 break
-        acc = _accuracy(model, val_x, val_sc, val_y) if val else float("nan")
+        acc = _accuracy(model, vb, cfg.model.num_categories) if vb is not None else float("nan")
         history["epoch"].append(epoch + 1)
         history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
         history["val_acc"].append(acc)
@@ -416,33 +598,50 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     if bar is not None:
         bar.close()
     model.eval()
-    fusion, table = _choose_fusion(model, val, detector_weights) if val else (1.0, [])
+    best, table = (choose_settings(model, val, detector_weights) if val
+                   else ({"fusion_weight": 1.0, "objectness_weight": 0.0, "box_regression": False}, []))
     summary = {"steps": step, "train_minutes": elapsed / 60.0, "epochs_done": len(history["epoch"]),
                "train_images": len(tr), "val_images": len(val), "train_objects": n_obj,
                "val_accuracy": history["val_acc"][-1] if history["val_acc"] else float("nan"),
-               "fusion_weight": fusion, "fusion_table": table,
+               **best, "settings_table": table,
                "train_config": config_to_dict(cfg), "dataset": str(data.root),
                "dataset_meta": data.meta}
-    save_classifier(out / "classifier.pt", model, fusion, extra=summary)
+    save_classifier(out / "classifier.pt", model, best["fusion_weight"], extra=summary,
+                    objectness_weight=best["objectness_weight"],
+                    box_regression=best["box_regression"])
     (out / "history.json").write_text(json.dumps(history))
-    log(f"fusion weight {fusion} (val mAP@0.5 by weight: "
-        + ", ".join(f"{w}: {m:.3f}" for w, m in table) + f"); wrote {out / 'classifier.pt'}")
+    base = next((r for r in table if r[0] == 0.0 and r[1] == 0.0 and not r[2]), None)
+    log(f"chosen on {len(val)} validation images: {best}; val mAP@0.5 "
+        f"{max((r[3] for r in table), default=float('nan')):.3f} (detector alone: "
+        f"{base[3] if base else float('nan'):.3f}); wrote {out / 'classifier.pt'}")
     return summary
 
 
-def _accuracy(model, x, sc, y) -> float:
+def _accuracy(model, b: dict, num_categories: int) -> float:
+    """Category accuracy on the crops of ``b`` that show an object."""
     import torch
 
     model.eval()
+    x, sc, y = b["x"], b["scalars"], b["category"]
     with torch.inference_mode():
-        pred = torch.cat([model(x[i:i + 1024].float(), sc[i:i + 1024]).argmax(1)
+        pred = torch.cat([model(x[i:i + 1024].float(), sc[i:i + 1024])[:, :num_categories].argmax(1)
                           for i in range(0, len(y), 1024)])
     model.train()
-    return float((pred == y).float().mean())
+    has = y >= 0
+    return float((pred[has] == y[has]).float().mean())
 
 
-def _choose_fusion(model, val: list, detector_weights: str) -> tuple[float, list]:
-    """The fusion weight with the best validation mAP@0.5 (ties: the smaller weight)."""
+def choose_settings(model, val: list, detector_weights: str = "") -> tuple[dict, list]:
+    """Inference settings with the best validation mAP@0.5 of the detector + this network.
+
+    Grid: fusion weight in {0, .25, .5, .75, 1}; for a second-stage network also objectness
+    weight in {0, .25, .5, .75, 1} and box regression off/on. The network runs once per image.
+    Ties (to 4 decimals) go to the smaller change.
+
+    Returns:
+        (best ``{fusion_weight, objectness_weight, box_regression}``, rows
+        ``(fusion, objectness, box_regression, map50)``).
+    """
     from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.detector import Detector
     from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
@@ -451,16 +650,23 @@ def _choose_fusion(model, val: list, detector_weights: str) -> tuple[float, list
                                   classifier_weights="none"))
     raws = det.predict_samples(val)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in val]
+    second = bool(model.config.second_stage)
+    ref = CategoryRefiner(model, 1.0, objectness_weight=0.0)
+    sels = [ref.selected(r) for r in raws]
+    outs = [ref.infer(s.rgb, depth_metres(s.depth), r["boxes"][sel])
+            for s, r, sel in zip(val, raws, sels)]
+    grid = [(w, a, b) for w in (0.0, 0.25, 0.5, 0.75, 1.0)
+            for a in ((0.0, 0.25, 0.5, 0.75, 1.0) if second else (0.0,))
+            for b in ((False, True) if second else (False,))]
     table = []
-    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
-        ref = CategoryRefiner(model, w)
+    for w, a, b in grid:
         preds = []
-        for s, r in zip(val, raws):
-            r2 = ref.refine(s.rgb, s.depth, r)
+        for r, sel, o in zip(raws, sels, outs):
+            r2 = ref.apply(r, sel, o, w, a, b)
             preds.append(ImagePred(r2["boxes"], r2["scores"], r2["category_probs"]))
-        table.append((w, evaluate(gts, preds)["map50"]))
-    best = max(table, key=lambda t: (round(t[1], 6), -t[0]))
-    return best[0], table
+        table.append((w, a, b, evaluate(gts, preds)["map50"]))
+    best = max(table, key=lambda t: (round(t[3], 4), -t[0] - t[1] - float(t[2])))
+    return {"fusion_weight": best[0], "objectness_weight": best[1], "box_regression": best[2]}, table
 
 
 def _plot(history: dict, path: Path) -> None:

@@ -55,6 +55,9 @@ class DetectorConfig:
     classifier_fusion: float = field(default=-1.0, metadata={
         "help": "weight w of the classifier in p ~ p_det^(1-w) p_cls^w; -1 = the value stored "
                 "in the classifier file (chosen on validation images)"})
+    classifier_objectness: float = field(default=-1.0, metadata={
+        "help": "weight a of a second-stage classifier's objectness in score = s_det^(1-a) "
+                "p_obj^a; -1 = the value stored in the classifier file"})
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,9 @@ class Detector:
             return None
         path = Path(name) if name else DEFAULT_CLASSIFIER_WEIGHTS
         fusion = None if c.classifier_fusion < 0 else c.classifier_fusion
-        return CategoryRefiner.from_file(path, c.classifier_top_k, c.classifier_min_score, fusion)
+        objectness = None if c.classifier_objectness < 0 else c.classifier_objectness
+        return CategoryRefiner.from_file(path, c.classifier_top_k, c.classifier_min_score, fusion,
+                                         objectness, c.nms_iou)
 
     @staticmethod
     def check_image(rgb: Any) -> np.ndarray:
