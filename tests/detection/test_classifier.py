@@ -9,8 +9,9 @@ from katazuke.errors import KatazukeError
 from katazuke.perception.detection import Detector, DetectorConfig, ModelConfig
 from katazuke.perception.detection.classifier import (ClassifierConfig, ClassifierTrainConfig,
                                                       CategoryRefiner, CropClassifier,
+                                                      box_targets, crop_windows, decode_boxes,
                                                       depth_metres, fuse_probs, load_classifier,
-                                                      make_crops, save_classifier,
+                                                      make_crops, save_classifier, stage_loss,
                                                       train_classifier)
 from katazuke.perception.detection.model import ObjectnessNet
 
@@ -90,6 +91,47 @@ def test_refiner_touches_only_top_k_confident_boxes():
         CategoryRefiner(ref.model, fusion_weight=1.5)
 
 
+def test_box_targets_round_trip_and_loss_parts():
+    rng = np.random.default_rng(4)
+    cfg = ClassifierConfig()
+    props = np.c_[rng.uniform(0, 200, (6, 2)), rng.uniform(5, 40, (6, 2))]
+    props[:, 2:] += props[:, :2]
+    gt = props + rng.normal(0, 3, props.shape)
+    win = crop_windows(props, cfg)
+    t = box_targets(win, gt)
+    np.testing.assert_allclose(decode_boxes(win, t), gt, atol=1e-9)
+    # The box of the proposal itself: zero centre offset, log(size / window side).
+    t0 = box_targets(win, props)
+    np.testing.assert_allclose(t0[:, :2], 0.0, atol=1e-12)
+    out = torch.zeros(4, 11, requires_grad=True)
+    total, parts = stage_loss(out, torch.tensor([0, 1, -1, -1]), torch.tensor([1.0, 1.0, 0.0, -1.0]),
+                              torch.zeros(4, 4), torch.tensor([1.0, 1.0, 0.0, 0.0]), 6)
+    assert parts["category"] == pytest.approx(np.log(6), rel=1e-5)
+    assert parts["objectness"] == pytest.approx(np.log(2), rel=1e-5)   # 3 labelled, 1 ignored
+    assert parts["box"] == 0.0
+    total.backward()
+    assert out.grad[3, 6] == 0.0 and out.grad[2, :6].abs().sum() == 0.0   # ignored / background
+
+
+def test_second_stage_rescores_and_moves_boxes():
+    torch.manual_seed(2)
+    model = CropClassifier(ClassifierConfig(second_stage=True)).eval()
+    rgb, depth = _scene()
+    raw = {"boxes": np.array([[150, 100, 190, 140], [10, 10, 30, 30.0]]),
+           "scores": np.array([0.9, 0.5]), "category_probs": np.tile(np.eye(6)[2], (2, 1))}
+    ref = CategoryRefiner(model, 0.5, objectness_weight=1.0, box_regression=True)
+    sel = ref.selected(raw)
+    o = ref.infer(rgb, depth, raw["boxes"][sel])
+    out = ref.refine(rgb, depth, raw)
+    order = np.argsort(-o["p_obj"])
+    np.testing.assert_allclose(out["scores"], o["p_obj"][order], rtol=1e-6)   # a = 1: p_obj alone
+    np.testing.assert_allclose(out["boxes"], o["boxes"][order])
+    half = ref.apply(raw, sel, o, 0.5, 0.5, False)
+    np.testing.assert_allclose(np.sort(half["scores"]), np.sort(np.sqrt(raw["scores"] * o["p_obj"])))
+    with pytest.raises(KatazukeError, match="second-stage"):
+        CategoryRefiner(CropClassifier(ClassifierConfig()), 1.0, objectness_weight=0.5)
+
+
 def test_weights_file_errors_name_the_file(tmp_path):
     with pytest.raises(KatazukeError, match="not found.*katazuke train classifier"):
         load_classifier(tmp_path / "nope.pt")
@@ -148,7 +190,8 @@ def test_training_learns_colour_categories_and_resumes(synth_dataset, tmp_path):
                            progress=False, log=lambda s: None)
     # Categories of the synthetic set are colours: the classifier must beat chance (1/6) clearly.
     assert res["val_accuracy"] > 0.5
-    assert res["fusion_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(res["fusion_table"]) == 5
+    assert res["fusion_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert res["objectness_weight"] == 0.0 and len(res["settings_table"]) == 5
     model, payload = load_classifier(tmp_path / "run" / "classifier.pt")
     assert payload["extra"]["train_images"] + payload["extra"]["val_images"] == len(ds)
     cfg8 = ClassifierTrainConfig(**{**cfg.__dict__, "epochs": 12})
@@ -158,3 +201,17 @@ def test_training_learns_colour_categories_and_resumes(synth_dataset, tmp_path):
     with pytest.raises(KatazukeError, match="needs depth"):
         train_classifier(load_dataset(synth_dataset), tmp_path / "x", cfg, progress=False,
                          log=lambda s: None)
+    # Second stage: background windows join the batches; the settings grid covers objectness
+    # weight and box regression too, and the loss falls.
+    cfg2 = ClassifierTrainConfig(**{**cfg.__dict__, "epochs": 4,
+                                    "model": ClassifierConfig(widths=(8, 16, 16), hidden=16,
+                                                              second_stage=True)})
+    res3 = train_classifier(ds, tmp_path / "run2", cfg2, detector_weights=str(det_path / "detector.pt"),
+                            progress=False, log=lambda s: None)
+    assert len(res3["settings_table"]) == 50             # 5 fusion x 5 objectness x box on/off
+    import json
+    hist = json.loads((tmp_path / "run2" / "history.json").read_text())
+    assert hist["loss"][-1] < hist["loss"][0]
+    ref = CategoryRefiner.from_file(tmp_path / "run2" / "classifier.pt")
+    assert ref.objectness_weight == res3["objectness_weight"]
+    assert ref.box_regression == res3["box_regression"]
