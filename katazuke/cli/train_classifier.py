@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the committed detector)")
     parser.add_argument("--config", default=None,
                         help="YAML of ClassifierTrainConfig fields (command-line flags win)")
+    parser.add_argument("--settings-only", action="store_true",
+                        help="no training: choose OUT/classifier.pt's inference settings again "
+                             "for --detector-weights on the validation images, rewrite the file")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/checkpoint.pt (same data and settings)")
 
@@ -42,8 +45,17 @@ def main(args: argparse.Namespace) -> int:
                       num_threads=args.threads)
     data = load_dataset(args.data, max_images=cfg.max_images, progress=True, depth=True)
     print(f"{len(data)} images from {args.data}")
+    if args.settings_only:
+        from pathlib import Path
+
+        from katazuke.perception.detection.classifier import retune_settings
+
+        retune_settings(data, Path(args.out) / "classifier.pt", args.detector_weights, cfg.seed,
+                        cfg.val_fraction)
+        return 0
     res = train_classifier(data, args.out, cfg, detector_weights=args.detector_weights,
                            resume=args.resume)
     print(f"{res['steps']} steps in {res['train_minutes']:.1f} min; validation accuracy "
-          f"{res['val_accuracy']:.3f}; fusion weight {res['fusion_weight']}")
+          f"{res['val_accuracy']:.3f}; settings: fusion {res['fusion_weight']}, objectness "
+          f"{res['objectness_weight']}, box regression {res['box_regression']}")
     return 0

@@ -33,7 +33,9 @@ from katazuke.perception.detection.config import CATEGORIES
 
 __all__ = ["ClassifierConfig", "ClassifierTrainConfig", "CropClassifier", "make_crops",
            "depth_metres", "save_classifier", "load_classifier", "CategoryRefiner",
-           "train_classifier", "DEFAULT_CLASSIFIER_WEIGHTS", "fuse_probs"]
+           "train_classifier", "DEFAULT_CLASSIFIER_WEIGHTS", "fuse_probs", "retune_settings",
+           "choose_settings", "stage_loss", "box_targets", "decode_boxes", "crop_windows",
+           "jitter_boxes"]
 
 DEFAULT_CLASSIFIER_WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.pt"
 _FORMAT = "katazuke-crop-classifier"
@@ -615,6 +617,30 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
         f"{max((r[3] for r in table), default=float('nan')):.3f} (detector alone: "
         f"{base[3] if base else float('nan'):.3f}); wrote {out / 'classifier.pt'}")
     return summary
+
+
+def retune_settings(data: Any, classifier_path: str | Path, detector_weights: str = "",
+                    seed: int = 0, val_fraction: float = 0.05,
+                    log: Callable[[str], None] = print) -> dict:
+    """Choose a trained classifier's inference settings again (:func:`choose_settings`) for
+    another detector, on the same held-back images, and rewrite the file with them."""
+    from katazuke.perception.detection.train import split_train_val
+
+    model, payload = load_classifier(classifier_path)
+    _, val = split_train_val(list(data.samples), seed, val_fraction)
+    if not val:
+        raise KatazukeError("no validation images: raise val_fraction or use more images")
+    best, table = choose_settings(model, val, detector_weights)
+    extra = dict(payload.get("extra", {}))
+    extra.update(best, settings_table=table, settings_detector=detector_weights or "committed")
+    save_classifier(classifier_path, model, best["fusion_weight"], extra=extra,
+                    objectness_weight=best["objectness_weight"], box_regression=best["box_regression"])
+    base = next((r for r in table if r[0] == 0.0 and r[1] == 0.0 and not r[2]), None)
+    log(f"chosen on {len(val)} validation images with detector "
+        f"{detector_weights or 'committed'}: {best}; val mAP@0.5 "
+        f"{max(r[3] for r in table):.3f} (detector alone: {base[3] if base else float('nan'):.3f}); "
+        f"rewrote {classifier_path}")
+    return {**best, "settings_table": table}
 
 
 def _accuracy(model, b: dict, num_categories: int) -> float:

@@ -215,3 +215,11 @@ def test_training_learns_colour_categories_and_resumes(synth_dataset, tmp_path):
     ref = CategoryRefiner.from_file(tmp_path / "run2" / "classifier.pt")
     assert ref.objectness_weight == res3["objectness_weight"]
     assert ref.box_regression == res3["box_regression"]
+    # Re-choosing the settings for the same detector on the same images gives the same answer.
+    from katazuke.perception.detection.classifier import retune_settings
+
+    again = retune_settings(ds, tmp_path / "run2" / "classifier.pt", str(det_path / "detector.pt"),
+                            cfg2.seed, cfg2.val_fraction, log=lambda s: None)
+    assert (again["fusion_weight"], again["objectness_weight"], again["box_regression"]) == \
+        (res3["fusion_weight"], res3["objectness_weight"], res3["box_regression"])
+    assert load_classifier(tmp_path / "run2" / "classifier.pt")[1]["extra"]["settings_detector"]
