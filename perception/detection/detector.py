@@ -271,12 +271,18 @@ class Detector:
             self.model.eval()
             out = self.model(x)
             c = self.config
-            raws = decode(out, STRIDE, (w / in_w, h / in_h), c.score_threshold, c.nms_iou,
+            refine = self.refiner is not None and depths is not None
+            # A re-scoring second stage sees boxes below the threshold too: it may raise them.
+            rescore = refine and self.refiner.objectness_weight > 0
+            thr = min(c.score_threshold, self.refiner.min_score) if rescore else c.score_threshold
+            raws = decode(out, STRIDE, (w / in_w, h / in_h), thr, c.nms_iou,
                           c.max_detections, c.peak_kernel)
-        if self.refiner is not None and depths is not None:
+        if refine:
             if not self.uses_depth:
                 depths = [self.check_depth(d, (h, w)) for d in depths]
             raws = [self.refiner.refine(im, d, r) for im, d, r in zip(images, depths, raws)]
+            if rescore:
+                raws = [{k: v[r["scores"] >= c.score_threshold] for k, v in r.items()} for r in raws]
         return raws
 
     def _to_detections(self, r: dict[str, np.ndarray]) -> list[Detection]:

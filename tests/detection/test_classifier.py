@@ -223,3 +223,22 @@ def test_training_learns_colour_categories_and_resumes(synth_dataset, tmp_path):
     assert (again["fusion_weight"], again["objectness_weight"], again["box_regression"]) == \
         (res3["fusion_weight"], res3["objectness_weight"], res3["box_regression"])
     assert load_classifier(tmp_path / "run2" / "classifier.pt")[1]["extra"]["settings_detector"]
+
+
+def test_rescored_detections_respect_the_score_threshold(tmp_path):
+    torch.manual_seed(3)
+    clf = CropClassifier(ClassifierConfig(widths=(8, 8, 8), hidden=8, second_stage=True)).eval()
+    path = tmp_path / "s2.pt"
+    save_classifier(path, clf, 0.5, objectness_weight=1.0, box_regression=True)
+    model = ObjectnessNet(ModelConfig(in_channels=4)).eval()
+    rgb, depth = _scene()
+    det = Detector(DetectorConfig(score_threshold=0.3, classifier_weights=str(path)), model=model,
+                   input_size=(320, 240))
+    assert det.refiner.objectness_weight == 1.0 and det.refiner.box_regression
+    raw = det.predict_raw([rgb], [depth])[0]
+    assert (raw["scores"] >= 0.3).all()
+    low = Detector(DetectorConfig(score_threshold=0.0, classifier_weights=str(path)), model=model,
+                   input_size=(320, 240)).predict_raw([rgb], [depth])[0]
+    # The same boxes, before the threshold: every one kept above is among them.
+    assert len(low["scores"]) >= len(raw["scores"])
+    assert set(np.round(raw["scores"], 9)) <= set(np.round(low["scores"], 9))
