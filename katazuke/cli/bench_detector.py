@@ -362,15 +362,15 @@ def tune_map(det, seeds: list[int], profile: str) -> dict:
     return {"seeds": seeds, "grid": rows, "chosen": best}
 
 
-def bench_map(weights: str, seeds: list[int], profile: str, tune_seeds: list[int] | None = None
-              ) -> dict:
+def bench_map(weights: str, seeds: list[int], profile: str, tune_seeds: list[int] | None = None,
+              classifier: str = "") -> dict:
     import dataclasses
 
     from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.detector import Detector
     from katazuke.perception.objectmap import ObjectMapConfig
 
-    det = Detector(DetectorConfig(weights=weights))
+    det = Detector(DetectorConfig(weights=weights, classifier_weights=classifier))
     cfg = ObjectMapConfig()
     tuning = None
     if tune_seeds:
@@ -439,7 +439,7 @@ def main(args: argparse.Namespace) -> int:
         if set(tune) & set(seeds):
             raise KatazukeError(f"--map-tune-seeds {tune} overlap --map-seeds {seeds}: tune on "
                                 "other rooms than the ones scored")
-        res["object_map"] = bench_map(weights, seeds, args.map_profile, tune)
+        res["object_map"] = bench_map(weights, seeds, args.map_profile, tune, args.classifier)
     res["wall_s"] = time.time() - t_all
 
     lines = ["# Detection benchmark", "", f"Command: `{res['command']}`", "",
