@@ -701,15 +701,18 @@ def _plot(history: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(history["epoch"], history["loss"], "o-", label="training loss (cross-entropy)")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(history["epoch"], history["loss"], "o-", label="training loss (category CE "
+            "+ objectness BCE + box L1 for a second stage)")
+    ax.set_ylabel("loss")
     ax2 = ax.twinx()
     ax2.plot(history["epoch"], history["val_acc"], "s-", color="tab:green",
-             label="validation accuracy (clean crops)")
+             label="validation category accuracy (clean crops)")
     ax2.set_ylim(0, 1)
+    ax2.set_ylabel("accuracy")
     ax.set_xlabel("epoch")
-    fig.legend(loc="lower left")
-    fig.tight_layout()
+    fig.legend(loc="upper center", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
