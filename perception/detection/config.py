@@ -44,6 +44,9 @@ class DetectorConfig:
                 "to 'unknown' (see decode.category_scores_with_unknown)"})
     num_threads: int = field(default=0, metadata={
         "help": "torch intra-op threads for inference; 0 leaves torch's setting alone"})
+    flip_test: bool = field(default=False, metadata={
+        "help": "also run the network on the mirrored image and average the two (heatmap, "
+                "size, category); about twice the network time"})
     classifier_weights: str = field(default="", metadata={
         "help": "crop classifier .pt that re-scores categories (needs depth); '' = the committed "
                 "katazuke/perception/detection/weights/classifier.pt, 'none' = the detector's "

@@ -271,6 +271,10 @@ class Detector:
             self.model.eval()
             out = self.model(x)
             c = self.config
+            if c.flip_test:
+                mirrored = self.model(torch.flip(x, [3]))
+                out = {k: v if k == "offset" else (v + torch.flip(mirrored[k], [3])) / 2
+                       for k, v in out.items()}
             refine = self.refiner is not None and depths is not None
             # A re-scoring second stage sees boxes below the threshold too: it may raise them.
             rescore = refine and self.refiner.objectness_weight > 0
