@@ -276,9 +276,15 @@ class Detector:
                 out = {k: v if k == "offset" else (v + torch.flip(mirrored[k], [3])) / 2
                        for k, v in out.items()}
             refine = self.refiner is not None and depths is not None
-            # A re-scoring second stage sees boxes below the threshold too: it may raise them.
+            # A re-scoring second stage sees boxes below the threshold too: it may raise them,
+            # but never above s_det^(1-a) (p_obj <= 1), so boxes below T^(1/(1-a)) can never
+            # reach the threshold T and are not worth the second look.
             rescore = refine and self.refiner.objectness_weight > 0
-            thr = min(c.score_threshold, self.refiner.min_score) if rescore else c.score_threshold
+            thr = c.score_threshold
+            if rescore:
+                a = self.refiner.objectness_weight
+                reachable = thr ** (1.0 / (1.0 - a)) if a < 1.0 else 0.0
+                thr = min(thr, max(self.refiner.min_score, reachable))
             raws = decode(out, STRIDE, (w / in_w, h / in_h), thr, c.nms_iou,
                           c.max_detections, c.peak_kernel)
         if refine:
