@@ -40,9 +40,9 @@ class ObjectMapConfig:
                 "category is at least this (or either is 'unknown')"})
     min_objectness: float = field(default=0.3, metadata={
         "help": "detections below this objectness are ignored"})
-    confirm_observations: int = field(default=3, metadata={
+    confirm_observations: int = field(default=2, metadata={
         "help": "an instance is reported once fused from this many detections"})
-    report_min_objectness: float = field(default=0.4, metadata={
+    report_min_objectness: float = field(default=0.7, metadata={
         "help": "an instance is reported only once one of its detections reached this objectness "
                 "(weak detections still support instances, but cannot create reported ones)"})
     hit_gain: float = field(default=0.5, metadata={
