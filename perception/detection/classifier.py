@@ -512,6 +512,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     import torch
 
     from katazuke.perception.detection.train import split_train_val
+    from katazuke.perception.detection.weights_io import load_checkpoint, save_checkpoint
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -532,10 +533,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     if resume:
         if not ckpt.is_file():
             raise KatazukeError(f"--resume given but {ckpt} does not exist; drop --resume")
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, elapsed, history = ck["epoch"], ck["step"], ck["elapsed_s"], ck["history"]
+        start_epoch, step, elapsed, history = load_checkpoint(ckpt, model, opt)
         log(f"resumed from {ckpt} at epoch {start_epoch}")
     vb = _batches(val, cfg, np.random.default_rng(0), False) if val else None
     budget = cfg.time_budget_min * 60.0
@@ -590,9 +588,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
         history["val_acc"].append(acc)
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history['loss'][-1]:.3f} val accuracy "
             f"{acc:.3f} ({elapsed / 60:.1f} min of steps)")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                    "step": step, "elapsed_s": elapsed, "history": history,
-                    "train_config": config_to_dict(cfg)}, ckpt)
+        save_checkpoint(ckpt, model, opt, epoch + 1, step, elapsed, history, config_to_dict(cfg))
         _plot(history, out / "curves.png")
         if stopped:
             log(f"time budget of {cfg.time_budget_min} min reached after {step} steps")

@@ -20,6 +20,7 @@ from katazuke.config import config_to_dict
 from katazuke.errors import KatazukeError
 from katazuke.perception.detection.config import DetectorConfig, TrainConfig
 from katazuke.perception.detection.dataset import DetectionDataset, Sample
+from katazuke.perception.detection.weights_io import load_checkpoint, save_checkpoint
 
 __all__ = ["train", "TrainResult", "augment_batch", "evaluate_model"]
 
@@ -266,10 +267,7 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
         if not ckpt_path.is_file():
             raise KatazukeError(f"--resume given but {ckpt_path} does not exist; drop --resume "
                                 "to start a new run")
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, elapsed, history = ck["epoch"], ck["step"], ck["elapsed_s"], ck["history"]
+        start_epoch, step, elapsed, history = load_checkpoint(ckpt_path, model, opt)
         log(f"resumed from {ckpt_path} at epoch {start_epoch}, step {step}")
     budget_s = cfg.time_budget_min * 60.0
     h_img, w_img = tr[0].rgb.shape[:2]
@@ -333,10 +331,8 @@ def train(data: DetectionDataset, out_dir: str | Path, cfg: TrainConfig, resume:
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(history['total'][-steps_per_epoch:]):.3f} "
             f"val mAP@0.5 {metrics['map50']:.3f} recall@0.5 {metrics['recall50_all']:.3f} "
             f"({time.perf_counter() - t_epoch:.0f} s, {elapsed / 60:.1f} min total)")
-        done_epoch = epoch + 1 if not stopped else epoch + 1
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": done_epoch,
-                    "step": step, "elapsed_s": elapsed, "history": history,
-                    "train_config": config_to_dict(cfg)}, ckpt_path)
+        save_checkpoint(ckpt_path, model, opt, epoch + 1, step, elapsed, history,
+                        config_to_dict(cfg))
         _plot_curves(history, out / "curves.png")
         if stopped:
             log(f"time budget of {cfg.time_budget_min} min reached after {step} steps")

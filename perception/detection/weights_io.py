@@ -62,3 +62,27 @@ def load_network(path: str | Path, fmt: str, what: str, hint: str,
         raise KatazukeError(f"{what} file {path} does not match the network ({exc}); {hint}") from exc
     model.eval()
     return model, payload
+
+
+def save_checkpoint(path: str | Path, model: Any, optimizer: Any, epoch: int, step: int,
+                    elapsed_s: float, history: dict, train_config: dict) -> None:
+    """A resumable training checkpoint (model, optimizer, progress, history, settings)."""
+    import torch
+
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "step": step, "elapsed_s": elapsed_s, "history": history,
+                "train_config": train_config}, path)
+
+
+def load_checkpoint(path: str | Path, model: Any, optimizer: Any) -> tuple[int, int, float, dict]:
+    """Restore ``model`` and ``optimizer`` from :func:`save_checkpoint`'s file.
+
+    Returns:
+        (epoch, step, elapsed_s, history) to continue from.
+    """
+    import torch
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    return ck["epoch"], ck["step"], ck["elapsed_s"], ck["history"]
