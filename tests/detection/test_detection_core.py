@@ -280,7 +280,7 @@ def test_crop_augmentation_keeps_pixel_scale(synth_dataset):
         # Pixels match the source crop exactly (no resampling at scale 1).
         from katazuke.perception.detection.model import normalize
 
-        src = normalize(torch.from_numpy(s.rgb[None]))[0, :, 60:180, 80:240]
+        src = normalize(torch.from_numpy(s.rgb[None].copy()))[0, :, 60:180, 80:240]
         np.testing.assert_allclose(x[i].numpy(), src.numpy(), atol=1e-4)
     assert checked > 0
 
