@@ -198,32 +198,29 @@ class Detector:
 
         Depth goes in only for RGB-D weights; a batch mixing image sizes runs image by image.
         """
+        return self.predict_samples_pair(samples, batch, progress, desc)[0]
+
+    def predict_samples_pair(self, samples: list[Any], batch: int = 16, progress: bool = False,
+                             desc: str = "detecting"
+                             ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+        """(:meth:`predict_raw` output, the detector alone) for ``samples``, from one network
+        pass; both lists are the same when no second stage runs."""
         starts = range(0, len(samples), batch)
         if progress:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc=desc, unit="batch")
-        raws: list[dict[str, np.ndarray]] = []
+        final: list[dict[str, np.ndarray]] = []
+        alone: list[dict[str, np.ndarray]] = []
         for i in starts:
             chunk = samples[i:i + batch]
             groups = [chunk] if len({s.rgb.shape for s in chunk}) == 1 else [[s] for s in chunk]
             for g in groups:
-                raws += self.predict_raw([s.rgb for s in g],
-                                         [s.depth for s in g] if self.uses_depth else None)
-        return raws
-
-    def predict_samples_pair(self, samples: list[Any], batch: int = 16, progress: bool = False
-                             ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-        """(with the crop classifier, detector alone) raw predictions of ``samples``, from one
-        network pass; both lists are the same when no classifier is loaded."""
-        ref, self.refiner = self.refiner, None
-        try:
-            base = self.predict_samples(samples, batch, progress)
-        finally:
-            self.refiner = ref
-        if ref is None or any(s.depth is None for s in samples):
-            return base, base
-        return [ref.refine(s.rgb, s.depth, r) for s, r in zip(samples, base)], base
+                f, d = self._predict_pair([s.rgb for s in g],
+                                          [s.depth for s in g] if self.uses_depth else None)
+                final += f
+                alone += d
+        return final, alone
 
     def predict_raw(self, images: list[np.ndarray], depths: list[np.ndarray] | None = None
                     ) -> list[dict[str, np.ndarray]]:
@@ -232,6 +229,12 @@ class Detector:
         With a crop classifier loaded (:attr:`refiner`) and depth given, the categories of the
         best boxes are re-scored by it (see :mod:`.classifier`).
         """
+        return self._predict_pair(images, depths)[0]
+
+    def _predict_pair(self, images: list[np.ndarray], depths: list[np.ndarray] | None
+                      ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+        """(with the second stage, detector alone) raw detections; the second list is the
+        first when no second stage runs."""
         import torch
         from torch.nn import functional as F
 
@@ -240,7 +243,7 @@ class Detector:
                                                          normalize)
 
         if not images:
-            return []
+            return [], []
         for im in images:
             self.check_image(im)
         h, w = images[0].shape[:2]
@@ -287,13 +290,18 @@ class Detector:
                 thr = min(thr, max(self.refiner.min_score, reachable))
             raws = decode(out, STRIDE, (w / in_w, h / in_h), thr, c.nms_iou,
                           c.max_detections, c.peak_kernel)
-        if refine:
-            if not self.uses_depth:
-                depths = [self.check_depth(d, (h, w)) for d in depths]
-            raws = [self.refiner.refine(im, d, r) for im, d, r in zip(images, depths, raws)]
-            if rescore:
-                raws = [{k: v[r["scores"] >= c.score_threshold] for k, v in r.items()} for r in raws]
-        return raws
+
+        def above(rs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+            return [{k: v[r["scores"] >= c.score_threshold] for k, v in r.items()} for r in rs]
+
+        if not refine:
+            return raws, raws
+        if not self.uses_depth:
+            depths = [self.check_depth(d, (h, w)) for d in depths]
+        refined = [self.refiner.refine(im, d, r) for im, d, r in zip(images, depths, raws)]
+        # Decoded below the threshold only for the re-scoring: the threshold applies after it,
+        # and to the detector-alone boxes as it would without a second stage.
+        return (above(refined), above(raws)) if rescore else (refined, raws)
 
     def _to_detections(self, r: dict[str, np.ndarray]) -> list[Detection]:
         from katazuke.perception.detection.boxes import xyxy_to_xywh

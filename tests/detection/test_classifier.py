@@ -242,3 +242,14 @@ def test_rescored_detections_respect_the_score_threshold(tmp_path):
     # The same boxes, before the threshold: every one kept above is among them.
     assert len(low["scores"]) >= len(raw["scores"])
     assert set(np.round(raw["scores"], 9)) <= set(np.round(low["scores"], 9))
+    # The evaluation path (both lists from one pass) gives exactly what predict_raw gives, and
+    # the detector-alone list keeps the threshold too.
+    from types import SimpleNamespace
+
+    final, alone = det.predict_samples_pair([SimpleNamespace(rgb=rgb, depth=depth)])
+    np.testing.assert_array_equal(final[0]["scores"], raw["scores"])
+    np.testing.assert_array_equal(final[0]["boxes"], raw["boxes"])
+    assert (alone[0]["scores"] >= 0.3).all()
+    plain = Detector(DetectorConfig(score_threshold=0.3, classifier_weights="none"), model=model,
+                     input_size=(320, 240)).predict_raw([rgb], [depth])[0]
+    np.testing.assert_array_equal(alone[0]["scores"], plain["scores"])
