@@ -331,10 +331,6 @@ class CategoryRefiner:
             res["boxes"] = decode_boxes(crop_windows(boxes_xyxy, cfg), out[:, c + 1:c + 5].numpy())
         return res
 
-    def classify(self, rgb: np.ndarray, depth_m: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """``(N, C)`` classifier probabilities of the boxes of one image."""
-        return self.infer(rgb, depth_m, boxes_xyxy)["p_cls"]
-
     def selected(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         """Indices of the boxes this refiner looks at: the ``top_k`` best with score >= min_score."""
         return np.where(raw["scores"] >= self.min_score)[0][:self.top_k]
@@ -406,8 +402,7 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
 
     Returns:
         dict: ``x`` (N,4,S,S) half, ``scalars`` (N,2), ``category`` (N,) (-1: none),
-        ``objectness`` (N,) float (-1: ignore), ``box`` (N,4) targets, ``box_mask`` (N,),
-        ``kinds`` (names, '' for background).
+        ``objectness`` (N,) float (-1: ignore), ``box`` (N,4) targets, ``box_mask`` (N,).
     """
     import torch
 
@@ -415,7 +410,6 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
 
     m = cfg.model
     parts: dict = {k: [] for k in ("x", "scalars", "category", "objectness", "box", "box_mask")}
-    kinds: list[str] = []
     for s in samples:
         if len(s.boxes_xywh) == 0:
             continue
@@ -440,10 +434,7 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
         parts["objectness"].append(torch.from_numpy(obj).float())
         parts["box"].append(torch.from_numpy(box_targets(crop_windows(props, m), gt[own])).float())
         parts["box_mask"].append(torch.from_numpy(covers.astype(np.float32)))
-        kinds += [s.kinds[j] if c else "" for j, c in zip(own, covers)]
-    out = {k: torch.cat(v) for k, v in parts.items()}
-    out["kinds"] = kinds
-    return out
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
 def _augment(x, box, rng: np.random.Generator, cfg: ClassifierTrainConfig):
