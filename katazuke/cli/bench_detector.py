@@ -58,35 +58,13 @@ def bench_accuracy(data: str, weights: str, sheet: str, classifier: str = "") ->
     from katazuke.perception.detection.dataset import load_dataset
     from katazuke.perception.detection.decode import category_scores_with_unknown
     from katazuke.perception.detection.detector import Detector
-    from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
+    from katazuke.perception.detection.evaluation import evaluate_detector
     from katazuke.perception.detection.viz import confusion_plot, contact_sheet, draw_detections
 
     det = Detector(DetectorConfig(weights=weights, score_threshold=0.05,
                                   classifier_weights=classifier))
     ds = load_dataset(data, progress=True, depth=det.uses_depth)
-    raws, raws_det = det.predict_samples_pair(ds.samples)
-    gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out, list(s.kinds)) for s in ds.samples]
-    op = DetectorConfig().score_threshold
-
-    def score(rs: list) -> tuple[dict, dict]:
-        preds = [ImagePred(r["boxes"], r["scores"], r["category_probs"]) for r in rs]
-        return (evaluate(gts, preds, score_threshold=op),
-                evaluate(gts, preds, score_threshold=op, multi_label=True))
-
-    m, mm = score(raws)
-    m["multi_label"] = {"map50": mm["map50"], "map": mm["map"], "per_category": mm["per_category"]}
-    m["classifier"] = det.refiner.path if det.refiner is not None else "none"
-    if det.refiner is not None:
-        m["classifier_fusion_weight"] = det.refiner.fusion_weight
-        m["classifier_objectness_weight"] = det.refiner.objectness_weight
-        m["classifier_box_regression"] = det.refiner.box_regression
-        d, dm = score(raws_det)
-        m["detector_only"] = {"map50": d["map50"], "map": d["map"], "multi_label_map50": dm["map50"],
-                              "per_category": {k: v["ap50"] for k, v in d["per_category"].items()},
-                              "by_size": {k: v["map50"] for k, v in d["by_size"].items()},
-                              **{k: d[k] for k in ("agnostic_ap50", "recall50_held_out",
-                                                   "recall50_held_out_at_threshold",
-                                                   "recall50_all")}}
+    m, raws = evaluate_detector(det, ds.samples, DetectorConfig().score_threshold)
     m["dataset"] = str(data)
     m["dataset_meta"] = {k: ds.meta.get(k) for k in ("profile", "seed", "n", "generator")}
     if sheet:
