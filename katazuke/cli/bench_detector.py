@@ -99,16 +99,12 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int,
     from katazuke.perception.detection.detector import Detector
 
     out = {}
-    runs = [(1, classifier), (2, classifier)]
+    runs = [("threads_1", 1, classifier), ("threads_2", 2, classifier)]
     if classifier.lower() != "none":
-        runs.append((1, "none"))        # the detector alone, for comparison
-    for threads, clf in runs:
+        runs.append(("threads_1_detector_only", 1, "none"))   # for comparison
+    for key, threads, clf in runs:
         torch.set_num_threads(threads)
         det = Detector(DetectorConfig(weights=weights, num_threads=threads, classifier_weights=clf))
-        if clf.lower() == "none" and classifier.lower() != "none":
-            key = f"threads_{threads}_detector_only"
-        else:
-            key = f"threads_{threads}"
         for im, dep in images[:10]:
             det.detect(im, dep)
         times = []
