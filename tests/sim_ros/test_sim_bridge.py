@@ -279,12 +279,13 @@ def test_cmd_vel_moves_the_base_in_the_commanded_direction(sim: Harness) -> None
     dx, dy = o2.pose.pose.position.x - o1.pose.pose.position.x, \
         o2.pose.pose.position.y - o1.pose.pose.position.y
     assert -dx * math.sin(yaw1) + dy * math.cos(yaw1) > 0.12
-    # turning
-    _drive(sim, 0.0, 0.0, 0.8, 1.0)
+    # turning: 1.5 s at 0.8 rad/s is ~1.0 rad after the 2 rad/s^2 ramp; on a loaded CI
+    # machine the command stream can stall for a moment, so the bar is well below that
+    _drive(sim, 0.0, 0.0, 0.8, 1.5)
     o3 = sim.get("odom")[-1]
     dyaw = (_yaw(o3.pose.pose.orientation) - _yaw(o2.pose.pose.orientation) + math.pi) \
         % (2 * math.pi) - math.pi
-    assert dyaw > 0.4
+    assert dyaw > 0.4, dyaw
     # cmd timeout: after the commands stop the base comes to rest
     sim.wait_sim(sim.bridge.cfg.cmd_timeout_s + 1.0)
     tw = sim.get("odom")[-1].twist.twist
