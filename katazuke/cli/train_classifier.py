@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector-weights", default="",
                         help="detector used to choose the fusion weight on validation images "
                              "(default: the committed detector)")
+    parser.add_argument("--proposals-per-image", type=int, default=None,
+                        help="also train on this many of the detector's (--detector-weights) "
+                             "own boxes per image and epoch (default 0 = none)")
+    parser.add_argument("--init-weights", default=None,
+                        help="start from this classifier .pt's network (continuation with a "
+                             "fresh schedule)")
     parser.add_argument("--config", default=None,
                         help="YAML of ClassifierTrainConfig fields (command-line flags win)")
     parser.add_argument("--settings-only", action="store_true",
@@ -42,7 +48,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(ClassifierTrainConfig, args.config, epochs=args.epochs, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr,
                       time_budget_min=args.time_budget_min, max_images=args.max_images,
-                      num_threads=args.threads)
+                      num_threads=args.threads,
+                      **{k: v for k, v in (("proposals_per_image", args.proposals_per_image),
+                                           ("init_weights", args.init_weights)) if v is not None})
     data = load_dataset(args.data, max_images=cfg.max_images, progress=True, depth=True)
     print(f"{len(data)} images from {args.data}")
     if args.settings_only:

@@ -88,6 +88,15 @@ class ClassifierTrainConfig:
     negatives_per_object: float = field(default=1.0, metadata={
         "help": "background windows per ground-truth object (second stage only): half random "
                 "boxes of object-like sizes, half badly placed boxes next to objects"})
+    proposals_per_image: int = field(default=0, metadata={
+        "help": "second stage: also this many of the detector's own boxes per image and epoch "
+                "(drawn from its best `proposal_top_k` on the training image, labelled by IoU "
+                "with the ground truth), so training sees the boxes inference sees"})
+    proposal_top_k: int = field(default=32, metadata={
+        "help": "detector boxes per image the proposals are drawn from (the refiner's top_k)"})
+    init_weights: str = field(default="", metadata={
+        "help": "start from this classifier file's network (a continuation with a fresh "
+                "schedule and optimiser); '' = random init"})
     model: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(second_stage=True),
                                     metadata={"help": "architecture"})
 
@@ -390,15 +399,30 @@ def _negatives(gt: np.ndarray, k: int, w: int, h: int, rng: np.random.Generator)
     return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
 
 
+def detector_proposals(samples: list, detector_weights: str = "", top_k: int = 32,
+                       progress: bool = True) -> list[np.ndarray]:
+    """The detector's best ``top_k`` boxes (xyxy, score >= 0.05, after NMS) on each sample,
+    the boxes the second stage is shown at inference."""
+    from katazuke.perception.detection.config import DetectorConfig
+    from katazuke.perception.detection.detector import Detector
+
+    det = Detector(DetectorConfig(weights=detector_weights, score_threshold=0.05,
+                                  classifier_weights="none"))
+    raws = det.predict_samples(samples, progress=progress, desc="detector proposals")
+    return [np.asarray(r["boxes"][:top_k], np.float64).reshape(-1, 4) for r in raws]
+
+
 def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator,
-             augment: bool) -> dict:
+             augment: bool, proposals: list[np.ndarray] | None = None) -> dict:
     """Training (or clean validation) crops of ``samples``.
 
     Each object gives one crop around its (jittered) box, labelled with its category and, for
     a second-stage network, objectness (IoU >= 0.5 with its box) and the box correction;
     ``negatives_per_object`` background windows per object (training only) are labelled
     objectness 0, or 1 with the category and box of an object they happen to cover
-    (IoU >= 0.5); IoU in [0.4, 0.5) is left out of the objectness loss.
+    (IoU >= 0.5); IoU in [0.4, 0.5) is left out of the objectness loss. With ``proposals``
+    (one array of detector boxes per sample, training only) ``proposals_per_image`` of them
+    per image are added and labelled the same way.
 
     Returns:
         dict: ``x`` (N,4,S,S) half, ``scalars`` (N,2), ``category`` (N,) (-1: none),
@@ -410,7 +434,7 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
 
     m = cfg.model
     parts: dict = {k: [] for k in ("x", "scalars", "category", "objectness", "box", "box_mask")}
-    for s in samples:
+    for i, s in enumerate(samples):
         if len(s.boxes_xywh) == 0:
             continue
         h, w = s.rgb.shape[:2]
@@ -418,10 +442,15 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
         cats = np.asarray(s.categories, np.int64)
         pos = jitter_boxes(gt, rng, cfg.box_jitter) if augment else gt
         n_neg = int(round(cfg.negatives_per_object * len(gt))) if augment and m.second_stage else 0
-        props = np.concatenate([pos, _negatives(gt, n_neg, w, h, rng)])
+        extra = [_negatives(gt, n_neg, w, h, rng)]
+        if proposals is not None and augment and m.second_stage and cfg.proposals_per_image > 0:
+            cand = proposals[i]
+            k = min(cfg.proposals_per_image, len(cand))
+            extra.append(cand[rng.choice(len(cand), k, replace=False)] if k else np.zeros((0, 4)))
+        props = np.concatenate([pos, *extra])
         iou = iou_matrix(props, gt)
-        own = np.concatenate([np.arange(len(gt)), iou[len(gt):].argmax(1) if n_neg else
-                              np.zeros(0, np.int64)]).astype(np.int64)
+        own = np.concatenate([np.arange(len(gt)), iou[len(gt):].argmax(1) if len(props) > len(gt)
+                              else np.zeros(0, np.int64)]).astype(np.int64)
         best = iou[np.arange(len(props)), own]
         is_pos = np.arange(len(props)) < len(gt)
         obj = np.where(best >= 0.5, 1.0, np.where(best < 0.4, 0.0, -1.0))
@@ -517,6 +546,18 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     if not tr:
         raise KatazukeError("no training images left after the validation split")
     model = CropClassifier(cfg.model)
+    if cfg.init_weights and not resume:
+        init, _ = load_classifier(cfg.init_weights)
+        if config_to_dict(init.config) != config_to_dict(cfg.model):
+            raise KatazukeError(f"init_weights {cfg.init_weights} has architecture "
+                                f"{config_to_dict(init.config)}, the training config asks for "
+                                f"{config_to_dict(cfg.model)}; match `model:` in the config")
+        model.load_state_dict(init.state_dict())
+        log(f"starting from the network in {cfg.init_weights}")
+    proposals = None
+    if cfg.proposals_per_image > 0 and cfg.model.second_stage:
+        proposals = detector_proposals(tr, detector_weights, cfg.proposal_top_k, progress)
+        log(f"detector proposals: {sum(len(p) for p in proposals)} boxes on {len(tr)} images")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = out / "checkpoint.pt"
     history: dict = {"epoch": [], "loss": [], "val_acc": []}
@@ -530,6 +571,9 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     budget = cfg.time_budget_min * 60.0
     n_obj = sum(len(s.boxes_xywh) for s in tr)
     per_epoch = n_obj * (1.0 + (cfg.negatives_per_object if cfg.model.second_stage else 0.0))
+    n_prop = (sum(min(cfg.proposals_per_image, len(p)) for p, s in zip(proposals, tr)
+                  if len(s.boxes_xywh)) if proposals is not None else 0)
+    per_epoch += n_prop
     total_steps = max(1, cfg.epochs * int(per_epoch // cfg.batch_size))
 
     def lr_now() -> float:
@@ -546,7 +590,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
-        tb = _batches(tr, cfg, rng, True)
+        tb = _batches(tr, cfg, rng, True, proposals)
         perm = torch.from_numpy(rng.permutation(len(tb["category"])))
         model.train()
         losses = []
@@ -591,6 +635,7 @@ def train_classifier(data: Any, out_dir: str | Path, cfg: ClassifierTrainConfig,
                    else ({"fusion_weight": 1.0, "objectness_weight": 0.0, "box_regression": False}, []))
     summary = {"steps": step, "train_minutes": elapsed / 60.0, "epochs_done": len(history["epoch"]),
                "train_images": len(tr), "val_images": len(val), "train_objects": n_obj,
+               "proposal_crops_per_epoch": n_prop,
                "val_accuracy": history["val_acc"][-1] if history["val_acc"] else float("nan"),
                **best, "settings_table": table,
                "train_config": config_to_dict(cfg), "dataset": str(data.root),

@@ -253,3 +253,59 @@ def test_rescored_detections_respect_the_score_threshold(tmp_path):
     plain = Detector(DetectorConfig(score_threshold=0.3, classifier_weights="none"), model=model,
                      input_size=(320, 240)).predict_raw([rgb], [depth])[0]
     np.testing.assert_array_equal(alone[0]["scores"], plain["scores"])
+
+
+def test_detector_proposals_join_the_batches_labelled_by_iou():
+    from types import SimpleNamespace
+
+    from katazuke.perception.detection.classifier import _batches
+
+    rgb, depth = _scene()
+    s = SimpleNamespace(rgb=rgb, depth=depth, boxes_xywh=np.array([[150.0, 100.0, 40.0, 40.0]]),
+                        categories=[3])
+    props = [np.array([[150.0, 100.0, 190.0, 140.0],     # the object itself
+                       [152.0, 102.0, 192.0, 142.0],     # a slightly shifted detection of it
+                       [10.0, 10.0, 50.0, 50.0],         # background
+                       [160.0, 100.0, 220.0, 140.0]])]   # IoU 0.4-0.5: ignored by objectness
+    cfg = ClassifierTrainConfig(negatives_per_object=0.0, proposals_per_image=4,
+                                model=ClassifierConfig(widths=(8, 16, 16), hidden=16,
+                                                       second_stage=True))
+    b = _batches([s], cfg, np.random.default_rng(0), True, props)
+    assert len(b["category"]) == 1 + 4
+    # proposals come in a random order: pair each with its label through the box target
+    got = sorted(zip(b["objectness"][1:].tolist(), b["category"][1:].tolist(),
+                     b["box_mask"][1:].tolist()))
+    assert got == [(-1.0, -1, 0.0), (0.0, -1, 0.0), (1.0, 3, 1.0), (1.0, 3, 1.0)]
+    # fewer proposals than asked for: all of them; none at validation time
+    cfg2 = ClassifierTrainConfig(**{**cfg.__dict__, "proposals_per_image": 9})
+    assert len(_batches([s], cfg2, np.random.default_rng(0), True, props)["category"]) == 5
+    assert len(_batches([s], cfg2, np.random.default_rng(0), False, props)["category"]) == 1
+
+
+def test_continuation_from_a_classifier_file(synth_dataset, tmp_path):
+    from katazuke.perception.detection.dataset import load_dataset
+
+    ds = load_dataset(synth_dataset, depth=True)
+    arch = ClassifierConfig(widths=(8, 16, 16), hidden=16, second_stage=True)
+    start = CropClassifier(arch)
+    save_classifier(tmp_path / "start.pt", start, 1.0)
+    logs: list[str] = []
+    cfg = ClassifierTrainConfig(epochs=1, batch_size=16, seed=0, val_fraction=0.15, num_threads=1,
+                                max_images=16, proposals_per_image=3,
+                                init_weights=str(tmp_path / "start.pt"), model=arch)
+    # the committed detector (a random one finds nothing to propose)
+    res = train_classifier(ds, tmp_path / "run", cfg, progress=False, log=logs.append)
+    assert any("starting from the network" in m for m in logs)
+    n_prop = int(next(m for m in logs if m.startswith("detector proposals:")).split()[2])
+    assert n_prop >= res["proposal_crops_per_epoch"] > 0
+    assert res["proposal_crops_per_epoch"] <= 3 * res["train_images"]
+    # the epoch had the objects, one background window each and the proposals
+    assert res["steps"] == (2 * res["train_objects"] + res["proposal_crops_per_epoch"]) // 16
+    # it trained: the weights moved away from the starting network
+    trained, _ = load_classifier(tmp_path / "run" / "classifier.pt")
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(),
+                                                     start.state_dict().values()))
+    bad = ClassifierTrainConfig(**{**cfg.__dict__, "model": ClassifierConfig(widths=(8, 16, 24),
+                                                                             second_stage=True)})
+    with pytest.raises(KatazukeError, match="architecture"):
+        train_classifier(ds, tmp_path / "bad", bad, progress=False, log=lambda s: None)
