@@ -341,15 +341,28 @@ def tune_map(det, seeds: list[int], profile: str) -> dict:
     return {"seeds": seeds, "grid": rows, "chosen": best}
 
 
+def node_detector_config(weights: str, classifier: str = ""):
+    """The detector node's settings (``launch/params/perception.yaml``: threshold, second-stage
+    top-k, threads...) with the benchmarked weights files."""
+    from katazuke.config import load_config, read_yaml
+    from katazuke.perception.detection.config import DetectorConfig
+    from katazuke.rosenv import repo_root
+
+    path = repo_root() / "launch" / "params" / "perception.yaml"
+    block = dict(read_yaml(path)["detector"]["ros__parameters"]["detector"])
+    block.update(weights=weights, classifier_weights=classifier)
+    return load_config(DetectorConfig, block, where=f"{path}: detector.ros__parameters.detector")
+
+
 def bench_map(weights: str, seeds: list[int], profile: str, tune_seeds: list[int] | None = None,
               classifier: str = "") -> dict:
     import dataclasses
 
-    from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.detector import Detector
     from katazuke.perception.objectmap import ObjectMapConfig
 
-    det = Detector(DetectorConfig(weights=weights, classifier_weights=classifier))
+    # The node's detector settings, so the offline tour sees what the node publishes.
+    det = Detector(node_detector_config(weights, classifier))
     cfg = ObjectMapConfig()
     tuning = None
     if tune_seeds:
@@ -519,7 +532,8 @@ def main(args: argparse.Namespace) -> int:
         lines += ["", "## Object map after the scripted tour", "",
                   "Offline: TidyEnv driven directly (free camera along the sim tour's waypoints, "
                   "eye 1.15 m, tilt 0.55 rad, panning, a full turn at each waypoint); detections from "
-                  "the committed model, 3D from the rendered depth and the true camera pose "
+                  "the benchmarked weights with the detector node's settings "
+                  "(launch/params/perception.yaml), 3D from the rendered depth and the true camera pose "
                   "(no odometry drift), fused by ObjectMap; ground truth used only for scoring.", "",
                   "| seed | frames | objects | seen | instances | mapped (seen) | mapped (all) | dup | phantom | median err m | category acc |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]

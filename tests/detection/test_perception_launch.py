@@ -39,3 +39,15 @@ def test_launch_file_is_valid_ros2_launch_xml(repo) -> None:
                 used.add(v[i + 6:j].strip())
                 i = j
     assert used <= set(args), f"undeclared launch args {used - set(args)}"
+
+
+def test_offline_benchmarks_use_the_node_detector_settings(repo) -> None:
+    from katazuke.cli.bench_detector import node_detector_config
+
+    node = yaml.safe_load((repo / "launch" / "params" / "perception.yaml").read_text())
+    block = node["detector"]["ros__parameters"]["detector"]
+    cfg = node_detector_config("/tmp/x.pt", "none")
+    assert (cfg.weights, cfg.classifier_weights) == ("/tmp/x.pt", "none")
+    assert cfg.classifier_top_k == block["classifier_top_k"]
+    assert cfg.score_threshold == block["score_threshold"]
+    assert cfg.num_threads == block["num_threads"]
