@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proposals-per-image", type=int, default=None,
                         help="also train on this many of the detector's (--detector-weights) "
                              "own boxes per image and epoch (default 0 = none)")
+    parser.add_argument("--no-proposal-objectness", action="store_true",
+                        help="proposals train category and box only, not objectness")
     parser.add_argument("--init-weights", default=None,
                         help="start from this classifier .pt's network (continuation with a "
                              "fresh schedule)")
@@ -50,7 +52,10 @@ def main(args: argparse.Namespace) -> int:
                       time_budget_min=args.time_budget_min, max_images=args.max_images,
                       num_threads=args.threads,
                       **{k: v for k, v in (("proposals_per_image", args.proposals_per_image),
-                                           ("init_weights", args.init_weights)) if v is not None})
+                                           ("init_weights", args.init_weights),
+                                           ("proposal_objectness",
+                                            False if args.no_proposal_objectness else None))
+                         if v is not None})
     data = load_dataset(args.data, max_images=cfg.max_images, progress=True, depth=True)
     print(f"{len(data)} images from {args.data}")
     if args.settings_only:

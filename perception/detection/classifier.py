@@ -92,6 +92,10 @@ class ClassifierTrainConfig:
         "help": "second stage: also this many of the detector's own boxes per image and epoch "
                 "(drawn from its best `proposal_top_k` on the training image, labelled by IoU "
                 "with the ground truth), so training sees the boxes inference sees"})
+    proposal_objectness: bool = field(default=True, metadata={
+        "help": "proposals also train the objectness output; false: only category and box "
+                "(objectness stays learned from jittered ground truth and background windows, "
+                "which keeps it from learning the training kinds' look as 'object')"})
     proposal_top_k: int = field(default=32, metadata={
         "help": "detector boxes per image the proposals are drawn from (the refiner's top_k)"})
     init_weights: str = field(default="", metadata={
@@ -443,6 +447,7 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
         pos = jitter_boxes(gt, rng, cfg.box_jitter) if augment else gt
         n_neg = int(round(cfg.negatives_per_object * len(gt))) if augment and m.second_stage else 0
         extra = [_negatives(gt, n_neg, w, h, rng)]
+        k = 0
         if proposals is not None and augment and m.second_stage and cfg.proposals_per_image > 0:
             cand = proposals[i]
             k = min(cfg.proposals_per_image, len(cand))
@@ -454,6 +459,8 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
         best = iou[np.arange(len(props)), own]
         is_pos = np.arange(len(props)) < len(gt)
         obj = np.where(best >= 0.5, 1.0, np.where(best < 0.4, 0.0, -1.0))
+        if k and not cfg.proposal_objectness:
+            obj[len(props) - k:] = -1.0
         covers = is_pos | (best >= 0.5)
         x, sc = make_crops(s.rgb, depth_metres(s.depth), props, m, rng if augment else None, 0.0,
                            cfg.depth_noise if augment else 0.0)

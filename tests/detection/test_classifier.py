@@ -276,6 +276,11 @@ def test_detector_proposals_join_the_batches_labelled_by_iou():
     got = sorted(zip(b["objectness"][1:].tolist(), b["category"][1:].tolist(),
                      b["box_mask"][1:].tolist()))
     assert got == [(-1.0, -1, 0.0), (0.0, -1, 0.0), (1.0, 3, 1.0), (1.0, 3, 1.0)]
+    # proposals may train category and box only: their objectness is left out of the loss
+    cfg3 = ClassifierTrainConfig(**{**cfg.__dict__, "proposal_objectness": False})
+    b3 = _batches([s], cfg3, np.random.default_rng(0), True, props)
+    assert b3["objectness"][0] == 1.0 and (b3["objectness"][1:] == -1.0).all()
+    assert sorted(b3["category"][1:].tolist()) == [-1, -1, 3, 3]
     # fewer proposals than asked for: all of them; none at validation time
     cfg2 = ClassifierTrainConfig(**{**cfg.__dict__, "proposals_per_image": 9})
     assert len(_batches([s], cfg2, np.random.default_rng(0), True, props)["category"]) == 5
