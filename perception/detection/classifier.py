@@ -426,7 +426,8 @@ def _batches(samples: list, cfg: ClassifierTrainConfig, rng: np.random.Generator
     objectness 0, or 1 with the category and box of an object they happen to cover
     (IoU >= 0.5); IoU in [0.4, 0.5) is left out of the objectness loss. With ``proposals``
     (one array of detector boxes per sample, training only) ``proposals_per_image`` of them
-    per image are added and labelled the same way.
+    per image are added and labelled the same way (objectness left out of the loss when
+    ``proposal_objectness`` is false).
 
     Returns:
         dict: ``x`` (N,4,S,S) half, ``scalars`` (N,2), ``category`` (N,) (-1: none),
