@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measurement window of the node rate test")
     parser.add_argument("--camera-hz", type=float, default=15.0,
                         help="sim_bridge head camera rate during the node test")
+    parser.add_argument("--node-runs", type=int, default=3,
+                        help="node-rate runs (fresh sim + node each); the bar uses their median, "
+                             "every run is reported (a shared 2-core machine varies run to run)")
     parser.add_argument("--node-threads", type=int, default=1,
                         help="torch threads of the detector node during the node-rate test "
                              "(the sim shares the same cores)")
@@ -423,7 +426,12 @@ def main(args: argparse.Namespace) -> int:
                                        args.classifier)
     if not args.skip_node:
         print("node rate ...", flush=True)
-        res["node"] = bench_node(weights, args.node_seconds, args.camera_hz, args.node_threads)
+        runs = [bench_node(weights, args.node_seconds, args.camera_hz, args.node_threads)
+                for _ in range(max(1, args.node_runs))]
+        ok = sorted((r for r in runs if "error" not in r), key=lambda r: r["detections_hz_wall"])
+        # the median run (the lower middle one for an even count) carries the details
+        res["node"] = dict(ok[(len(ok) - 1) // 2]) if ok else runs[0]
+        res["node"]["runs_hz_wall"] = [r.get("detections_hz_wall") for r in runs]
     if not args.skip_map:
         print("object map tour ...", flush=True)
         seeds = [int(s) for s in args.map_seeds.split(",") if s.strip()]
@@ -465,8 +473,12 @@ def main(args: argparse.Namespace) -> int:
             lat["threads_2"]["median_ms"] <= 60)
     node = res.get("node")
     if node and "error" not in node:
-        bar("detector node end-to-end rate with the sim running (wall clock)", ">= 10 Hz",
-            f"{node['detections_hz_wall']:.1f} Hz (camera received at {node['camera_hz_wall_received']:.1f} Hz)",
+        runs_hz = node.get("runs_hz_wall", [node["detections_hz_wall"]])
+        each = ", ".join("failed" if h is None else f"{h:.1f}" for h in runs_hz)
+        bar("detector node end-to-end rate with the sim running (wall clock), median of "
+            f"{len(runs_hz)} runs", ">= 10 Hz",
+            f"{node['detections_hz_wall']:.1f} Hz (runs: {each}; camera received at "
+            f"{node['camera_hz_wall_received']:.1f} Hz)",
             node["detections_hz_wall"] >= 10)
     elif node:
         bar("detector node rate", ">= 10 Hz", node["error"], False)
@@ -523,7 +535,9 @@ def main(args: argparse.Namespace) -> int:
                          f"{v['median_ms']:.1f} | {v['p95_ms']:.1f} | {v['frames']} |")
     if node and "error" not in node:
         lines += ["", "## Node rate (sim_bridge + detector processes on this machine)", "",
-                  f"DetectionArray {node['detections_hz_wall']:.1f} Hz wall, camera images received "
+                  f"Runs (a fresh sim_bridge + detector each): "
+                  f"{', '.join('failed' if h is None else f'{h:.1f} Hz' for h in node.get('runs_hz_wall', []))}. "
+                  f"The median run: DetectionArray {node['detections_hz_wall']:.1f} Hz wall, camera images received "
                   f"{node['camera_hz_wall_received']:.1f} Hz wall (sim camera_hz {node['camera_hz_sim_param']}), "
                   f"{node['detections_hz_sim']:.1f} Hz of sim time; node-reported inference median "
                   f"{node['inference_ms_median']:.1f} ms over {node['frames']} frames; detector "
