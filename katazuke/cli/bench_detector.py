@@ -473,8 +473,8 @@ def main(args: argparse.Namespace) -> int:
             lat["threads_2"]["median_ms"] <= 60)
     node = res.get("node")
     if node and "error" not in node:
-        runs_hz = node.get("runs_hz_wall", [node["detections_hz_wall"]])
-        each = ", ".join("failed" if h is None else f"{h:.1f}" for h in runs_hz)
+        runs_hz = node["runs_hz_wall"]
+        each = ", ".join("failed" if h is None else f"{h:.1f} Hz" for h in runs_hz)
         bar("detector node end-to-end rate with the sim running (wall clock), median of "
             f"{len(runs_hz)} runs", ">= 10 Hz",
             f"{node['detections_hz_wall']:.1f} Hz (runs: {each}; camera received at "
@@ -535,8 +535,7 @@ def main(args: argparse.Namespace) -> int:
                          f"{v['median_ms']:.1f} | {v['p95_ms']:.1f} | {v['frames']} |")
     if node and "error" not in node:
         lines += ["", "## Node rate (sim_bridge + detector processes on this machine)", "",
-                  f"Runs (a fresh sim_bridge + detector each): "
-                  f"{', '.join('failed' if h is None else f'{h:.1f} Hz' for h in node.get('runs_hz_wall', []))}. "
+                  f"Runs (a fresh sim_bridge + detector each): {each}. "
                   f"The median run: DetectionArray {node['detections_hz_wall']:.1f} Hz wall, camera images received "
                   f"{node['camera_hz_wall_received']:.1f} Hz wall (sim camera_hz {node['camera_hz_sim_param']}), "
                   f"{node['detections_hz_sim']:.1f} Hz of sim time; node-reported inference median "

@@ -403,16 +403,23 @@ def _negatives(gt: np.ndarray, k: int, w: int, h: int, rng: np.random.Generator)
     return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
 
 
-def detector_proposals(samples: list, detector_weights: str = "", top_k: int = 32,
-                       progress: bool = True) -> list[np.ndarray]:
-    """The detector's best ``top_k`` boxes (xyxy, score >= 0.05, after NMS) on each sample,
-    the boxes the second stage is shown at inference."""
+def _detector_alone(samples: list, detector_weights: str = "", progress: bool = False,
+                    desc: str = "detecting") -> list[dict[str, np.ndarray]]:
+    """The detector's raw detections on ``samples`` without a second stage, decoded down to
+    the refiner's default ``min_score`` (0.05): every box a refiner could be shown."""
     from katazuke.perception.detection.config import DetectorConfig
     from katazuke.perception.detection.detector import Detector
 
     det = Detector(DetectorConfig(weights=detector_weights, score_threshold=0.05,
                                   classifier_weights="none"))
-    raws = det.predict_samples(samples, progress=progress, desc="detector proposals")
+    return det.predict_samples(samples, progress=progress, desc=desc)
+
+
+def detector_proposals(samples: list, detector_weights: str = "", top_k: int = 32,
+                       progress: bool = True) -> list[np.ndarray]:
+    """The detector's best ``top_k`` boxes (xyxy, score >= 0.05, after NMS) on each sample,
+    the boxes the second stage is shown at inference."""
+    raws = _detector_alone(samples, detector_weights, progress, "detector proposals")
     return [np.asarray(r["boxes"][:top_k], np.float64).reshape(-1, 4) for r in raws]
 
 
@@ -708,13 +715,9 @@ def choose_settings(model, val: list, detector_weights: str = "") -> tuple[dict,
         (best ``{fusion_weight, objectness_weight, box_regression}``, rows
         ``(fusion, objectness, box_regression, map50)``).
     """
-    from katazuke.perception.detection.config import DetectorConfig
-    from katazuke.perception.detection.detector import Detector
     from katazuke.perception.detection.evaluation import ImageGT, ImagePred, evaluate
 
-    det = Detector(DetectorConfig(weights=detector_weights, score_threshold=0.05,
-                                  classifier_weights="none"))
-    raws = det.predict_samples(val)
+    raws = _detector_alone(val, detector_weights)
     gts = [ImageGT(s.boxes_xywh, s.categories, s.held_out) for s in val]
     second = bool(model.config.second_stage)
     ref = CategoryRefiner(model, 1.0, objectness_weight=0.0)

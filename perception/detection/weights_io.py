@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from katazuke.errors import KatazukeError
 
-__all__ = ["save_payload", "load_network"]
+__all__ = ["save_payload", "load_network", "save_checkpoint", "load_checkpoint"]
 
 
 def save_payload(path: str | Path, fmt: str, model: Any, model_config: dict, **fields: Any) -> None:
