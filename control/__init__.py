@@ -18,8 +18,8 @@ from katazuke.control.sysid import exploration_actions, identify
 from katazuke.control.systems import (LinearSystem, arm_joint, benchmark_systems,
                                       double_integrator, holonomic_base, is_stabilisable,
                                       random_stabilisable)
-from katazuke.control.tracking import (ControllerConfig, ErrorTracker, TrackerOutput, arm_tracker,
-                                       base_tracker, wrap_angle, yaw_from_quaternion)
+from katazuke.control.tracking import (ControllerConfig, ErrorTracker, PathFollower, TrackerOutput,
+                                       arm_tracker, base_tracker, wrap_angle, yaw_from_quaternion)
 
 __all__: list[str] = [
     "FAMILIES", "make_disturbance", "worst_case_sinusoid",
@@ -29,6 +29,6 @@ __all__: list[str] = [
     "exploration_actions", "identify",
     "LinearSystem", "arm_joint", "benchmark_systems", "double_integrator", "holonomic_base",
     "is_stabilisable", "random_stabilisable",
-    "ControllerConfig", "ErrorTracker", "TrackerOutput", "arm_tracker", "base_tracker",
-    "wrap_angle", "yaw_from_quaternion",
+    "ControllerConfig", "ErrorTracker", "PathFollower", "TrackerOutput", "arm_tracker",
+    "base_tracker", "wrap_angle", "yaw_from_quaternion",
 ]

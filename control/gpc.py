@@ -33,7 +33,7 @@ from typing import Callable, Literal, Protocol
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from katazuke.config import dataclass, field
+from katazuke.config import dataclass, field, in_range, non_negative, positive
 from katazuke.control.lqr import check_system, dlqr
 from katazuke.errors import ConfigError, InputError
 
@@ -50,35 +50,29 @@ class ConvexCost(Protocol):
 class GPCConfig:
     """Hyper-parameters of :class:`GPC`."""
 
-    horizon: int = field(default=10, metadata={
-        "help": "H: number of past disturbances the policy uses (memory length), >= 1"})
-    lr: float = field(default=0.5, metadata={
-        "help": "base step size eta_0 of online gradient descent (0 freezes M = 0, i.e. LQR)"})
+    horizon: int = in_range(
+        10, "H: number of past disturbances the policy uses (memory length), >= 1", 1, math.inf)
+    lr: float = non_negative(
+        0.5, "base step size eta_0 of online gradient descent (0 freezes M = 0, i.e. LQR)")
     lr_schedule: Literal["constant", "inv_sqrt", "inv_t", "adagrad"] = field(
         default="adagrad", metadata={
             "help": "step size at update t: constant eta_0; inv_sqrt eta_0/sqrt(t); inv_t "
                     "eta_0/t; adagrad eta_0/sqrt(sum of squared gradient norms) (scale free)"})
-    radius: float = field(default=2.0, metadata={
-        "help": "projection radius: M is kept in the Frobenius ball ||M||_F <= radius"})
+    radius: float = non_negative(
+        2.0, "projection radius: M is kept in the Frobenius ball ||M||_F <= radius")
     rollout: int = field(default=0, metadata={
         "help": "length of the counterfactual rollout behind the ideal cost (steps, >= horizon); "
                 "0: the smallest length with ||(A - BK)^L||_2 <= rollout_tol, at least horizon"})
     rollout_tol: float = field(default=1e-3, metadata={
         "help": "truncation tolerance of the automatic rollout length"})
     max_rollout: int = field(default=200, metadata={"help": "cap of the automatic rollout length"})
-    grad_every: int = field(default=1, metadata={
-        "help": "take a gradient step every this many observed transitions (disturbances are "
-                "recorded at every transition)"})
-    fd_step: float = field(default=1e-6, metadata={
-        "help": "relative step of the central finite differences used for a cost without grad()"})
+    grad_every: int = in_range(
+        1, "take a gradient step every this many observed transitions (disturbances are "
+           "recorded at every transition)", 1, math.inf)
+    fd_step: float = positive(
+        1e-6, "relative step of the central finite differences used for a cost without grad()")
 
     def __post_init__(self) -> None:
-        if self.horizon < 1:
-            raise ConfigError(f"horizon must be >= 1; got {self.horizon}")
-        if self.lr < 0 or not math.isfinite(self.lr):
-            raise ConfigError(f"lr must be a finite number >= 0; got {self.lr}")
-        if self.radius < 0 or not math.isfinite(self.radius):
-            raise ConfigError(f"radius must be a finite number >= 0; got {self.radius}")
         if self.rollout != 0 and self.rollout < self.horizon:
             raise ConfigError(f"rollout must be 0 (auto) or >= horizon = {self.horizon}; "
                               f"got {self.rollout}")
@@ -86,10 +80,6 @@ class GPCConfig:
             raise ConfigError(f"rollout_tol must be in (0, 1); got {self.rollout_tol}")
         if self.max_rollout < self.horizon:
             raise ConfigError(f"max_rollout must be >= horizon; got {self.max_rollout}")
-        if self.grad_every < 1:
-            raise ConfigError(f"grad_every must be >= 1; got {self.grad_every}")
-        if not self.fd_step > 0:
-            raise ConfigError(f"fd_step must be > 0; got {self.fd_step}")
 
 
 class QuadraticCost:

@@ -25,41 +25,38 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from katazuke.config import dataclass, field
+from katazuke.config import dataclass, field, positive
 from katazuke.control.gpc import GPC, GPCConfig
 from katazuke.control.lqr import dlqr
 from katazuke.errors import ConfigError, InputError
+from katazuke.geometry import yaw_from_quaternion  # re-exported: part of this module's API
 
-__all__ = ["ControllerConfig", "ErrorTracker", "TrackerOutput", "wrap_angle", "yaw_from_quaternion",
-           "base_tracker", "arm_tracker"]
+__all__ = ["ControllerConfig", "ErrorTracker", "TrackerOutput", "PathFollower", "wrap_angle",
+           "yaw_from_quaternion", "base_tracker", "arm_tracker"]
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """Parameters of the base/arm tracking controller (one ROS parameter per field)."""
+    """Parameters of the base/arm tracking controller (the library part).
+
+    ``rate_hz`` stays here: the discrete model ``B = dt I`` with ``dt = 1 / rate_hz`` sets
+    the LQR gains and the GPC radius, so a tracker is designed for one rate. The node's own
+    settings (watchdog timeouts, waypoint tolerance) are in the node's
+    ``ControllerNodeConfig``, which nests this one as ``controller``.
+    """
 
     mode: Literal["lqr", "gpc"] = field(default="lqr", metadata={
         "help": "lqr: u = -K e; gpc: LQR plus the online disturbance-action term"})
-    rate_hz: float = field(default=20.0, metadata={"help": "control loop rate (Hz)"})
-    odom_timeout_s: float = field(default=0.5, metadata={
-        "help": "watchdog: odometry older than this (s, node clock) stops the base"})
-    joint_state_timeout_s: float = field(default=0.5, metadata={
-        "help": "watchdog: joint states older than this (s) stop the arm"})
-    base_q_xy: float = field(default=1.0, metadata={"help": "LQR weight on x/y error (1/m^2)"})
-    base_q_yaw: float = field(default=0.5, metadata={"help": "LQR weight on yaw error (1/rad^2)"})
-    base_r_linear: float = field(default=0.05, metadata={
-        "help": "LQR weight on linear velocity commands (s^2/m^2)"})
-    base_r_angular: float = field(default=0.05, metadata={
-        "help": "LQR weight on yaw-rate commands (s^2/rad^2)"})
-    max_linear_speed: float = field(default=0.5, metadata={
-        "help": "saturation of the planar speed |(vx, vy)| (m/s)"})
-    max_angular_speed: float = field(default=1.0, metadata={"help": "saturation of |wz| (rad/s)"})
-    arm_q: float = field(default=1.0, metadata={"help": "LQR weight on joint error (1/rad^2)"})
-    arm_r: float = field(default=0.05, metadata={"help": "LQR weight on joint speed (s^2/rad^2)"})
-    max_joint_speed: float = field(default=1.0, metadata={
-        "help": "saturation of each joint speed command (rad/s)"})
-    path_waypoint_tolerance: float = field(default=0.15, metadata={
-        "help": "a path waypoint counts as reached within this distance (m)"})
+    rate_hz: float = positive(20.0, "control rate (Hz); the tracker's model step is 1 / rate_hz")
+    base_q_xy: float = positive(1.0, "LQR weight on x/y error (1/m^2)")
+    base_q_yaw: float = positive(0.5, "LQR weight on yaw error (1/rad^2)")
+    base_r_linear: float = positive(0.05, "LQR weight on linear velocity commands (s^2/m^2)")
+    base_r_angular: float = positive(0.05, "LQR weight on yaw-rate commands (s^2/rad^2)")
+    max_linear_speed: float = positive(0.5, "saturation of the planar speed |(vx, vy)| (m/s)")
+    max_angular_speed: float = positive(1.0, "saturation of |wz| (rad/s)")
+    arm_q: float = positive(1.0, "LQR weight on joint error (1/rad^2)")
+    arm_r: float = positive(0.05, "LQR weight on joint speed (s^2/rad^2)")
+    max_joint_speed: float = positive(1.0, "saturation of each joint speed command (rad/s)")
     gpc_horizon: int = field(default=10, metadata={"help": "GPC memory H (steps)"})
     gpc_lr: float = field(default=0.5, metadata={"help": "GPC base step size"})
     gpc_lr_schedule: Literal["constant", "inv_sqrt", "inv_t", "adagrad"] = field(
@@ -67,22 +64,13 @@ class ControllerConfig:
     gpc_radius: float = field(default=20.0, metadata={
         "help": "GPC projection radius on ||M||_F; cancelling a velocity bias needs "
                 "sum_i M_i ~ -1/dt, so this scales with rate_hz"})
-    guard_state_norm_gain: float = field(default=2.0, metadata={
-        "help": "fallback to LQR if |e| exceeds gain * max(|e| at reference change, floor)"})
-    guard_state_norm_floor: float = field(default=0.5, metadata={
-        "help": "floor of the state-norm guard (m or rad)"})
-    guard_max_correction: float = field(default=1.0, metadata={
-        "help": "fallback to LQR if |u_gpc - u_lqr| exceeds this times the speed limit"})
+    guard_state_norm_gain: float = positive(
+        2.0, "fallback to LQR if |e| exceeds gain * max(|e| at reference change, floor)")
+    guard_state_norm_floor: float = positive(0.5, "floor of the state-norm guard (m or rad)")
+    guard_max_correction: float = positive(
+        1.0, "fallback to LQR if |u_gpc - u_lqr| exceeds this times the speed limit")
 
     def __post_init__(self) -> None:
-        positive = ["rate_hz", "odom_timeout_s", "joint_state_timeout_s", "base_q_xy", "base_q_yaw",
-                    "base_r_linear", "base_r_angular", "max_linear_speed", "max_angular_speed",
-                    "arm_q", "arm_r", "max_joint_speed", "path_waypoint_tolerance",
-                    "guard_state_norm_gain", "guard_state_norm_floor", "guard_max_correction"]
-        for name in positive:
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ConfigError(f"{name} must be a finite number > 0; got {v!r}")
         if self.mode not in ("lqr", "gpc"):
             raise ConfigError(f"mode must be 'lqr' or 'gpc'; got {self.mode!r}")
 
@@ -119,11 +107,6 @@ class TrackerOutput:
 def wrap_angle(a: np.ndarray | float) -> np.ndarray | float:
     """Wrap radians into [-pi, pi)."""
     return (a + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Yaw (rad) of an xyzw quaternion (rotation about +z after projecting out roll/pitch)."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 class ErrorTracker:
@@ -267,3 +250,60 @@ def arm_tracker(config: ControllerConfig, n_joints: int) -> ErrorTracker:
     c = config
     return ErrorTracker([c.arm_q] * n_joints, [c.arm_r] * n_joints, 1.0 / c.rate_hz,
                         [([j], c.max_joint_speed) for j in range(n_joints)], c.mode, c)
+
+
+class PathFollower:
+    """Waypoints ``(x, y, yaw)`` followed in order; the last one is held as the goal.
+
+    The reference advances to the next waypoint once the base is within ``tolerance``
+    (planar distance, m) of the current one, possibly skipping several in one step.
+
+    Args:
+        waypoints: (N, 3) references (m, m, rad) in the odometry frame, N >= 1.
+        tolerance: distance (m) at which a waypoint other than the last counts as reached.
+
+    Raises:
+        InputError: empty or non-finite waypoints, or a tolerance that is not > 0.
+    """
+
+    def __init__(self, waypoints: Sequence[Sequence[float]] | np.ndarray, tolerance: float) -> None:
+        wp = np.asarray(waypoints, dtype=np.float64).reshape(-1, 3) if len(waypoints) else None
+        if wp is None or not np.all(np.isfinite(wp)):
+            raise InputError("a path needs at least one finite (x, y, yaw) waypoint")
+        if not (math.isfinite(tolerance) and tolerance > 0):
+            raise InputError(f"waypoint tolerance must be a finite number > 0 (m); got {tolerance}")
+        self.waypoints = wp
+        self.tolerance = float(tolerance)
+        self.index = 0
+
+    @property
+    def reference(self) -> np.ndarray:
+        """(3,) the waypoint currently tracked."""
+        return self.waypoints[self.index]
+
+    @property
+    def goal(self) -> np.ndarray:
+        """(3,) the last waypoint (held once reached)."""
+        return self.waypoints[-1]
+
+    def error(self, pose: np.ndarray) -> np.ndarray:
+        """(3,) tracking error ``pose - reference`` with the yaw wrapped into [-pi, pi)."""
+        e = np.asarray(pose, dtype=np.float64) - self.reference
+        e[2] = wrap_angle(e[2])
+        return e
+
+    def advance(self, pose: np.ndarray) -> np.ndarray:
+        """Move past every reached waypoint (never past the last) and return the error.
+
+        Args:
+            pose: (3,) current base pose (x m, y m, yaw rad) in the waypoints' frame.
+
+        Returns:
+            (3,) tracking error to the (possibly new) reference, yaw wrapped.
+        """
+        e = self.error(pose)
+        while (self.index < len(self.waypoints) - 1
+               and float(np.hypot(e[0], e[1])) < self.tolerance):
+            self.index += 1
+            e = self.error(pose)
+        return e

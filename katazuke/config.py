@@ -5,20 +5,34 @@ documentation in ``field(metadata={"help": ...})``. :func:`load_config` builds o
 a YAML file or mapping; unknown keys, wrong types and missing files are
 :class:`~katazuke.errors.ConfigError` s naming the key and the file.
 
+Range checks are declared once, on the field: ``positive(default, help)``,
+``non_negative``, ``finite`` and ``in_range(default, help, lo, hi)`` (or
+``field(metadata={"check": "positive", ...})``). :func:`check_fields` is the one function
+that enforces them; the :func:`dataclass` decorator of this module runs it before the
+class's own ``__post_init__`` (so direct construction is checked too) and
+:func:`load_config` runs it for plain dataclasses. Checks that relate several fields stay
+as code in ``__post_init__``.
+
 Example:
     >>> @dataclass(frozen=True)
     ... class LqrConfig:
     ...     horizon: int = field(default=10, metadata={"help": "steps"})
+    ...     rate_hz: float = positive(20.0, "loop rate (Hz)")
     >>> load_config(LqrConfig, {"horizon": 5}).horizon
     5
+    >>> LqrConfig(rate_hz=0.0)
+    Traceback (most recent call last):
+    ...
+    katazuke.errors.ConfigError: LqrConfig.rate_hz must be a finite number > 0; got 0.0
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, field
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -28,7 +42,110 @@ from katazuke.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["load_config", "config_to_dict", "field_help", "dataclass", "field", "read_yaml"]
+__all__ = ["load_config", "config_to_dict", "field_help", "dataclass", "field", "read_yaml",
+           "check_fields", "positive", "non_negative", "finite", "in_range", "CHECKS"]
+
+#: The range rules a field's ``metadata["check"]`` may name -> the text errors show.
+CHECKS = {"positive": "a finite number > 0", "non_negative": "a finite number >= 0",
+          "finite": "a finite number", "in_range": "a number in [{lo:g}, {hi:g}]"}
+_CHECKED = "__katazuke_checked__"
+
+
+def _checked_field(check: str, default: Any, help: str, extra: Mapping[str, Any] | None = None,
+                   **kwargs: Any) -> Any:
+    meta = {"help": help, "check": check, **(extra or {}), **kwargs.pop("metadata", {})}
+    if default is MISSING:
+        return field(metadata=meta, **kwargs)
+    return field(default=default, metadata=meta, **kwargs)
+
+
+def positive(default: Any = MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field that must be a finite number > 0 (each item, for a tuple)."""
+    return _checked_field("positive", default, help, **kwargs)
+
+
+def non_negative(default: Any = MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field that must be a finite number >= 0 (each item, for a tuple)."""
+    return _checked_field("non_negative", default, help, **kwargs)
+
+
+def finite(default: Any = MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field that must be a finite number (each item, for a tuple)."""
+    return _checked_field("finite", default, help, **kwargs)
+
+
+def in_range(default: Any = MISSING, help: str = "", lo: float = -math.inf, hi: float = math.inf,
+             **kwargs: Any) -> Any:
+    """A dataclass field that must be a number in the closed interval ``[lo, hi]``."""
+    if not lo <= hi:
+        raise ValueError(f"in_range needs lo <= hi; got [{lo}, {hi}]")
+    return _checked_field("in_range", default, help, {"range": (float(lo), float(hi))}, **kwargs)
+
+
+def _passes(check: str, v: Any, meta: Mapping[str, Any]) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if math.isnan(v):
+        return False
+    if check == "in_range":
+        lo, hi = meta["range"]
+        return lo <= v <= hi
+    if not math.isfinite(v):
+        return False
+    return {"positive": v > 0, "non_negative": v >= 0, "finite": True}[check]
+
+
+def check_fields(cfg: Any) -> None:
+    """Enforce every field's declared range rule (``metadata["check"]``) on a config.
+
+    ``None`` passes (optional fields); a tuple or list must pass item by item.
+
+    Raises:
+        ConfigError: naming the class, the field, the rule and the value.
+        ValueError: a field names an unknown rule (a programming error in the config).
+    """
+    for f in dataclasses.fields(cfg):
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        if check not in CHECKS:
+            raise ValueError(f"{type(cfg).__name__}.{f.name}: unknown check {check!r}; "
+                             f"use one of {sorted(CHECKS)}")
+        v = getattr(cfg, f.name)
+        if v is None:
+            continue
+        items = v if isinstance(v, (tuple, list)) else (v,)
+        if not all(_passes(check, x, f.metadata) for x in items):
+            lo, hi = f.metadata.get("range", (0.0, 0.0))
+            rule = CHECKS[check].format(lo=lo, hi=hi)
+            each = " (each item)" if isinstance(v, (tuple, list)) else ""
+            raise ConfigError(f"{type(cfg).__name__}.{f.name} must be {rule}{each}; got {v!r}")
+
+
+def dataclass(cls: type | None = None, /, **kwargs: Any) -> Any:
+    """:func:`dataclasses.dataclass` that also runs :func:`check_fields` on construction.
+
+    The range checks run before the class's own ``__post_init__`` (which keeps the checks
+    that relate several fields). Use it exactly like ``dataclasses.dataclass``.
+    """
+    def wrap(c: type) -> type:
+        own = c.__dict__.get("__post_init__")
+        inherited = getattr(c, "__post_init__", None)
+        if own is not None or not getattr(inherited, _CHECKED, False):
+            post = own if own is not None else inherited
+
+            def __post_init__(self: Any, *args: Any) -> None:
+                check_fields(self)
+                if post is not None:
+                    post(self, *args)
+
+            setattr(__post_init__, _CHECKED, True)
+            __post_init__.__qualname__ = f"{c.__qualname__}.__post_init__"
+            __post_init__.__doc__ = getattr(post, "__doc__", None)
+            c.__post_init__ = __post_init__
+        return dataclasses.dataclass(c, **kwargs)
+
+    return wrap if cls is None else wrap(cls)
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
@@ -58,8 +175,9 @@ def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
             try:
                 return _coerce(name, value, a, where)
             except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: '{name}' = {value!r} matches none of {tp}")
+                errors.append(str(exc).removeprefix(f"{where}: "))
+        raise ConfigError(f"{where}: '{name}' = {value!r} matches none of {tp} "
+                          f"({'; '.join(errors)})")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: '{name}' must be one of {list(args)}, got {value!r}")
@@ -110,7 +228,8 @@ def load_config(cls: type[T], source: Mapping[str, Any] | str | os.PathLike | No
         **overrides: values that win over ``source``.
 
     Raises:
-        ConfigError: unknown key, wrong type, or missing file.
+        ConfigError: unknown key, wrong type, a value outside its field's range (see
+            :func:`check_fields`), or missing file.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -137,7 +256,10 @@ def load_config(cls: type[T], source: Mapping[str, Any] | str | os.PathLike | No
                           f"valid keys: {sorted(names)}")
     kwargs = {k: _coerce(k, v, hints[k], where) for k, v in data.items()}
     try:
-        return cls(**kwargs)
+        cfg = cls(**kwargs)
+        if not getattr(getattr(cls, "__post_init__", None), _CHECKED, False):
+            check_fields(cfg)      # a plain dataclass: its declared ranges still hold
+        return cfg
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 

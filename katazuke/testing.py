@@ -11,7 +11,7 @@ import tempfile
 import time
 from typing import Callable
 
-__all__ = ["wait_for", "start_process", "finish_process", "start_node", "stop_node"]
+__all__ = ["wait_for", "spin_for", "start_process", "finish_process", "start_node", "stop_node"]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
@@ -33,6 +33,18 @@ def wait_for(cond: Callable[[], bool], timeout: float, poll: float = 0.02,
         if cond():
             return True
     return cond()
+
+
+def spin_for(seconds: float, spin: Callable[[], None]) -> None:
+    """A measurement window: call ``spin()`` repeatedly for ``seconds`` wall seconds.
+
+    For benches and tests that let a system run and count what arrives; this is not a wait
+    for a condition (that is :func:`wait_for`). ``spin`` should block briefly, e.g.
+    ``lambda: executor.spin_once(timeout_sec=0.02)``.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        spin()
 
 
 def start_process(argv: list[str], env: dict | None = None) -> "subprocess.Popen[str]":

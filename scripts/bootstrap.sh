@@ -104,7 +104,7 @@ if changed colcon "$SRC_HASH" || [[ ! -f "$WS/install/setup.sh" ]]; then
     cd "$WS"
     if [[ "${KATAZUKE_SYSTEM_ROS:-0}" == 1 ]]; then
       [[ -n "${AMENT_PREFIX_PATH:-}" ]] || { log "KATAZUKE_SYSTEM_ROS=1 needs 'source /opt/ros/jazzy/setup.bash' first"; exit 1; }
-      SKIP=(--packages-skip tf2_msgs)   # the system install ships the real tf2_msgs
+      SKIP=(--packages-skip tf2_msgs vision_msgs)   # the system install ships the real ones (ros-jazzy-vision-msgs)
     else
       export AMENT_PREFIX_PATH="$VENV"
       SKIP=()

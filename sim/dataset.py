@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from katazuke.sim.env import EnvConfig, SimError, TidyEnv
-from katazuke.sim.geometry import look_at, matrix_to_quat
+from katazuke.geometry import look_at, matrix_to_quat
 from katazuke.sim.objects import CATEGORIES, KINDS
 
 __all__ = ["DatasetSpec", "generate_dataset", "generate_sequences", "MIN_VISIBLE_PIXELS",
@@ -243,7 +243,7 @@ def randomize_image(env: TidyEnv, seed: int, index: int) -> np.ndarray:
     for k, r in enumerate(env.randomizers):
         r.rng = _rng(seed, 12, index, k)
         r.randomize(env)
-    env._noise_rng = _rng(seed, 13, index)
+    env.cameras.noise_rng = _rng(seed, 13, index)
     targets = [o.T_world_obj[:3, 3] for o in env.ground_truth_objects()
                if o.T_world_obj[2, 3] > -0.5]
     return sample_camera(env, _rng(seed, 14, index), targets)
@@ -433,7 +433,7 @@ def _seq_job(args) -> int:
     gt, rgb_list, depth_list = [], [], []
     for k in range(spec.n):
         T = look_at(eye[k], tgt[k], roll=0.05 * np.sin(t[k]))
-        env._noise_rng = _rng(spec.seed, 7, s, k)
+        env.cameras.noise_rng = _rng(spec.seed, 7, s, k)
         f = env.render(T, K)
         name = f"{k:06d}.png"
         _save_png(os.path.join(root, "rgb", name), f.rgb)

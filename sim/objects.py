@@ -246,7 +246,7 @@ class SpawnedObject:
 
     def __post_init__(self):
         if self.rest_R is None:
-            from katazuke.sim.geometry import quat_to_matrix
+            from katazuke.geometry import quat_to_matrix
             import pybullet as p
 
             self.rest_R = quat_to_matrix(p.getQuaternionFromEuler(self.kind.rest_rpy))
@@ -313,7 +313,7 @@ def spawn_object(client, kind: ObjectKind, position, quat_xyzw, scale: float,
     # bbox in the body frame, measured at the spawn orientation
     lo, hi = (np.asarray(v) for v in client.getAABB(uid))
     pos, orn = client.getBasePositionAndOrientation(uid)
-    from katazuke.sim.geometry import quat_to_matrix
+    from katazuke.geometry import quat_to_matrix
 
     R = quat_to_matrix(orn)
     # AABB of an axis-aligned spawn (identity or yaw only) is tight in the body frame

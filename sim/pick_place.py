@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from katazuke.sim.env import Action, EnvConfig, SimError, TidyEnv, _footprint, _polys_overlap
-from katazuke.sim.geometry import rotation_z
+from katazuke.sim.env import Action, EnvConfig, SimError, TidyEnv
+from katazuke.sim.scene import Scene, footprint, polys_overlap
+from katazuke.geometry import matrix_to_quat, rotation_z
 from katazuke.sim.objects import KIND_BY_NAME
 from katazuke.sim.robot import ARM_JOINTS, GRASP_LINK
 
@@ -91,7 +92,6 @@ def solve_ik(env: TidyEnv, T_world_grasp: np.ndarray, iterations: int = 3,
     The base, head and finger joints are held (high damping); the solution is refined by
     re-solving from the previous solution on a saved physics state, which is restored.
     """
-    from katazuke.sim.geometry import matrix_to_quat
 
     c, rm, uid = env.client, env.robot, env.robot_uid
     movable = rm.movable
@@ -149,8 +149,8 @@ def _place_robot(env: TidyEnv, container, rng: np.random.Generator):
     """
     h = env.room.size / 2
     C = container.T_world_container[:3, 3]
-    others = [env._container_footprint(ci) for ci in env.containers if ci.id != container.id]
-    allf = [env._container_footprint(ci) for ci in env.containers]
+    others = [Scene.container_footprint(ci) for ci in env.containers if ci.id != container.id]
+    allf = [Scene.container_footprint(ci) for ci in env.containers]
     yaws = rng.permutation(np.linspace(-np.pi, np.pi, 24, endpoint=False))
     for yaw in yaws:
         for side in (1.0, -1.0):
@@ -158,11 +158,11 @@ def _place_robot(env: TidyEnv, container, rng: np.random.Generator):
             mount = C[:2] - R @ np.array([0.05, side * 0.6])
             base = mount - R @ np.array([0.12, 0.0])
             obj = mount + R @ np.array([0.55, -side * 0.05])
-            bfp = _footprint(base, yaw, (0.6, 0.5))
-            if np.any(np.abs(bfp) > h - 0.05) or any(_polys_overlap(bfp, f) for f in allf):
+            bfp = footprint(base, yaw, (0.6, 0.5))
+            if np.any(np.abs(bfp) > h - 0.05) or any(polys_overlap(bfp, f) for f in allf):
                 continue
-            ofp = _footprint(obj, 0.0, (0.35, 0.35))
-            if np.any(np.abs(obj) > h - 0.25) or any(_polys_overlap(ofp, f) for f in others):
+            ofp = footprint(obj, 0.0, (0.35, 0.35))
+            if np.any(np.abs(obj) > h - 0.25) or any(polys_overlap(ofp, f) for f in others):
                 continue
             return (float(base[0]), float(base[1]), float(yaw)), obj
     raise SimError(f"no free base pose next to {container.id}")

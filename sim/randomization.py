@@ -253,7 +253,7 @@ class PhysicsRandomizer(Randomizer):
             d = {"lateralFriction": float(r.uniform(0.6, 1.2)),
                  "restitution": float(r.uniform(0.0, 0.3)),
                  "mass": float(o.kind.mass * r.uniform(0.7, 1.3))}
-            if o.uid in env._parked:  # parked bodies stay static (mass 0)
+            if o.uid in env.scene.parked:  # parked bodies stay static (mass 0)
                 del d["mass"]
             objs[int(o.uid)] = d
         self.params = {"objects": objs, "floor_friction": float(r.uniform(0.5, 1.0))}

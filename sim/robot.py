@@ -10,6 +10,7 @@ position controlled with a force limit, nothing is welded to the hand.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -49,8 +50,6 @@ def write_robot_urdf(folder: str, data_path: str, base_mass: float = 40.0) -> st
         data_path: the ``pybullet_data`` directory holding ``franka_panda/``.
         base_mass: mass of the base body (kg).
     """
-    import hashlib
-
     panda_dir = os.path.join(data_path, "franka_panda")
     with open(os.path.join(panda_dir, "panda.urdf"), encoding="utf-8") as fh:
         panda = fh.read()
@@ -134,12 +133,15 @@ class RobotModel:
         self.uid = uid
         self.joints: dict[str, JointInfo] = {}
         self.links: dict[str, int] = {}
+        self._edges: list[tuple[int, int, bool]] = []  # (parent link, child link, fixed)
         for j in range(client.getNumJoints(uid)):
             info = client.getJointInfo(uid, j)
             name = info[1].decode()
             self.links[info[12].decode()] = j
+            self._edges.append((int(info[16]), j, info[2] == 4))
             if info[2] != 4:  # not fixed
                 self.joints[name] = JointInfo(name, j, info[8], info[9], info[10], info[11])
+        self.root = client.getBodyInfo(uid)[0].decode()  # the base link (index -1)
         self.movable = [self.joints[n].index for n in sorted(self.joints, key=lambda n:
                                                              self.joints[n].index)]
 
@@ -150,3 +152,10 @@ class RobotModel:
     def link(self, name: str) -> int:
         """Link index of ``name``."""
         return self.links[name]
+
+    def edges(self) -> list[tuple[str, str, bool]]:
+        """The link tree: ``(parent, child, fixed)`` link names, one per joint, in joint
+        order (the parent of the first joints is :attr:`root`)."""
+        names = {j: n for n, j in self.links.items()}
+        names[-1] = self.root
+        return [(names[p], names[c], fixed) for p, c, fixed in self._edges]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from katazuke.sim.geometry import yaw_matrix
+from katazuke.geometry import se2_to_matrix
 
 __all__ = ["ContainerInfo", "Surface", "Room", "build_room", "CONTAINER_SPECS",
            "CATEGORY_TO_CONTAINER"]
@@ -187,7 +187,7 @@ def build_room(client, size: float = 5.0, wall_height: float = 2.2) -> Room:
                  ((ex, wt, ez), (0, ey - wt, ez)), ((ex, wt, ez), (0, -ey + wt, ez))]
         body = _compound_body(client, parts, (cx, cy, 0.0), yaw=yaw, rgba=rgba)
         cbodies.append(body)
-        containers.append(ContainerInfo(cid, colour, yaw_matrix(cx, cy, 0.0, yaw),
+        containers.append(ContainerInfo(cid, colour, se2_to_matrix(cx, cy, yaw),
                                         CONTAINER_EXTENT.copy(), cats))
     m = 0.06
     surfaces = [

@@ -1,6 +1,11 @@
 """Bag tooling on ``rosbags``: write, read, recover and inspect rosbag2 (MCAP/sqlite3)
-and ROS 1 bags, plus the playback-timing math. ROS-free; the rclpy recorder and player
-live in :mod:`katazuke.bag.ros`."""
+and ROS 1 bags, plus the playback-timing math.
+
+The names exported here (and ``config``, ``msgdefs``, ``qos``, ``reader``, ``recover``,
+``schedule``, ``writer``) import no ``rclpy``. Two modules do, and are imported by name only:
+:mod:`katazuke.bag.ros` (the rclpy recorder and player) and :mod:`katazuke.bag.loadgen`
+(the rclpy publisher of synthetic load for the bag benchmark). Neither imports
+``katazuke_ros``."""
 from katazuke.bag.msgdefs import MessageDefinitions, ament_prefixes, find_definition_file
 from katazuke.bag.qos import QosSpec, playback_for, subscription_for
 from katazuke.bag.reader import Bag, BagSummary, TopicSummary, format_summary, open_bag

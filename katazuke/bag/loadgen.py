@@ -53,13 +53,14 @@ class LoadSpec:
 
 
 def _messages(spec: LoadSpec) -> tuple[Any, Any]:
-    from sensor_msgs.msg import Image, JointState
+    from sensor_msgs.msg import JointState
+
+    from katazuke.ros.conversions import image_from_numpy
 
     rng = np.random.default_rng(spec.seed)
-    img = Image()
+    pixels = rng.integers(0, 256, size=3 * spec.width * spec.height, dtype=np.uint8)
+    img = image_from_numpy(pixels.reshape(spec.height, spec.width, 3), "rgb8")
     img.header.frame_id = "0"
-    img.height, img.width, img.encoding, img.step = spec.height, spec.width, "rgb8", 3 * spec.width
-    img.data = rng.integers(0, 256, size=3 * spec.width * spec.height, dtype=np.uint8).tobytes()
     js = JointState()
     js.name = list(JOINT_NAMES)
     js.position = [0.0] * len(JOINT_NAMES)

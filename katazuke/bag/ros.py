@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from katazuke.bag.config import PlayConfig, split_topics
 from katazuke.bag.msgdefs import MessageDefinitions
-from katazuke.bag.qos import QosSpec, playback_for, subscription_for
+from katazuke.bag.qos import RECORD_DEPTH, QosSpec, playback_for, subscription_for
 from katazuke.bag.reader import Bag
 from katazuke.bag.schedule import PlaybackClock, TimingStats, wait_until
 from katazuke.bag.writer import BagWriter
@@ -100,9 +100,7 @@ class Recorder:
         self._closed = False
         self._group_msgs = MutuallyExclusiveCallbackGroup()  # keeps per-topic order
         self._group_graph = MutuallyExclusiveCallbackGroup()
-        from katazuke_ros import qos as kqos
-
-        self._depth = int(kqos.RECORD.depth)  # the RECORD profile's deep queue
+        self._depth = RECORD_DEPTH  # the RECORD profile's deep queue
         self._timer = node.create_timer(discovery_period_s, self.discover,
                                         callback_group=self._group_graph)
         self.discover()
@@ -258,10 +256,11 @@ class Player:
         self._clock_pub = None
         if config.clock_hz > 0:
             from rosgraph_msgs.msg import Clock
-            from katazuke_ros import qos as kqos
 
-            # best effort, depth 1: what rclpy/rclcpp time sources subscribe with
-            self._clock_pub = node.create_publisher(Clock, "/clock", kqos.CLOCK)
+            # best effort, depth 1: what rclpy/rclcpp time sources subscribe with (the
+            # named CLOCK profile)
+            self._clock_pub = node.create_publisher(
+                Clock, "/clock", to_profile(QosSpec(reliable=False, transient_local=False, depth=1)))
             self._clock_cls = Clock
 
     def stop(self) -> None:

@@ -58,6 +58,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "sim": ("katazuke.cli.bench_sim", "simulator frame rate and dataset throughput"),
         "detector": ("katazuke.cli.bench_detector",
                      "detector accuracy, latency, node rate and the object-map tour"),
+        "sim-bridge": ("katazuke.cli.bench_sim_bridge", "sim bridge real time vs the bare sim"),
         "setup": ("katazuke.cli.bench_setup", "setup command timing"),
         "report": ("katazuke.cli.bench_report", "merge docs/bench/*.md into docs/BENCHMARKS.md"),
     },
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if run is None:
         (getattr(args, "_group_parser", None) or parser).print_help()
         return 2
+    if args.command == "bench":  # provenance: load average and wall time from here on
+        from katazuke.bench.harness import start
+        start()
     try:
         return int(run(args) or 0)
     except KatazukeError as exc:

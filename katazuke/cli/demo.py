@@ -5,7 +5,7 @@ and its ROS 2 bridge come up (launch/sim.launch.xml), the robot tours the room o
 scripted path closed on odometry while the head sweeps, a bag of the camera, odometry,
 tf and joint topics is recorded, and the head camera video (``head_camera.mp4``) and a
 top view of the room with the driven path (``top_view.png``) are written to ``--out``
-(default ``out/demo``). See :mod:`katazuke.cli.sim_tour`.
+(default ``out/demo``). See :mod:`katazuke.bench.tour`.
 """
 from __future__ import annotations
 
@@ -21,6 +21,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    summary = sim_tour.run_tour(sim_tour.options_from_args(args))
-    print(sim_tour.format_summary(summary))
-    return 0
+    return sim_tour.main(args)

@@ -23,10 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
+    from katazuke.cli.training import passive_openmp
 
-    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()
     import json
     from pathlib import Path
 

@@ -3,21 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from katazuke.cli.training import add_training_arguments, passive_openmp
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="dataset folder from `katazuke sim dataset --profile train` (with depth)")
-    parser.add_argument("--out", required=True,
-                        help="output folder (classifier.pt, checkpoint.pt, curves.png, history.json)")
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training objects")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of init/shuffle/augmentation and of the validation split")
-    parser.add_argument("--batch-size", type=int, default=256, help="crops per step")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    parser.add_argument("--time-budget-min", type=float, default=0.0,
-                        help="stop after this many minutes of steps (0 = no limit)")
-    parser.add_argument("--max-images", type=int, default=0, help="use at most N images (0 = all)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    add_training_arguments(
+        parser, data_help="dataset folder from `katazuke sim dataset --profile train` (with depth)",
+        out_help="output folder (classifier.pt, checkpoint.pt, curves.png, history.json)",
+        epochs=40, epochs_help="passes over the training objects", batch_size=256,
+        batch_help="crops per step", lr=2e-3, config_name="ClassifierTrainConfig")
     parser.add_argument("--detector-weights", default="",
                         help="detector used to choose the fusion weight on validation images "
                              "(default: the committed detector)")
@@ -29,20 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-weights", default=None,
                         help="start from this classifier .pt's network (continuation with a "
                              "fresh schedule)")
-    parser.add_argument("--config", default=None,
-                        help="YAML of ClassifierTrainConfig fields (command-line flags win)")
     parser.add_argument("--settings-only", action="store_true",
                         help="no training: choose OUT/classifier.pt's inference settings again "
                              "for --detector-weights on the validation images, rewrite the file")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/checkpoint.pt (same data and settings)")
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
-    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()
     from katazuke.config import load_config
     from katazuke.perception.detection.classifier import ClassifierTrainConfig, train_classifier
     from katazuke.perception.detection.dataset import load_dataset

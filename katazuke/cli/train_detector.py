@@ -3,34 +3,22 @@ from __future__ import annotations
 
 import argparse
 
+from katazuke.cli.training import add_training_arguments, passive_openmp
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="dataset folder from `katazuke sim dataset --profile train`")
-    parser.add_argument("--out", required=True, help="output folder (checkpoint.pt, detector.pt, "
-                                                     "curves.png, history.json)")
-    parser.add_argument("--epochs", type=int, default=30, help="passes over the data")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init/shuffle/augmentation")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per step")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--time-budget-min", type=float, default=0.0,
-                        help="stop after this many minutes of training (0 = no limit)")
-    parser.add_argument("--max-images", type=int, default=0, help="use at most N images (0 = all)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    add_training_arguments(
+        parser, data_help="dataset folder from `katazuke sim dataset --profile train`",
+        out_help="output folder (checkpoint.pt, detector.pt, curves.png, history.json)",
+        epochs=30, epochs_help="passes over the data", batch_size=16,
+        batch_help="images per step", lr=3e-3, config_name="TrainConfig")
     parser.add_argument("--crop", default=None, metavar="WxH",
                         help="train on native-resolution WxH crops (e.g. 160x120); inference "
                              "stays on whole images")
-    parser.add_argument("--config", default=None,
-                        help="YAML of TrainConfig fields (command-line flags win)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/checkpoint.pt (same data and settings)")
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
-    # Passive OpenMP waits: spinning threads stall torch on a shared CPU (set before torch loads).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()
     from katazuke.config import load_config
     from katazuke.perception.detection.config import TrainConfig
     from katazuke.perception.detection.dataset import load_dataset

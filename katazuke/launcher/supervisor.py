@@ -36,12 +36,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from katazuke.errors import KatazukeError
 from katazuke.launcher.graph import LaunchGraph, ProcessSpec
 
-__all__ = ["Supervisor", "ProcessEvent", "process_group_members"]
+__all__ = ["Supervisor", "ProcessEvent", "process_group_members", "child_processes"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -72,9 +72,8 @@ def _child_setup(parent_pid: int) -> Callable[[], None]:
     return setup
 
 
-def process_group_members(pgid: int) -> list[int]:
-    """PIDs of live (non-zombie) processes whose process group is ``pgid`` (Linux /proc)."""
-    out = []
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, stat fields after the command name)`` of every live (non-zombie) process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -84,9 +83,18 @@ def process_group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         rest = stat[stat.rfind(")") + 2:].split()
-        if len(rest) > 2 and rest[0] != "Z" and int(rest[2]) == pgid:
-            out.append(int(entry))
-    return out
+        if len(rest) > 2 and rest[0] != "Z":
+            yield int(entry), rest
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes whose process group is ``pgid`` (Linux /proc)."""
+    return [pid for pid, rest in _live_processes() if int(rest[2]) == pgid]
+
+
+def child_processes(ppid: int) -> list[int]:
+    """PIDs of live (non-zombie) direct children of ``ppid`` (Linux /proc)."""
+    return [pid for pid, rest in _live_processes() if int(rest[1]) == ppid]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Configs of the objectness + category detector (frozen dataclasses, YAML-loadable)."""
 from __future__ import annotations
 
-from katazuke.config import dataclass, field
+import math
+
+from katazuke.config import dataclass, field, in_range, non_negative
 
 __all__ = ["CATEGORIES", "UNKNOWN", "ModelConfig", "DetectorConfig", "TrainConfig"]
 
@@ -32,18 +34,17 @@ class DetectorConfig:
     weights: str = field(default="", metadata={
         "help": "path of a detector .pt file; '' = the committed "
                 "katazuke/perception/detection/weights/detector.pt"})
-    score_threshold: float = field(default=0.3, metadata={
-        "help": "minimum objectness [0,1] of a reported detection"})
-    nms_iou: float = field(default=0.5, metadata={
-        "help": "class-agnostic NMS IoU threshold"})
-    max_detections: int = field(default=100, metadata={"help": "detections per image at most"})
-    peak_kernel: int = field(default=3, metadata={
-        "help": "odd max-pool window (cells) for heatmap peak extraction"})
-    unknown_threshold: float = field(default=0.5, metadata={
-        "help": "when the best known-category probability is below this, probability mass moves "
-                "to 'unknown' (see decode.category_scores_with_unknown)"})
-    num_threads: int = field(default=0, metadata={
-        "help": "torch intra-op threads for inference; 0 leaves torch's setting alone"})
+    score_threshold: float = in_range(
+        0.3, "minimum objectness [0,1] of a reported detection", 0.0, 1.0)
+    nms_iou: float = in_range(0.5, "class-agnostic NMS IoU threshold", 0.0, 1.0)
+    max_detections: int = in_range(100, "detections per image at most", 1, math.inf)
+    peak_kernel: int = in_range(
+        3, "odd max-pool window (cells) for heatmap peak extraction", 1, math.inf)
+    unknown_threshold: float = in_range(
+        0.5, "when the best known-category probability is below this, probability mass moves "
+             "to 'unknown' (see decode.category_scores_with_unknown)", 0.0, 1.0)
+    num_threads: int = non_negative(
+        0, "torch intra-op threads for inference; 0 leaves torch's setting alone")
     flip_test: bool = field(default=False, metadata={
         "help": "also run the network on the mirrored image and average the two (heatmap, "
                 "size, category); about twice the network time"})
@@ -51,10 +52,10 @@ class DetectorConfig:
         "help": "crop classifier .pt that re-scores categories (needs depth); '' = the committed "
                 "katazuke/perception/detection/weights/classifier.pt, 'none' = the detector's "
                 "own category head only"})
-    classifier_top_k: int = field(default=32, metadata={
-        "help": "boxes per image (highest objectness first) the crop classifier re-scores"})
-    classifier_min_score: float = field(default=0.05, metadata={
-        "help": "boxes below this objectness keep the detector's categories"})
+    classifier_top_k: int = non_negative(
+        32, "boxes per image (highest objectness first) the crop classifier re-scores")
+    classifier_min_score: float = in_range(
+        0.05, "boxes below this objectness keep the detector's categories", 0.0, 1.0)
     classifier_fusion: float = field(default=-1.0, metadata={
         "help": "weight w of the classifier in p ~ p_det^(1-w) p_cls^w; -1 = the value stored "
                 "in the classifier file (chosen on validation images)"})

@@ -90,8 +90,6 @@ class Detector:
             KatazukeError: the weights file is missing or corrupt.
         """
         self.config = config or DetectorConfig()
-        if not 0.0 <= self.config.score_threshold <= 1.0:
-            raise KatazukeError(f"score_threshold must be in [0, 1], got {self.config.score_threshold}")
         if self.config.peak_kernel % 2 != 1:
             raise KatazukeError(f"peak_kernel must be odd, got {self.config.peak_kernel}")
         model_from_file = model is None

@@ -147,11 +147,7 @@ class ObjectMap:
 
     def __init__(self, config: ObjectMapConfig | None = None) -> None:
         self.config = config or ObjectMapConfig()
-        c = self.config
-        if not 0 < c.miss_decay < 1:
-            raise ConfigError(f"miss_decay must be in (0, 1), got {c.miss_decay}")
-        if c.forget_after_misses < 1 or c.confirm_observations < 1:
-            raise ConfigError("forget_after_misses and confirm_observations must be >= 1")
+        c = self.config     # its ranges are checked when it is built (ObjectMapConfig)
         self.destinations = _parse_pairs(c.destinations, "destinations")
         for cat in self.destinations:
             if cat not in CATEGORY_NAMES:

@@ -121,9 +121,21 @@ def _bulk(path: Path, rows: list[list[str]], lines: list[int], first: int, kind:
     return ids.reshape(-1, 2), vals
 
 
-def _read_g2o(path: Path) -> ViewGraph:
-    rows: dict[int, list[list[str]]] = {10: [], 31: []}
-    lines: dict[int, list[int]] = {10: [], 31: []}
+def _scan(path: Path, vertex: tuple[str, int], edge: tuple[str, tuple[int, int], str],
+          reject: tuple[str, ...] = ()) -> tuple[set[int], dict[int, list[list[str]]], dict[int, list[int]]]:
+    """Tokenise a g2o-style file: vertex ids, and edge token rows bucketed by row length.
+
+    Args:
+        vertex: (tag, number of tokens incl. the tag).
+        edge: (tag, the two allowed token counts incl. the tag, field description for errors).
+        reject: tag prefixes that make the file unsupported (2-D elements).
+    Returns:
+        (vertex ids, {row length: token rows}, {row length: 1-based line numbers}).
+    """
+    vtag, vlen = vertex
+    etag, elens, fields = edge
+    rows: dict[int, list[list[str]]] = {n: [] for n in elens}
+    lines: dict[int, list[int]] = {n: [] for n in elens}
     ids: set[int] = set()
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
@@ -131,20 +143,34 @@ def _read_g2o(path: Path) -> ViewGraph:
             if not tok or tok[0].startswith("#"):
                 continue
             where = f"{path}:{ln}"
-            if tok[0] == "VERTEX_SE3:QUAT":
-                if len(tok) != 9:
-                    raise InputError(f"{where}: VERTEX_SE3:QUAT needs 8 fields, got {len(tok) - 1}")
+            if tok[0] == vtag:
+                if len(tok) != vlen:
+                    raise InputError(f"{where}: {vtag} needs {vlen - 1} fields, got {len(tok) - 1}")
                 ids.add(_int(tok[1], where))
-            elif tok[0] == "EDGE_SE3:QUAT":
-                if len(tok) not in (10, 31):
-                    raise InputError(f"{where}: EDGE_SE3:QUAT needs 9 or 30 fields "
-                                     f"(i j x y z qx qy qz qw [21 info]), got {len(tok) - 1}")
+            elif tok[0] == etag:
+                if len(tok) not in elens:
+                    raise InputError(f"{where}: {etag} needs {elens[0] - 1} or {elens[1] - 1} fields "
+                                     f"({fields}), got {len(tok) - 1}")
                 rows[len(tok)].append(tok)
                 lines[len(tok)].append(ln)
-            elif tok[0].startswith(("EDGE_SE2", "VERTEX_SE2")):
+            elif reject and tok[0].startswith(reject):
                 raise InputError(f"{where}: 2D (SE(2)) element; only 3D graphs are supported")
     if not any(rows.values()):
         raise InputError(f"{path}: no edges found")
+    return ids, rows, lines
+
+
+def _in_file_order(path: Path, ids: set[int], E: list, R: list, W: list, L: list) -> ViewGraph:
+    """Concatenate the per-bucket edge arrays and restore the file order of the edges."""
+    E_, R_, W_, L_ = (np.concatenate(x) for x in (E, R, W, L))
+    perm = np.argsort(L_, kind="stable")
+    return _finish(path, ids, E_[perm].tolist(), list(R_[perm]), W_[perm].tolist(), L_[perm].tolist())
+
+
+def _read_g2o(path: Path) -> ViewGraph:
+    ids, rows, lines = _scan(path, ("VERTEX_SE3:QUAT", 9),
+                             ("EDGE_SE3:QUAT", (10, 31), "i j x y z qx qy qz qw [21 info]"),
+                             reject=("EDGE_SE2", "VERTEX_SE2"))
     E, R, W, L = [], [], [], []
     for k in (10, 31):
         if not rows[k]:
@@ -169,42 +195,19 @@ def _read_g2o(path: Path) -> ViewGraph:
                                  "positive definite")
             w = 3.0 / np.sum(1.0 / ev, axis=1)  # 3 / tr(Omega_R^-1)
         E.append(e), R.append(quat_to_rot(q)), W.append(w), L.append(np.asarray(lines[k]))
-    # Keep the file order of the edges.
-    E_, R_, W_, L_ = (np.concatenate(x) for x in (E, R, W, L))
-    perm = np.argsort(L_, kind="stable")
-    return _finish(path, ids, E_[perm].tolist(), list(R_[perm]), W_[perm].tolist(), L_[perm].tolist())
+    return _in_file_order(path, ids, E, R, W, L)
 
 
 def _read_toro(path: Path) -> ViewGraph:
-    rows: dict[int, list[list[str]]] = {9: [], 30: []}
-    lines: dict[int, list[int]] = {9: [], 30: []}
-    ids: set[int] = set()
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for ln, line in enumerate(fh, 1):
-            tok = line.split()
-            if not tok or tok[0].startswith("#"):
-                continue
-            where = f"{path}:{ln}"
-            if tok[0] == "VERTEX3":
-                if len(tok) != 8:
-                    raise InputError(f"{where}: VERTEX3 needs 7 fields, got {len(tok) - 1}")
-                ids.add(_int(tok[1], where))
-            elif tok[0] == "EDGE3":
-                if len(tok) not in (9, 30):
-                    raise InputError(f"{where}: EDGE3 needs 8 or 29 fields "
-                                     f"(i j x y z roll pitch yaw [21 info]), got {len(tok) - 1}")
-                rows[len(tok)].append(tok)
-                lines[len(tok)].append(ln)
-    E, R, L = [], [], []
+    ids, rows, lines = _scan(path, ("VERTEX3", 8),
+                             ("EDGE3", (9, 30), "i j x y z roll pitch yaw [21 info]"))
+    E, R, W, L = [], [], [], []
     for k in (9, 30):
         if rows[k]:
             e, v = _bulk(path, rows[k], lines[k], 1, "EDGE3")
-            E.append(e), R.append(rpy_to_rot(v[:, 3:6])), L.append(np.asarray(lines[k]))
-    if not E:
-        raise InputError(f"{path}: no edges found")
-    E_, R_, L_ = (np.concatenate(x) for x in (E, R, L))
-    perm = np.argsort(L_, kind="stable")
-    return _finish(path, ids, E_[perm].tolist(), list(R_[perm]), [1.0] * len(L_), L_[perm].tolist())
+            E.append(e), R.append(rpy_to_rot(v[:, 3:6])), W.append(np.ones(len(e)))
+            L.append(np.asarray(lines[k]))
+    return _in_file_order(path, ids, E, R, W, L)
 
 
 def _read_1dsfm(path: Path) -> ViewGraph:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from katazuke.geometry import matrix_to_quat, quat_to_matrix
+
 __all__ = ["hat", "exp_so3", "log_so3", "project_to_so3", "quat_to_rot", "rot_to_quat",
            "rpy_to_rot", "rot_to_rpy", "angle_between", "random_rotations"]
 
@@ -73,45 +75,18 @@ def project_to_so3(M: np.ndarray) -> np.ndarray:
 
 
 def quat_to_rot(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions ``(N, 4)`` xyzw -> rotations ``(N, 3, 3)`` (normalises first)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    R = np.empty(q.shape[:-1] + (3, 3))
-    R[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    R[..., 0, 1] = 2 * (x * y - z * w)
-    R[..., 0, 2] = 2 * (x * z + y * w)
-    R[..., 1, 0] = 2 * (x * y + z * w)
-    R[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    R[..., 1, 2] = 2 * (y * z - x * w)
-    R[..., 2, 0] = 2 * (x * z - y * w)
-    R[..., 2, 1] = 2 * (y * z + x * w)
-    R[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return R
+    """Unit quaternions ``(N, 4)`` xyzw -> rotations ``(N, 3, 3)`` (normalises first).
+
+    The g2o ``VERTEX_SE3:QUAT`` / ``EDGE_SE3:QUAT`` lines store ``qx qy qz qw``, the same
+    ``xyzw`` order as :func:`katazuke.geometry.quat_to_matrix`, which does the work.
+    """
+    return quat_to_matrix(q)
 
 
 def rot_to_quat(R: np.ndarray) -> np.ndarray:
-    """Rotations ``(N, 3, 3)`` -> unit quaternions ``(N, 4)`` xyzw with w >= 0."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.einsum("...ii->...", R)
-    # Largest of (w, x, y, z) squared, for numerical stability.
-    cand = np.stack([1 + tr, 1 + 2 * R[..., 0, 0] - tr, 1 + 2 * R[..., 1, 1] - tr,
-                     1 + 2 * R[..., 2, 2] - tr], axis=-1)
-    k = np.argmax(cand, axis=-1)
-    s = np.sqrt(np.maximum(np.take_along_axis(cand, k[..., None], -1)[..., 0], 1e-300))
-    q = np.empty(R.shape[:-2] + (4,))
-    w_ = np.stack([s / 2, (R[..., 2, 1] - R[..., 1, 2]) / (2 * s), (R[..., 0, 2] - R[..., 2, 0]) / (2 * s),
-                   (R[..., 1, 0] - R[..., 0, 1]) / (2 * s)], -1)
-    x_ = np.stack([(R[..., 2, 1] - R[..., 1, 2]) / (2 * s), s / 2, (R[..., 0, 1] + R[..., 1, 0]) / (2 * s),
-                   (R[..., 0, 2] + R[..., 2, 0]) / (2 * s)], -1)
-    y_ = np.stack([(R[..., 0, 2] - R[..., 2, 0]) / (2 * s), (R[..., 0, 1] + R[..., 1, 0]) / (2 * s), s / 2,
-                   (R[..., 1, 2] + R[..., 2, 1]) / (2 * s)], -1)
-    z_ = np.stack([(R[..., 1, 0] - R[..., 0, 1]) / (2 * s), (R[..., 0, 2] + R[..., 2, 0]) / (2 * s),
-                   (R[..., 1, 2] + R[..., 2, 1]) / (2 * s), s / 2], -1)
-    wxyz = np.choose(k[..., None], [w_, x_, y_, z_])
-    q[..., 3], q[..., 0], q[..., 1], q[..., 2] = wxyz[..., 0], wxyz[..., 1], wxyz[..., 2], wxyz[..., 3]
-    q *= np.where(q[..., 3:4] < 0, -1.0, 1.0)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    """Rotations ``(N, 3, 3)`` -> unit quaternions ``(N, 4)`` xyzw with w >= 0
+    (:func:`katazuke.geometry.matrix_to_quat`)."""
+    return matrix_to_quat(R)
 
 
 def rpy_to_rot(rpy: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ certified.
 from __future__ import annotations
 
 import threading
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ import scipy.linalg as sla_dense
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from katazuke.config import dataclass as kdataclass
+from katazuke.config import in_range, positive
 from katazuke.errors import ConfigError, InputError
 
 from .fast import FAST_MAX_NODES, Workspace, dense_spectral, is_connected, solve_dense
@@ -64,28 +67,28 @@ __all__ = ["RotAvgConfig", "Certificate", "RotAvgResult", "RotationAveraging", "
            "certify", "solve_rotation_averaging"]
 
 
-@dataclass(frozen=True)
+@kdataclass(frozen=True)
 class RotAvgConfig:
     """Settings of :class:`RotationAveraging`."""
 
     anchor: int = field(default=0, metadata={"help": "node fixed to the identity (gauge); in other "
                                                      "components their smallest node is used"})
     weighted: bool = field(default=True, metadata={"help": "use the edge weights (False: all ones)"})
-    max_iterations: int = field(default=100, metadata={"help": "Gauss-Newton iteration cap"})
+    max_iterations: int = in_range(100, "Gauss-Newton iteration cap", 1, math.inf)
     step_tol: float = field(default=1e-10, metadata={"help": "stop when the largest update angle "
                                                              "[rad] falls below this"})
     cost_rtol: float = field(default=1e-15, metadata={"help": "stop when the relative cost decrease "
                                                               "falls below this"})
-    certificate_tol: float = field(default=1e-6, metadata={
-        "help": "certified iff lambda_min(Lambda - C) >= -certificate_tol * mean weighted degree"})
-    eig_tol: float = field(default=0.1, metadata={
-        "help": "eigen-solver residual tolerance, as a fraction of the certificate tolerance"})
+    certificate_tol: float = positive(
+        1e-6, "certified iff lambda_min(Lambda - C) >= -certificate_tol * mean weighted degree")
+    eig_tol: float = positive(
+        0.1, "eigen-solver residual tolerance, as a fraction of the certificate tolerance")
     backend: Literal["auto", "dense", "direct", "iterative"] = field(default="auto", metadata={
         "help": "dense (n <= 120), sparse LU, CG/LOBPCG, or auto (connected graphs with n <= 150: "
                 "the lean dense path of perception/rotavg/fast.py; otherwise by size and "
                 "bandwidth profile)"})
-    staircase_max_rank: int = field(default=7, metadata={"help": "highest factor rank of the "
-                                                                  "staircase (3 = no staircase)"})
+    staircase_max_rank: int = in_range(
+        7, "highest factor rank of the staircase (3 = no staircase)", 3, math.inf)
     staircase_max_sweeps: int = field(default=500, metadata={"help": "coordinate-descent sweeps "
                                                                        "per staircase rank"})
     robust: bool = field(default=False, metadata={"help": "reject outlier edges (GNC-TLS)"})
@@ -96,12 +99,6 @@ class RotAvgConfig:
     gnc_inner_iterations: int = field(default=3, metadata={"help": "Gauss-Newton steps per GNC step"})
 
     def __post_init__(self) -> None:
-        if self.max_iterations < 1:
-            raise ConfigError("RotAvgConfig.max_iterations must be >= 1")
-        if self.certificate_tol <= 0 or self.eig_tol <= 0:
-            raise ConfigError("RotAvgConfig.certificate_tol and eig_tol must be > 0")
-        if self.staircase_max_rank < 3:
-            raise ConfigError("RotAvgConfig.staircase_max_rank must be >= 3")
         if not 0.0 < self.robust_threshold_deg < 180.0:
             raise ConfigError("RotAvgConfig.robust_threshold_deg must be in (0, 180)")
         if self.gnc_factor <= 1.0:

@@ -89,7 +89,7 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
         sent["/rt/tf_static"].append(serialize_message(tf))
         times["/rt/tf_static"].append(time.monotonic())
         for i in range(30):
-            det = Detection(id=i, x_min=float(i), score=0.5, category=f"cup{i}")
+            det = Detection(id=i, x_min=float(i), objectness=0.5, category=f"cup{i}")
             img = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes([i]) * 48)
             js = JointState(name=["a"], position=[float(i)])
             for topic, msg in (("/rt/det", det), ("/rt/img", img), ("/rt/js", js)):
@@ -101,7 +101,10 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
         from rclpy.duration import Duration
         for t in ("/rt/det", "/rt/js"):
             assert pubs[t].wait_for_all_acked(Duration(seconds=10))
-        time.sleep(0.5)  # best-effort samples have no ack
+        # Best-effort samples have no ack: wait until the recorder has them all on disk
+        # (it flushes every 0.5 s); a shortfall is reported by the comparison below.
+        n_sent = sum(len(v) for v in sent.values())
+        wait_for(lambda: _on_disk(bag, "mcap") >= n_sent, 30, poll=0.1)
     finally:
         out = _finish(rec)
         g.close()
@@ -240,7 +243,8 @@ def _load_check(ros_context, tmp_path: Path, duration_s: float) -> dict:
     g = _Graph(ros_context, "load_pub")
     try:
         sent = publish_load(g.node, LoadSpec(duration_s=duration_s), wait_for_subscriber_s=30)
-        time.sleep(0.5)
+        # Stop the recorder once it holds everything sent (a shortfall fails below).
+        wait_for(lambda: _on_disk(bag, "mcap") >= sum(sent.values()), 30, poll=0.25)
     finally:
         out = _finish(rec, signal.SIGTERM, timeout=60)  # SIGTERM also finishes the bag cleanly
         g.close()

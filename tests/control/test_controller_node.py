@@ -26,23 +26,27 @@ class Harness:
         from std_msgs.msg import Bool
         from trajectory_msgs.msg import JointTrajectory
 
+        from katazuke.control import ControllerConfig
         from katazuke_ros import qos
         from katazuke_ros.controller_node import ControllerNode
 
-        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        # Tracker settings are nested under ``controller.``; the node's own are top level.
+        tracker = set(ControllerConfig.__dataclass_fields__)
+        overrides = [Parameter(f"controller.{k}" if k in tracker else k, value=v)
+                     for k, v in params.items()]
         self.ctrl = ControllerNode(context=ctx, parameter_overrides=overrides)
         self.node = rclpy.create_node("controller_test", context=ctx)
         n = self.node
-        self.odom_pub = n.create_publisher(Odometry, "/odom", qos.STATE)
+        self.odom_pub = n.create_publisher(Odometry, "odom", qos.STATE)
         self.goal_pub = n.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
         self.path_pub = n.create_publisher(Path, "path", qos.COMMAND)
-        self.js_pub = n.create_publisher(JointState, "/joint_states", qos.STATE)
+        self.js_pub = n.create_publisher(JointState, "joint_states", qos.STATE)
         self.arm_pub = n.create_publisher(JointTrajectory, "arm/target", qos.COMMAND)
         self.estop_pub = n.create_publisher(Bool, "emergency_stop", qos.LATCHED)
         self.cmds: list[Any] = []
         self.arm_cmds: list[Any] = []
         self.diags: list[Any] = []
-        n.create_subscription(Twist, "/cmd_vel", self.cmds.append, qos.COMMAND)
+        n.create_subscription(Twist, "cmd_vel", self.cmds.append, qos.COMMAND)
         n.create_subscription(JointTrajectory, "arm/command", self.arm_cmds.append, qos.COMMAND)
         n.create_subscription(ControllerDiagnostics, "controller/diagnostics", self.diags.append,
                               qos.EVENTS)
@@ -57,6 +61,13 @@ class Harness:
     # -- helpers
     def spin_until(self, cond: Callable[[], bool], timeout: float = 5.0) -> bool:
         return wait_for(cond, timeout, spin=lambda: self.ex.spin_once(timeout_sec=0.01))
+
+    def base_diags(self) -> list[Any]:
+        return [d for d in self.diags if d.header.frame_id == "base"]
+
+    def keep_publishing_odom(self, x: float, y: float, yaw: float, dt: float = 0.02) -> None:
+        """Publish a fixed odometry pose every ``dt`` s (a robot standing still)."""
+        self.node.create_timer(dt, lambda: self.odom(x, y, yaw))
 
     def odom(self, x: float, y: float, yaw: float) -> None:
         from nav_msgs.msg import Odometry
@@ -122,9 +133,9 @@ def _connected(h: Harness) -> bool:
 def test_goal_and_odom_give_a_saturated_cmd_vel_in_the_base_frame(harness) -> None:
     h = harness(rate_hz=50.0, max_linear_speed=0.4)
     assert h.spin_until(lambda: _connected(h))
-    h.odom(0.0, 0.0, math.pi / 2)       # facing +y
+    h.keep_publishing_odom(0.0, 0.0, math.pi / 2)   # facing +y
     h.goal(2.0, 0.0, math.pi / 2)       # goal 2 m along +x (world): to the robot's right
-    assert h.spin_until(lambda: len(h.cmds) >= 3 or (h.odom(0.0, 0.0, math.pi / 2) and False))
+    assert h.spin_until(lambda: len(h.cmds) >= 3)
     c = h.cmds[-1]
     # World +x is base -y when yaw = 90 deg; 2 m away -> saturated at 0.4 m/s.
     assert c.linear.y < -0.3 and abs(c.linear.x) < 1e-6 and abs(c.angular.z) < 1e-6
@@ -141,7 +152,9 @@ def test_closed_loop_reaches_the_goal_under_a_velocity_bias(harness, mode: str) 
     h.bias[:] = [0.05, -0.03]           # wheel slip / a push: LQR alone keeps an offset
     assert h.spin_until(lambda: _connected(h))
     h.start_fake_base()
-    assert h.spin_until(lambda: h.ctrl._pose is not None)
+    # The controller has odometry once it tracks a goal at the start pose (not "odometry stale").
+    h.goal(*h.pose)
+    assert h.spin_until(lambda: any(d.mode == mode for d in h.base_diags()))
     h.goal(0.6, -0.3, 0.5)
     target = np.array([0.6, -0.3, 0.5])
     err = lambda: float(np.linalg.norm(h.pose - target))  # noqa: E731
@@ -188,7 +201,7 @@ def test_watchdog_stops_the_base_when_odometry_goes_stale(harness) -> None:
     assert any(d.fallback_reason == "odometry stale" for d in h.diags)
     # Stays stopped while odometry is stale.
     n_stop = len(h.cmds)
-    h.spin_until(lambda: len(h.cmds) > n_stop + 5, timeout=2.0)
+    assert h.spin_until(lambda: len(h.cmds) > n_stop + 5, timeout=2.0)
     assert all(c.linear.x == 0.0 and c.angular.z == 0.0 for c in h.cmds[n_stop:])
     h.publish_odom_enabled = True       # and recovers
     assert h.spin_until(lambda: h.cmds[-1].linear.x > 0.1, timeout=3.0)
@@ -203,18 +216,17 @@ def test_emergency_stop_is_latched_until_released(harness) -> None:
     h.goal(5.0, 0.0, 0.0)
     assert h.spin_until(lambda: len(h.cmds) > 0 and h.cmds[-1].linear.x > 0.1)
     h.estop_pub.publish(Bool(data=True))
-    assert h.spin_until(lambda: h.ctrl._estop)
+    assert h.spin_until(lambda: any(d.estopped for d in h.diags))
     n0 = len(h.cmds)
     pose0 = h.pose.copy()
-    h.spin_until(lambda: len(h.cmds) > n0 + 10, timeout=3.0)
-    assert len(h.cmds) > n0 + 10
+    assert h.spin_until(lambda: len(h.cmds) > n0 + 10, timeout=3.0)
     assert all(c.linear.x == 0.0 and c.linear.y == 0.0 and c.angular.z == 0.0
                for c in h.cmds[n0 + 1:])
     assert np.linalg.norm(h.pose - pose0) < 0.05  # at most one in-flight command moved it
     assert any(d.estopped for d in h.diags)
     h.goal(6.0, 0.0, 0.0)               # a new goal does not release the stop
     n1 = len(h.cmds)
-    h.spin_until(lambda: len(h.cmds) > n1 + 5, timeout=2.0)
+    assert h.spin_until(lambda: len(h.cmds) > n1 + 5, timeout=2.0)
     assert all(c.linear.x == 0.0 for c in h.cmds[n1:])
     h.estop_pub.publish(Bool(data=False))
     assert h.spin_until(lambda: h.cmds[-1].linear.x > 0.1, timeout=3.0)
@@ -225,15 +237,16 @@ def test_nan_odometry_is_rejected_and_the_node_keeps_running(harness) -> None:
     assert h.spin_until(lambda: _connected(h))
     h.odom(0.0, 0.0, 0.0)
     h.goal(1.0, 0.0, 0.0)
-    assert h.spin_until(lambda: len(h.cmds) > 0)
+    assert h.spin_until(lambda: len(h.cmds) > 0 and len(h.base_diags()) > 0)
     h.odom(float("nan"), 0.0, 0.0)
     h.odom(0.2, float("inf"), 0.0)
-    n0 = len(h.cmds)
-    h.spin_until(lambda: len(h.cmds) > n0 + 5, timeout=2.0)
-    assert np.all(np.isfinite(h.ctrl._pose)) and h.ctrl._pose[0] == 0.0
+    n0, d0 = len(h.cmds), len(h.base_diags())
+    assert h.spin_until(lambda: len(h.cmds) > n0 + 5, timeout=2.0)
+    # The last good pose (x = 0, 1 m from the goal) is still the one tracked.
+    assert all(d.tracking_error == pytest.approx(1.0) for d in h.base_diags()[d0:])
     assert all(math.isfinite(c.linear.x) and math.isfinite(c.linear.y) for c in h.cmds)
     h.odom(0.9, 0.0, 0.0)               # good odometry is used again
-    assert h.spin_until(lambda: h.ctrl._pose is not None and h.ctrl._pose[0] == 0.9)
+    assert h.spin_until(lambda: h.base_diags()[-1].tracking_error == pytest.approx(0.1))
     n1 = len(h.cmds)
     assert h.spin_until(lambda: len(h.cmds) > n1 and 0.0 < h.cmds[-1].linear.x < 0.5)
     assert all(math.isfinite(d.stage_cost) for d in h.diags)
@@ -260,3 +273,60 @@ def test_arm_target_drives_joint_commands_toward_it(harness) -> None:
     v = list(c.points[0].velocities)
     assert v[0] == pytest.approx(-0.5) and 0.0 < v[1] <= 0.5   # elbow saturated
     assert c.points[0].positions[0] == pytest.approx(1.0 - 0.5 / 50.0)
+
+
+def test_namespaced_controller_uses_the_namespaced_topics(ros_context) -> None:
+    """Relative names: under namespace /r1 the controller reads /r1/odom and drives /r1/cmd_vel
+    (what a namespaced sim_bridge publishes and subscribes)."""
+    import rclpy
+    from geometry_msgs.msg import PoseStamped, Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from katazuke_ros import qos
+    from katazuke_ros.controller_node import ControllerNode
+
+    ctrl = ControllerNode(context=ros_context, namespace="/r1",
+                          parameter_overrides=[Parameter("controller.rate_hz", value=50.0)])
+    node = rclpy.create_node("bridge_stand_in", namespace="/r1", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(ctrl)
+    ex.add_node(node)
+    cmds: list[Twist] = []
+    try:
+        odom_pub = node.create_publisher(Odometry, "odom", qos.STATE)
+        goal_pub = node.create_publisher(PoseStamped, "goal_pose", qos.COMMAND)
+        node.create_subscription(Twist, "cmd_vel", cmds.append, qos.COMMAND)
+        spin = lambda: ex.spin_once(timeout_sec=0.01)  # noqa: E731
+        assert wait_for(lambda: odom_pub.get_subscription_count() > 0
+                        and goal_pub.get_subscription_count() > 0
+                        and node.count_publishers("/r1/cmd_vel") > 0, 5.0, spin=spin)
+        assert node.count_publishers("/cmd_vel") == 0 and node.count_subscribers("/odom") == 0
+        odom = Odometry()
+        odom.header.frame_id = "odom"
+        odom.pose.pose.orientation.w = 1.0
+        node.create_timer(0.02, lambda: odom_pub.publish(odom))
+        goal = PoseStamped()
+        goal.header.frame_id = "odom"
+        goal.pose.position.x = 1.0
+        goal.pose.orientation.w = 1.0
+        goal_pub.publish(goal)
+        assert wait_for(lambda: any(c.linear.x > 0.1 for c in cmds), 5.0, spin=spin)
+    finally:
+        ex.shutdown()
+        ctrl.destroy_node()
+        node.destroy_node()
+
+
+def test_control_params_file_loads_into_the_node_config(repo) -> None:
+    import yaml
+
+    from katazuke.config import load_config
+    from katazuke_ros.controller_node import ControllerNodeConfig
+
+    params = yaml.safe_load((repo / "launch/params/control.yaml").read_text())
+    assert set(params) == {"controller"}
+    load_config(ControllerNodeConfig, params["controller"]["ros__parameters"] or {})
+    with pytest.raises(Exception, match="ControllerNodeConfig.odom_timeout_s must be a finite"):
+        load_config(ControllerNodeConfig, {"odom_timeout_s": 0.0})

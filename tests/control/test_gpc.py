@@ -8,7 +8,7 @@ import pytest
 
 from katazuke.control import (GPC, GPCConfig, QuadraticCost, dlqr, double_integrator,
                               make_disturbance, random_stabilisable)
-from katazuke.control.bench import best_dac_in_hindsight, rollout_gpc, rollout_lqr
+from katazuke.control.regret import best_dac_in_hindsight, rollout_gpc, rollout_lqr
 from katazuke.errors import ConfigError, InputError
 
 
@@ -175,6 +175,7 @@ def test_bad_use_raises_clear_errors() -> None:
         GPC(s.A, s.B, K=np.zeros((1, 2)))
 
 
+@pytest.mark.benchmark  # wall-clock: not in the default run (the control bench measures the bar)
 def test_step_time_is_well_under_a_millisecond_for_n12_h10() -> None:
     rng = np.random.default_rng(7)
     s = random_stabilisable(12, 6, rng)
@@ -194,7 +195,7 @@ def test_step_time_is_well_under_a_millisecond_for_n12_h10() -> None:
 
 
 def test_regret_exponent_recovers_a_power_law_and_refuses_nonpositive_regret() -> None:
-    from katazuke.control.bench import checkpoints, regret_exponent
+    from katazuke.control.regret import checkpoints, regret_exponent
 
     Ts = checkpoints(10000, 12)
     assert regret_exponent(Ts, 3.0 * Ts ** 0.5) == pytest.approx(0.5, abs=1e-9)

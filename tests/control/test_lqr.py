@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from katazuke.bench.control import dlqr_agreement
 from katazuke.control import (dlqr, finite_horizon_lqr, hinf_state_feedback, random_stabilisable,
                               riccati_residual)
-from katazuke.control.bench import dlqr_agreement, rollout_lqr
 from katazuke.control.disturbances import make_disturbance
+from katazuke.control.regret import rollout_lqr
 from katazuke.errors import InputError
 
 

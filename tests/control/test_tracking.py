@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from katazuke.config import load_config
-from katazuke.control import (ControllerConfig, arm_tracker, base_tracker, make_disturbance,
-                              wrap_angle, yaw_from_quaternion)
+from katazuke.control import (ControllerConfig, PathFollower, arm_tracker, base_tracker,
+                              make_disturbance, wrap_angle, yaw_from_quaternion)
 from katazuke.errors import ConfigError, InputError
 
 
@@ -82,18 +82,43 @@ def test_arm_tracker_and_helpers() -> None:
 def test_config_validation_and_params_file(repo) -> None:
     with pytest.raises(ConfigError, match="rate_hz"):
         ControllerConfig(rate_hz=0.0)
+    with pytest.raises(ConfigError, match=r"ControllerConfig.max_linear_speed must be a finite "
+                                          r"number > 0; got nan"):
+        load_config(ControllerConfig, {"max_linear_speed": float("nan")})
     with pytest.raises(ConfigError, match="mode"):
         load_config(ControllerConfig, {"mode": "pid"})
     import yaml
 
+    # The node's params file nests the tracker settings under `controller.`.
     params = yaml.safe_load((repo / "launch/params/control.yaml").read_text())
-    cfg = load_config(ControllerConfig, params["controller"]["ros__parameters"])
+    node = params["controller"]["ros__parameters"] or {}
+    cfg = load_config(ControllerConfig, node.get("controller", {}) or {})
     assert cfg.mode in ("lqr", "gpc")
+
+
+def test_path_follower_advances_past_reached_waypoints_and_holds_the_last() -> None:
+    f = PathFollower([[0.3, 0.0, 0.0], [0.3, 0.3, 0.0], [0.0, 0.3, math.pi]], tolerance=0.15)
+    np.testing.assert_allclose(f.advance(np.array([0.0, 0.0, 0.0])), [-0.3, 0.0, 0.0])
+    assert f.index == 0
+    e = f.advance(np.array([0.25, 0.0, 0.0]))        # within 0.15 m of the first
+    assert f.index == 1 and e == pytest.approx([-0.05, -0.3, 0.0])
+    e = f.advance(np.array([0.3, 0.25, -3.0]))       # second reached: on to the last
+    assert f.index == 2 and e[:2] == pytest.approx([0.3, -0.05])
+    assert e[2] == pytest.approx(wrap_angle(-3.0 - math.pi))     # yaw error wrapped
+    f.advance(np.array([0.3, 0.3, 0.0]))             # never past the last, never back
+    assert f.index == 2 and np.array_equal(f.reference, f.goal)
+    skip = PathFollower(np.array([[0.1, 0.0, 0.0], [0.2, 0.0, 0.0], [2.0, 0.0, 0.0]]), 0.15)
+    skip.advance(np.array([0.15, 0.0, 0.0]))         # several reached in one step
+    assert skip.index == 2
+    with pytest.raises(InputError, match="waypoint"):
+        PathFollower([], 0.1)
+    with pytest.raises(InputError, match="tolerance"):
+        PathFollower([[0.0, 0.0, 0.0]], 0.0)
 
 
 def test_disturbance_families_have_equal_energy_and_the_adversary_hurts_lqr() -> None:
     from katazuke.control import FAMILIES, dlqr, random_stabilisable
-    from katazuke.control.bench import rollout_lqr
+    from katazuke.control.regret import rollout_lqr
 
     rng = np.random.default_rng(0)
     s = random_stabilisable(3, 1, rng)

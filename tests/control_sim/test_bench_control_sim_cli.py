@@ -25,7 +25,8 @@ def test_quick_bench_writes_results_and_meets_the_bar(tmp_path: Path) -> None:
         assert r["gpc"]["rms_pos_m"] < r["lqr"]["rms_pos_m"]
     assert res["bar"]["met"] and res["bar"]["worst_ratio"] <= 0.8
     md = (tmp_path / "control_sim.md").read_text()
-    assert "**met**" in md and "katazuke bench control-sim --quick" in md
+    assert "| yes |" in md and "katazuke bench control-sim --quick" in md   # the bar is met
+    assert data["bars"][0]["met"] and data["bars"][0]["required"] == "<= 0.8"
     assert (tmp_path / "control_sim_room_tour_error.png").stat().st_size > 10_000
 
 

@@ -1,4 +1,4 @@
-"""The ROS-free LQR-vs-GPC simulation harness (katazuke.experiments.control_sim)."""
+"""The ROS-free LQR-vs-GPC simulation harness (katazuke.bench.control_sim_harness)."""
 from __future__ import annotations
 
 import math
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from katazuke.errors import ConfigError, InputError
-from katazuke.experiments.control_sim import (TOUR_WAYPOINTS, ControlSimConfig,
-                                              DisturbanceEvent, Reference,
-                                              constant_push_schedule, default_schedule,
-                                              figure_eight, force_and_friction, room_tour,
-                                              run_episode)
+from katazuke.bench.control_sim_harness import (TRACKING_TOUR_WAYPOINTS, ControlSimConfig,
+                                                DisturbanceEvent, Reference,
+                                                constant_push_schedule, default_schedule,
+                                                describe_schedule, figure_eight,
+                                                force_and_friction, room_tour, run_episode)
 
 
 def _hold(pose: tuple[float, float, float], seconds: float, dt: float) -> Reference:
@@ -31,7 +31,7 @@ def test_figure_eight_starts_at_rest_and_respects_the_peak_speed() -> None:
 
 def test_room_tour_visits_every_waypoint_at_rest_within_the_free_floor() -> None:
     ref = room_tour(0.05, speed=0.33, dwell_s=0.5)
-    w = np.asarray(TOUR_WAYPOINTS)
+    w = np.asarray(TRACKING_TOUR_WAYPOINTS)
     for p in w:
         d = np.linalg.norm(ref.poses - p, axis=1)
         assert d.min() < 1e-9, f"waypoint {p} not visited"
@@ -101,3 +101,28 @@ def test_gpc_beats_lqr_under_a_constant_push_and_runs_are_deterministic() -> Non
     # the push really acted on the base (both were displaced along it at first)
     assert lqr.metrics["max_pos_m"] > 0.006
     assert math.isfinite(lqr.metrics["rms_yaw_deg"])
+
+
+def test_config_nests_the_controller_config_with_one_documented_override() -> None:
+    """The experiment's tracker is the node's ControllerConfig; only max_linear_speed differs
+    (0.45 m/s, the value the published figures were measured with)."""
+    from katazuke.control import ControllerConfig
+
+    cfg = ControlSimConfig()
+    assert cfg.controller_config("gpc") == ControllerConfig(mode="gpc", max_linear_speed=0.45)
+    assert cfg.control_hz == cfg.controller.rate_hz and cfg.dt == 1.0 / cfg.controller.rate_hz
+    fast = ControlSimConfig(controller=ControllerConfig(rate_hz=10.0))
+    assert fast.dt == 0.1 and fast.controller_config("lqr").max_linear_speed == 0.5
+
+
+def test_schedule_description_is_read_from_the_events() -> None:
+    ev = [DisturbanceEvent("push", 6.0, 18.0, (30.0, 0.0)),
+          DisturbanceEvent("friction", 12.0, 30.0, mu=0.25),
+          DisturbanceEvent("periodic", 33.0, 51.0, (0.0, -25.0), period_s=4.0),
+          *(DisturbanceEvent("push", t, t + 0.4, (0.0, 80.0)) for t in (10.0, 20.0, 40.0))]
+    text = describe_schedule(ev, 60.0, 0.8)
+    assert text == ("30 N step push over 10-30 %, floor friction 0.8 -> 0.25 over 20-50 %, "
+                    "a +-25 N square-wave shove (4 s period) over 55-85 %, "
+                    "three 0.4 s pulses of 80 N")
+    assert "50 N step push" in describe_schedule([DisturbanceEvent("push", 0.0, 1.0, (30.0, 40.0))],
+                                                 10.0, 0.8)

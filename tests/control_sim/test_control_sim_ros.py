@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,61 +13,43 @@ from typing import Any
 import pytest
 import yaml
 
-from katazuke.testing import wait_for
+from katazuke.geometry import yaw_from_quaternion
+from katazuke.testing import finish_process, start_process, wait_for
 
 STARTUP_TIMEOUT = 90.0   # two processes importing rclpy + pybullet on a loaded 2-core host
 DRIVE_TIMEOUT = 60.0
 
 
 class Observer:
-    """Test node: ground truth, diagnostics, and publishers of path and disturbances."""
+    """Test side of the graph on :class:`katazuke.ros.probe.Probe`: ground truth, odometry,
+    diagnostics and rejections in; path and disturbances out."""
 
-    def __init__(self, domain_id: int) -> None:
-        import rclpy
+    def __init__(self) -> None:
         from geometry_msgs.msg import PoseStamped, Vector3
         from katazuke_interfaces.msg import ControllerDiagnostics
         from nav_msgs.msg import Odometry, Path as PathMsg
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import Float64, String
 
-        from katazuke_ros import qos
+        from katazuke.ros.probe import Probe
 
-        self.ctx = Context()
-        rclpy.init(context=self.ctx, domain_id=domain_id)
-        self.node = n = rclpy.create_node("control_sim_observer", context=self.ctx)
-        self.lock = threading.Lock()
-        self.gt: list[Any] = []
-        self.odom: list[Any] = []
-        self.diags: list[Any] = []
-        self.rejected: list[str] = []
-
-        def keep(lst: list[Any]):
-            def cb(m: Any) -> None:
-                with self.lock:
-                    lst.append(m)
-                    if len(lst) > 500:
-                        del lst[:250]
-            return cb
-
-        n.create_subscription(PoseStamped, "/sim/ground_truth/base_pose", keep(self.gt), qos.STATE)
-        n.create_subscription(Odometry, "/odom", keep(self.odom), qos.STATE)
-        n.create_subscription(ControllerDiagnostics, "/controller/diagnostics", keep(self.diags),
-                              qos.EVENTS)
-        n.create_subscription(String, "/sim_bridge/rejected",
-                              lambda m: self.rejected.append(m.data), qos.EVENTS)
-        self.path_pub = n.create_publisher(PathMsg, "/path", qos.COMMAND)
-        self.force_pub = n.create_publisher(Vector3, "/sim/disturbance/base_force", qos.COMMAND)
-        self.mu_pub = n.create_publisher(Float64, "/sim/friction", qos.COMMAND)
+        self.probe = p = Probe("control_sim_observer")  # domain from ROS_DOMAIN_ID
+        self.gt = p.collect("/sim/ground_truth/base_pose", PoseStamped, "state")
+        self.odom = p.collect("/odom", Odometry, "state")
+        self.diags = p.collect("/controller/diagnostics", ControllerDiagnostics, "events")
+        self._rejected = p.collect("/sim_bridge/rejected", String, "events")
+        self.path_pub = p.publisher("/path", PathMsg, "command")
+        self.force_pub = p.publisher("/sim/disturbance/base_force", Vector3, "command")
+        self.mu_pub = p.publisher("/sim/friction", Float64, "command")
         self._Vector3, self._Float64 = Vector3, Float64
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(n)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
+        p.spin_in_background()
 
-    def last(self, lst: list[Any]) -> Any:
-        with self.lock:
-            return lst[-1] if lst else None
+    @property
+    def rejected(self) -> list[str]:
+        return [m.data for _, m in list(self._rejected)]
+
+    @staticmethod
+    def last(lst: list[tuple[float, Any]]) -> Any:
+        return lst[-1][1] if lst else None
 
     def gt_xy(self) -> tuple[float, float]:
         p = self.last(self.gt).pose.position
@@ -85,21 +65,22 @@ class Observer:
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Path as PathMsg
 
+        from katazuke.geometry import yaw_to_quat
+
         msg = PathMsg()
         msg.header.frame_id = "odom"
         for x, y, yaw in points:
             ps = PoseStamped()
             ps.header.frame_id = "odom"
             ps.pose.position.x, ps.pose.position.y = float(x), float(y)
-            ps.pose.orientation.z, ps.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            q = yaw_to_quat(yaw)
+            o = ps.pose.orientation
+            o.x, o.y, o.z, o.w = (float(v) for v in q)
             msg.poses.append(ps)
         self.path_pub.publish(msg)
 
     def close(self) -> None:
-        self.ex.shutdown(timeout_sec=5)
-        self.thread.join(timeout=5)
-        self.node.destroy_node()
-        self.ctx.try_shutdown()
+        self.probe.close()
 
 
 @pytest.mark.ros
@@ -109,7 +90,8 @@ def test_controller_follows_a_path_in_sim_while_pushed(repo: Path, tmp_path: Pat
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     sim = yaml.safe_load((repo / "launch" / "params" / "sim.yaml").read_text())
     p = sim["sim_bridge"]["ros__parameters"]
-    p.update(n_objects=[0, 0], camera_hz=1.0, ground_truth_hz=1.0)
+    p.update(camera_hz=1.0, ground_truth_hz=1.0)
+    p.setdefault("sim", {})["n_objects"] = [0, 0]
     sim_params = tmp_path / "sim.yaml"
     sim_params.write_text(yaml.safe_dump({"sim_bridge": sim["sim_bridge"]}))
     katazuke = Path(sys.executable).with_name("katazuke")
@@ -117,25 +99,24 @@ def test_controller_follows_a_path_in_sim_while_pushed(repo: Path, tmp_path: Pat
            "mode:=gpc", "real_time_factor:=1.0", f"sim_params_file:={sim_params}",
            f"control_params_file:={repo / 'launch' / 'params' / 'control.yaml'}",
            "--domain-id", str(domain), "--log-dir", str(tmp_path), "--shutdown-timeout", "5"]
-    log = (tmp_path / "launch_stdout.txt").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    obs = Observer(domain)
+    proc = start_process(cmd)
+    obs = Observer()
     try:
         assert wait_for(lambda: obs.last(obs.gt) is not None and obs.last(obs.odom) is not None
                         or proc.poll() is not None, STARTUP_TIMEOUT), "no odometry/ground truth"
-        assert proc.poll() is None, "the launch exited early: see launch_stdout.txt"
+        assert proc.poll() is None, "the launch exited early: see launch_stdout.txt in the test's tmp_path"
         x0, y0 = obs.gt_xy()
         # 1) the push topic reaches the simulator: with no goal the base drifts along -y
-        def drifted() -> bool:  # resent until discovery completes; the bridge holds it
+        def drifted() -> bool:  # resent every poll until discovery completes; the bridge holds it
             obs.push(0.0, -30.0)
-            time.sleep(0.05)
             return obs.gt_xy()[1] < y0 - 0.03
-        assert wait_for(drifted, 30.0), f"a 30 N push did not move the base (y {obs.gt_xy()[1]} vs {y0})"
+        assert wait_for(drifted, 30.0, poll=0.05), \
+            f"a 30 N push did not move the base (y {obs.gt_xy()[1]} vs {y0})"
         obs.friction(0.4)
         # 2) a path towards -x; the controller must drive there against the push
         o = obs.last(obs.odom).pose.pose
         ox, oy = o.position.x, o.position.y
-        yaw = 2.0 * math.atan2(o.orientation.z, o.orientation.w)
+        yaw = yaw_from_quaternion(o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w)
         goal = (ox - 0.8, oy + 0.05)
         start_dist = math.dist(obs.gt_xy(), goal)
 
@@ -164,20 +145,17 @@ def test_controller_follows_a_path_in_sim_while_pushed(repo: Path, tmp_path: Pat
         assert proc.poll() is None
     finally:
         obs.close()
-        if proc.poll() is None:  # the launcher stops its nodes on SIGINT (then escalates)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                proc.wait(timeout=20)
-        log.close()
+        # the launcher stops its nodes on SIGINT (and escalates itself); SIGKILL after 30 s
+        (tmp_path / "launch_stdout.txt").write_text(finish_process(proc, signal.SIGINT, 30.0))
 
 
 def test_launch_file_declares_described_args_and_registered_nodes(repo: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    root = ET.parse(repo / "launch" / "control_sim.launch.xml").getroot()
+    from katazuke.launcher import load_launch
+
+    path = repo / "launch" / "control_sim.launch.xml"
+    root = ET.parse(path).getroot()
     args = {a.get("name"): a for a in root.iter("arg")}
     assert {"mode", "seed", "real_time_factor", "sim_params_file", "control_params_file"} <= set(args)
     assert all(a.get("description") for a in args.values())
@@ -186,12 +164,6 @@ def test_launch_file_declares_described_args_and_registered_nodes(repo: Path) ->
     execs = {n.get("exec") for n in root.iter("node")}
     assert execs == {"sim_bridge", "controller"}
     assert all(f'"{e}"' in setup for e in execs)
-    used = set()
-    for n in root.iter():
-        for v in n.attrib.values():
-            i = 0
-            while (i := v.find("$(var ", i)) >= 0:
-                j = v.index(")", i)
-                used.add(v[i + 6:j].strip())
-                i = j
-    assert used <= set(args), used - set(args)
+    # the launcher validates the file: every $(var ...) is declared, every attribute known
+    graph = load_launch(path, {})
+    assert len(graph.processes) == 2 and set(graph.arguments) == set(args)

@@ -1,52 +1,54 @@
 """The ``detector`` node for real: another process publishes image + depth + camera_info + tf,
-this test receives DetectionArray; wrong encodings are logged once and the node keeps running.
-Also unit tests of the node's tf buffer, time synchroniser and box-to-3D helper."""
+this test receives DetectionArray; wrong encodings are logged once and the node keeps running;
+missing or corrupt weights stop it at start-up with exit code 2. Also unit tests of the node's tf buffer, time synchroniser and box-to-3D helper."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from katazuke.testing import start_node, stop_node, wait_for
+from katazuke.testing import finish_process, spin_for, start_node, stop_node, wait_for
 
 pytestmark = pytest.mark.ros
 
 
 # ---------------------------------------------------------------- helper unit tests
 def _random_T(rng):
-    from katazuke_ros.detector_node import quat_xyzw_to_matrix
+    from katazuke.geometry import quat_to_matrix
 
     q = rng.normal(size=4)
     T = np.eye(4)
-    T[:3, :3] = quat_xyzw_to_matrix(q)
+    T[:3, :3] = quat_to_matrix(q)
     T[:3, 3] = rng.normal(size=3)
     return T
 
 
 def test_quaternion_roundtrip():
-    from katazuke_ros.detector_node import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+    from katazuke.geometry import matrix_to_quat, quat_to_matrix
 
     rng = np.random.default_rng(0)
     for _ in range(50):
         R = _random_T(rng)[:3, :3]
         np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
-        np.testing.assert_allclose(quat_xyzw_to_matrix(matrix_to_quat_xyzw(R)), R, atol=1e-10)
+        np.testing.assert_allclose(quat_to_matrix(matrix_to_quat(R)), R, atol=1e-10)
 
 
 def test_tf_buffer_chains_inverts_and_interpolates():
-    from katazuke_ros.detector_node import TransformBuffer, matrix_to_quat_xyzw
+    from katazuke.geometry import matrix_to_quat
+    from katazuke_ros.detector_node import TransformBuffer
 
     rng = np.random.default_rng(1)
     buf = TransformBuffer()
     T_odom_base = _random_T(rng)
     T_base_cam = _random_T(rng)
-    buf.set_transform("base", "cam", 0.0, T_base_cam[:3, 3], matrix_to_quat_xyzw(T_base_cam[:3, :3]),
+    buf.set_transform("base", "cam", 0.0, T_base_cam[:3, 3], matrix_to_quat(T_base_cam[:3, :3]),
                       static=True)
     for t, dx in ((1.0, 0.0), (2.0, 1.0)):
         T = T_odom_base.copy()
         T[0, 3] += dx
-        buf.set_transform("odom", "base", t, T[:3, 3], matrix_to_quat_xyzw(T[:3, :3]))
+        buf.set_transform("odom", "base", t, T[:3, 3], matrix_to_quat(T[:3, :3]))
     T, why = buf.lookup("odom", "cam", 1.5)
     expected = T_odom_base.copy()
     expected[0, 3] += 0.5
@@ -88,15 +90,9 @@ def test_box_to_3d_back_projects_through_K():
 
 # ---------------------------------------------------------------- node test
 def _image(stamp, frame, arr, encoding):
-    from sensor_msgs.msg import Image
+    from katazuke.ros.conversions import header, image_from_numpy
 
-    m = Image()
-    m.header.stamp, m.header.frame_id = stamp, frame
-    m.height, m.width = arr.shape[:2]
-    m.encoding = encoding
-    m.step = arr.shape[1] * arr.itemsize * (arr.shape[2] if arr.ndim == 3 else 1)
-    m.data = arr.tobytes()
-    return m
+    return image_from_numpy(arr, encoding, header(stamp, frame))
 
 
 def _random_weights(path: Path, in_channels: int = 3) -> Path:
@@ -195,7 +191,8 @@ def test_detector_node_end_to_end(ros_context, tmp_path, in_channels, depth_enco
         n = len(got)
         for _ in range(10):
             spin_publish("bgr8")
-        wait_for(lambda: False, timeout=1.0, spin=lambda: ex.spin_once(timeout_sec=0.05))
+        # Let frames already in flight arrive before counting (a window, not a wait).
+        spin_for(1.0, lambda: ex.spin_once(timeout_sec=0.05))
         n_after_bad = len(got)
         assert n_after_bad - n <= 2  # at most two good frames in flight: one in inference, one waiting
         assert proc.poll() is None
@@ -209,36 +206,22 @@ def test_detector_node_end_to_end(ros_context, tmp_path, in_channels, depth_enco
     assert proc.returncode == 0, out
 
 
-def test_detector_node_missing_weights_logged_and_alive(ros_context, tmp_path):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
+@pytest.mark.parametrize("problem", ["missing", "corrupt"])
+def test_detector_node_fails_at_start_up_on_bad_weights(tmp_path, problem):
+    """Missing or corrupt weights: the node exits with code 2 at start-up (before any frame),
+    naming the file and the `katazuke train detector` fix."""
+    import subprocess
 
-    from katazuke_ros import qos
-    from katazuke_ros.node_utils import sec_to_stamp
-
-    missing = tmp_path / "none.pt"
-    proc = start_node("detector", "-r", "__ns:=/dm", "-p", f"detector.weights:={missing}")
-    node = rclpy.create_node("detector_tester2", context=ros_context)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    pub_rgb = node.create_publisher(Image, "/dm/head_camera/image_raw", qos.SENSOR)
-    pub_depth = node.create_publisher(Image, "/dm/head_camera/depth/image_raw", qos.SENSOR)
-    k = [0]
-
-    def spin():
-        k[0] += 1
-        st = sec_to_stamp(1.0 + 0.1 * k[0])
-        pub_rgb.publish(_image(st, "c", np.zeros((48, 64, 3), np.uint8), "rgb8"))
-        pub_depth.publish(_image(st, "c", np.ones((48, 64), np.float32), "32FC1"))
-        ex.spin_once(timeout_sec=0.05)
-
+    weights = tmp_path / "detector.pt"
+    if problem == "corrupt":
+        weights.write_bytes(b"not a torch file\n" * 8)
+    proc = start_node("detector", "-r", f"__ns:=/dm_{problem}", "-p",
+                      f"detector.weights:={weights}")
     try:
-        wait_for(lambda: False, timeout=6.0, spin=spin)
-        assert proc.poll() is None
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        out = stop_node(proc)
-    assert out.count("detector weights not found") == 1, out
-    assert "katazuke train detector" in out
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        code = None
+    out = finish_process(proc, signal.SIGINT if code is None else None)
+    assert code == 2, f"exit code {code}; output:\n{out}"
+    assert str(weights) in out and "katazuke train detector" in out, out
+    assert ("not found" if problem == "missing" else "corrupt") in out, out

@@ -74,3 +74,16 @@ def test_qos_profiles() -> None:
     assert qos.by_name("command") is qos.COMMAND
     with pytest.raises(ValueError, match="use one of"):
         qos.by_name("fast")
+
+
+def test_node_topic_names_are_relative(repo) -> None:
+    """Every topic/service a node creates is relative (namespace-able), except the global
+    /tf, /tf_static and /clock."""
+    import re
+
+    pkg = repo / "ros_ws" / "src" / "katazuke_ros" / "katazuke_ros"
+    call = re.compile(r"create_(?:publisher|subscription|service|client)\(\s*[\w.]+,\s*f?\"(/[^\"]*)\"")
+    absolute = [(p.name, name) for p in sorted(pkg.glob("*.py"))
+                for name in call.findall(p.read_text())
+                if name not in ("/tf", "/tf_static", "/clock")]
+    assert not absolute, f"absolute topic names break namespaced launches: {absolute}"

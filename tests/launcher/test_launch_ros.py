@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from katazuke.testing import wait_for
+from katazuke.testing import finish_process, start_process, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -87,25 +86,17 @@ class Echo:
 
 
 def start(path: Path, *args: str) -> subprocess.Popen:
-    """Start `katazuke launch` with its output going to a file, not a pipe: nobody reads
-    a pipe until stop(), and once its 64 KiB fill up the launcher blocks on writing,
-    stops draining its nodes' output and the nodes block on logging (a deadlock that
-    looked like DDS losing messages)."""
+    """Start `katazuke launch` with its output going to a file, not a pipe (see
+    :func:`katazuke.testing.start_process`: a full pipe once deadlocked the launcher and
+    its nodes, which looked like DDS losing messages)."""
     cmd = [sys.executable, "-P", "-m", "katazuke.cli", "launch", str(path),
            "--domain-id", os.environ["ROS_DOMAIN_ID"], "--shutdown-timeout", "5", *args]
-    out = tempfile.TemporaryFile(mode="w+t")
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
-    proc.output_file = out  # type: ignore[attr-defined]
-    return proc
+    return start_process(cmd)
 
 
 def stop(launcher: subprocess.Popen) -> str:
-    if launcher.poll() is None:
-        launcher.kill()
-    launcher.wait(timeout=10)
-    f = launcher.output_file  # type: ignore[attr-defined]
-    f.seek(0)
-    return f.read()
+    """Kill the launcher if it still runs; return everything it printed."""
+    return finish_process(launcher, signal.SIGKILL)
 
 
 def test_demo_launch_namespaced_remapped_params_then_sigint(ros_context, tmp_path):

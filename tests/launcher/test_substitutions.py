@@ -88,3 +88,24 @@ def test_safe_eval_allows_expressions(expr, value):
 def test_safe_eval_rejects_everything_else(expr):
     with pytest.raises(SubstitutionError):
         safe_eval(expr)
+
+
+@pytest.mark.parametrize("value", ["set", "", "0", "false"])
+def test_var_default_applies_only_when_unset(value):
+    """``$(var name default)``: a set configuration wins over the default, even when its value
+    is empty or falsy; the default is used only when ``name`` is not set at all."""
+    configs = {"name": value}
+    assert ev("$(var name fallback)", configs) == value
+    assert ev("<$(var name 'two words')>", configs) == f"<{value}>"
+    assert ev("$(var other fallback)", configs) == "fallback"
+
+
+def test_var_default_in_launch_file_loses_to_command_line(tmp_path, fake_env):
+    from katazuke.launcher import load_launch
+
+    p = tmp_path / "v.launch.xml"
+    p.write_text('<launch>\n  <arg name="mode" default="from_arg"/>\n'
+                 '  <executable cmd="$(env KZ_PY) $(env KZ_PROC) print $(var mode inline_default)"'
+                 ' name="x"/>\n</launch>\n')
+    assert load_launch(p, {}, env=fake_env).processes[0].args[-1] == "from_arg"
+    assert load_launch(p, {"mode": "given"}, env=fake_env).processes[0].args[-1] == "given"

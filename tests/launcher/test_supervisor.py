@@ -107,6 +107,18 @@ def test_respawn_after_kill_with_backoff(tmp_path, fake_env):
     assert not alive(third)
 
 
+def test_respawn_backoff_doubles_up_to_the_cap(tmp_path, fake_env):
+    """Quick crashes double the delay from ``respawn_delay`` and stop growing at the cap."""
+    g = graph_from(tmp_path, fake_env,
+                   proc("crasher", "exit 3 0", 'respawn="true" respawn_delay="0.1" respawn_max_retries="6"'))
+    r = Running(g, backoff_cap_s=0.5)
+    r.thread.join(30.0)
+    assert not r.thread.is_alive() and r.rc == 0
+    delays = [e.delay for e in r.sup.events if e.kind == "respawn"]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5, 0.5])
+    assert [e.kind for e in r.sup.events].count("start") == 7
+
+
 def test_respawn_max_retries(tmp_path, fake_env):
     g = graph_from(tmp_path, fake_env,
                    proc("flaky", "exit 3 0", 'respawn="true" respawn_max_retries="2"'))

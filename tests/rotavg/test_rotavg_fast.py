@@ -9,16 +9,9 @@ import pytest
 
 from katazuke.errors import InputError
 from katazuke.perception.rotavg import (RotAvgConfig, RotationAveraging, ViewGraph, chordal_cost,
-                                        read_graph, single_threaded_blas, spectral_init,
+                                        read_graph, spectral_init,
                                         synthetic_graph)
 from katazuke.perception.rotavg.fast import FAST_MAX_NODES, is_connected
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Multi-threaded OpenBLAS spin-waits on the shared 2-core machine (45x slower)."""
-    with single_threaded_blas():
-        yield
 
 
 def _graphs(shared_data: Path) -> list[tuple[str, ViewGraph]]:

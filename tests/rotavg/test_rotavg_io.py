@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 
 from katazuke.errors import InputError
-from katazuke.perception.rotavg import (ViewGraph, read_graph, single_threaded_blas, synthetic_graph,
+from katazuke.perception.rotavg import (ViewGraph, read_graph, synthetic_graph,
                                         write_graph, write_rotations)
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with single_threaded_blas():
-        yield
 
 
 def _graph() -> ViewGraph:

@@ -2,26 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from katazuke.perception.rotavg import (single_threaded_blas,
-                                        RotAvgConfig, RotationAveraging, angle_between,
-                                        project_to_so3, synthetic_graph)
+from katazuke.perception.rotavg import (RotAvgConfig, RotationAveraging, angle_between,
+                                        synthetic_graph)
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Multi-threaded OpenBLAS spin-waits on the shared 2-core machine (45x slower)."""
-    with single_threaded_blas():
-        yield
-
-
-def _aligned_error_deg(R: np.ndarray, R_ref: np.ndarray) -> np.ndarray:
-    G = project_to_so3(np.sum(R_ref @ np.swapaxes(R, 1, 2), axis=0)[None])[0]
-    return np.degrees(angle_between(G[None] @ R, R_ref))
-
-
-def test_planted_outliers_are_rejected() -> None:
+def test_planted_outliers_are_rejected(aligned_error_deg) -> None:
     g, R_true, out = synthetic_graph(200, 10, 3.0, np.random.default_rng(11), outlier_fraction=0.2)
     res = RotationAveraging(RotAvgConfig(robust=True)).solve(g)
     rejected = np.zeros(g.num_edges, dtype=bool)
@@ -34,12 +20,12 @@ def test_planted_outliers_are_rejected() -> None:
     assert rejected[~out].mean() < 0.01
     assert res.certificate.certified
     clean = RotationAveraging().solve(g.select_edges(~out))
-    err_robust = _aligned_error_deg(res.rotations, R_true).mean()
-    err_clean = _aligned_error_deg(clean.rotations, R_true).mean()
+    err_robust = aligned_error_deg(res.rotations, R_true).mean()
+    err_clean = aligned_error_deg(clean.rotations, R_true).mean()
     assert err_robust <= 2.0 * err_clean
     # Least squares on the same graph is far worse.
     ls = RotationAveraging().solve(g)
-    assert _aligned_error_deg(ls.rotations, R_true).mean() > 3 * err_robust
+    assert aligned_error_deg(ls.rotations, R_true).mean() > 3 * err_robust
 
 
 def test_robust_mode_on_clean_data_rejects_nothing() -> None:

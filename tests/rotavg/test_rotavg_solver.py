@@ -5,25 +5,11 @@ import numpy as np
 import pytest
 
 from katazuke.errors import ConfigError, InputError
-from katazuke.perception.rotavg import (single_threaded_blas,
-                                        RotAvgConfig, RotationAveraging, ViewGraph, angle_between,
-                                        certify, chordal_cost, exp_so3, log_so3, project_to_so3,
+from katazuke.perception.rotavg import (RotAvgConfig, RotationAveraging, ViewGraph, certify,
+                                        chordal_cost, exp_so3, log_so3, project_to_so3,
                                         quat_to_rot, random_rotations, rot_to_quat, rot_to_rpy,
                                         rpy_to_rot, spectral_init, synthetic_graph)
 from katazuke.perception.rotavg.solver import _Problem
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Multi-threaded OpenBLAS spin-waits on the shared 2-core machine (45x slower)."""
-    with single_threaded_blas():
-        yield
-
-
-def _aligned_error_deg(R: np.ndarray, R_ref: np.ndarray) -> np.ndarray:
-    """Per-node angle [deg] after the best global left rotation (gauge) alignment."""
-    G = project_to_so3(np.sum(R_ref @ np.swapaxes(R, 1, 2), axis=0)[None])[0]
-    return np.degrees(angle_between(G[None] @ R, R_ref))
 
 
 # -- SO(3) helpers -------------------------------------------------------------------------
@@ -78,7 +64,8 @@ def test_noise_free_rotations_are_recovered_up_to_gauge_and_certified(n: int, de
 
 
 @pytest.mark.parametrize("backend", ["direct", "iterative"])
-def test_moderate_noise_is_certified_and_beats_the_spectral_start(backend: str) -> None:
+def test_moderate_noise_is_certified_and_beats_the_spectral_start(backend: str,
+                                                                  aligned_error_deg) -> None:
     g, R_true, _ = synthetic_graph(400, 6, 10.0, np.random.default_rng(3))
     res = RotationAveraging(RotAvgConfig(backend=backend)).solve(g)
     c = res.certificate
@@ -88,18 +75,18 @@ def test_moderate_noise_is_certified_and_beats_the_spectral_start(backend: str) 
     assert res.cost <= chordal_cost(g, spectral_init(g)) + 1e-12
     assert res.cost == pytest.approx(chordal_cost(g, res.rotations))
     # The optimum is a first-order point: Lambda is symmetric PSD-compatible and S X^T ~ 0.
-    assert _aligned_error_deg(res.rotations, R_true).mean() < 10.0
+    assert aligned_error_deg(res.rotations, R_true).mean() < 10.0
     # Certifying the returned rotations separately gives the same answer.
     c2 = certify(g, res.rotations, RotAvgConfig(backend=backend))
     assert c2.certified and c2.primal_cost == pytest.approx(res.cost)
 
 
-def test_both_backends_reach_the_same_optimum() -> None:
+def test_both_backends_reach_the_same_optimum(aligned_error_deg) -> None:
     g, _, _ = synthetic_graph(300, 5, 15.0, np.random.default_rng(4))
     a = RotationAveraging(RotAvgConfig(backend="direct")).solve(g)
     b = RotationAveraging(RotAvgConfig(backend="iterative")).solve(g)
     assert a.cost == pytest.approx(b.cost, rel=1e-10)
-    assert _aligned_error_deg(a.rotations, b.rotations).max() < 1e-5
+    assert aligned_error_deg(a.rotations, b.rotations).max() < 1e-5
 
 
 def test_local_minimum_is_not_certified_and_the_staircase_escapes() -> None:
@@ -147,7 +134,7 @@ def test_weights_matter_and_unweighted_ignores_them() -> None:
 
 
 # -- input handling ------------------------------------------------------------------------
-def test_disconnected_graph_is_solved_per_component() -> None:
+def test_disconnected_graph_is_solved_per_component(aligned_error_deg) -> None:
     rng = np.random.default_rng(8)
     g1, R1, _ = synthetic_graph(20, 4, 0.0, rng)
     g2, R2, _ = synthetic_graph(15, 4, 0.0, rng)
@@ -157,8 +144,8 @@ def test_disconnected_graph_is_solved_per_component() -> None:
     assert [c.size for c in res.components] == [20, 15, 1]
     assert any("3 connected components" in note for note in res.notes)
     assert res.certificate.certified and res.cost < 1e-12
-    assert _aligned_error_deg(res.rotations[:20], R1).max() < 1e-4
-    assert _aligned_error_deg(res.rotations[20:35], R2).max() < 1e-4
+    assert aligned_error_deg(res.rotations[:20], R1).max() < 1e-4
+    assert aligned_error_deg(res.rotations[20:35], R2).max() < 1e-4
 
 
 def test_non_orthonormal_input_is_projected_with_a_warning() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from katazuke.sim.geometry import yaw_matrix
+from katazuke.geometry import se2_to_matrix
 from katazuke.sim.pick_place import grasp_pose, make_eval_env, pick_and_place
 
 pytestmark = pytest.mark.sim
@@ -30,7 +30,7 @@ def test_grasp_pose_is_top_down_across_the_narrow_side():
     for _ in range(20):
         yaw = rng.uniform(-np.pi, np.pi)
         ext = rng.uniform(0.02, 0.15, 3)
-        T_obj = yaw_matrix(0.3, -0.2, ext[2] / 2, yaw)
+        T_obj = se2_to_matrix(0.3, -0.2, yaw, z=ext[2] / 2)
         T, width = grasp_pose(T_obj, ext, 0.0)
         assert np.allclose(T[:3, :3].T @ T[:3, :3], np.eye(3), atol=1e-9)
         assert np.allclose(T[:3, 2], [0, 0, -1])          # approach from above

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from katazuke.sim import Action, EnvConfig, SimError, TidyEnv
-from katazuke.sim.geometry import look_at
+from katazuke.geometry import look_at
 from katazuke.sim.textures import HELD_OUT_FAMILIES, TEXTURE_FAMILIES, TRAIN_FAMILIES, \
     make_texture
 

@@ -51,7 +51,7 @@ class Harness:
         rclpy.init(context=self.ctx, domain_id=DOMAIN)
         ns = NS
         params = [Parameter("real_time_factor", value=1.0),
-                  Parameter("n_objects", value=[3, 4]),
+                  Parameter("sim.n_objects", value=[3, 4]),
                   Parameter("camera_hz", value=10.0),
                   Parameter("seed", value=5)]
         self.bridge = SimBridge(context=self.ctx, parameter_overrides=params, namespace=ns)
@@ -145,7 +145,7 @@ def test_clock_advances_in_lock_step(sim: Harness) -> None:
     ts = [c.clock.sec + 1e-9 * c.clock.nanosec for c in sim.get("clock")]
     assert ts[-1] > ts[0]
     steps = np.diff(ts[-20:])
-    dt = 1.0 / sim.bridge.cfg.control_hz
+    dt = 1.0 / sim.bridge.cfg.sim.control_hz
     # best-effort /clock may drop ticks, but every tick is a whole number of control steps
     assert np.all(steps > 0)
     assert np.allclose(steps / dt, np.round(steps / dt), atol=1e-3)
@@ -161,7 +161,7 @@ def test_camera_streams_are_consistent(sim: Harness) -> None:
 
     assert wait_for(matched, TIMEOUT), "no rgb/depth/camera_info with the same stamp"
     img, depth, info = sim.get("image")[-1], sim.get("depth")[-1], sim.get("info")[-1]
-    assert (img.width, img.height, img.encoding) == (cfg.image_width, cfg.image_height, "rgb8")
+    assert (img.width, img.height, img.encoding) == (cfg.sim.image_width, cfg.sim.image_height, "rgb8")
     assert img.step == 3 * img.width and len(img.data) == img.step * img.height
     assert (depth.width, depth.height, depth.encoding) == (img.width, img.height, "32FC1")
     assert depth.step == 4 * depth.width
@@ -180,7 +180,7 @@ def test_camera_streams_are_consistent(sim: Harness) -> None:
     stamps = sorted({_stamp(m) for m in sim.get("image")})
     if len(stamps) >= 2:
         gaps = np.diff(stamps) * 1e-9
-        period = cfg.every(cfg.camera_hz) / cfg.control_hz
+        period = cfg.every(cfg.camera_hz) / cfg.sim.control_hz
         assert np.allclose(gaps / period, np.round(gaps / period), atol=1e-3)
 
 
@@ -326,8 +326,8 @@ def test_bad_commands_are_rejected_and_the_bridge_keeps_running(sim: Harness) ->
         (sim.arm, _traj(["panda_joint1", "panda_joint1"], [0.1, 0.1]), "duplicate"),
         (sim.head, _traj(["head_tilt_joint"], [3.0]), "head/command: head_tilt_joint target"),
         (sim.head, _traj(["panda_joint1"], [0.0]), "head/command: unknown joint"),
-        (sim.gripper, GripperCommand(width=float("inf")), "gripper/command: width inf"),
-        (sim.gripper, GripperCommand(width=0.5), "gripper/command"),
+        (sim.gripper, GripperCommand(position=float("inf")), "gripper/command: position inf"),
+        (sim.gripper, GripperCommand(position=0.5), "gripper/command"),
     ]
     for pub, msg, expect in cases:
         sim.clear("rejected")
@@ -336,7 +336,7 @@ def test_bad_commands_are_rejected_and_the_bridge_keeps_running(sim: Harness) ->
         assert ok, f"no rejection containing {expect!r}: {[m.data for m in sim.get('rejected')]}"
     # the simulator's own check is the last line of defence: with the bridge's limit table
     # emptied, the env refuses the target and the bridge drops it and keeps stepping
-    limits, sim.bridge._limits = sim.bridge._limits, {}
+    limits, sim.bridge.commands.limits = sim.bridge.commands.limits, {}
     try:
         sim.clear("rejected")
         sim.arm.publish(_traj(["panda_joint4"], [1.0]))
@@ -344,7 +344,7 @@ def test_bad_commands_are_rejected_and_the_bridge_keeps_running(sim: Harness) ->
                                     for m in sim.get("rejected")), TIMEOUT), \
             [m.data for m in sim.get("rejected")]
     finally:
-        sim.bridge._limits = limits
+        sim.bridge.commands.limits = limits
     # still stepping and publishing after all of that; rejected targets never applied
     sim.wait_sim(1.0)
     assert abs(_joint(sim, "panda_joint1") - arm1) < 0.05

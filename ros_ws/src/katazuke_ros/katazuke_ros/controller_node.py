@@ -3,25 +3,38 @@
 A thin adapter over :mod:`katazuke.control.tracking` (all control and safety logic is in
 the ROS-free library and tested there).
 
+All names are relative, so a namespace (``__ns:=/r1``) moves every topic with it.
+
 Subscribes:
-    /odom (nav_msgs/Odometry): base pose in the odom frame (best-effort or reliable).
+    odom (nav_msgs/Odometry): base pose in the odom frame (best-effort or reliable).
     goal_pose (geometry_msgs/PoseStamped): a pose goal (replaces any path).
-    path (nav_msgs/Path): waypoints followed in order, the last one held as the goal.
-    /joint_states (sensor_msgs/JointState): arm joint positions (by name).
+    path (nav_msgs/Path): waypoints followed in order, the last one held as the goal
+        (:class:`~katazuke.control.tracking.PathFollower`).
+    joint_states (sensor_msgs/JointState): arm joint positions (by name).
     arm/target (trajectory_msgs/JointTrajectory): joint targets (last point's positions).
     emergency_stop (std_msgs/Bool, latched): true stops everything until false arrives.
 
 Publishes:
-    /cmd_vel (geometry_msgs/Twist): linear.x, linear.y, angular.z in the base frame.
+    cmd_vel (geometry_msgs/Twist): linear.x, linear.y, angular.z in the base frame.
     arm/command (trajectory_msgs/JointTrajectory): one point, next position setpoint and
         joint velocities, time_from_start = one control period.
     controller/diagnostics (katazuke_interfaces/ControllerDiagnostics): one message per
         active subsystem per tick (header.frame_id 'base' or 'arm').
+    diagnostics (diagnostic_msgs/DiagnosticArray): the same figures in the standard form
+        (one DiagnosticStatus "controller: base" / "controller: arm"; WARN while e-stopped,
+        stopped or fallen back to LQR), at most once per ``DIAGNOSTICS_PERIOD_S`` per
+        subsystem and at once when the level changes. Relative: in the root namespace it is
+        the conventional ``/diagnostics`` that diagnostic_aggregator and rqt_robot_monitor read.
+
+Parameters: :class:`ControllerNodeConfig`, the tracker's settings nested as
+``controller.*`` (e.g. ``controller.mode``), the node's watchdogs and waypoint tolerance at
+the top level.
 
 Safety: saturation and the GPC->LQR guard (library); a watchdog that publishes zero
 cmd_vel while odometry is older than ``odom_timeout_s`` (node clock, so use_sim_time is
 honoured) and holds the arm when joint states are stale; e-stop; non-finite inputs are
-rejected with a log and the node keeps running.
+rejected with a log and the node keeps running. One thread runs every callback (a
+SingleThreadedExecutor), so callbacks never overlap.
 """
 from __future__ import annotations
 
@@ -29,24 +42,45 @@ import math
 from typing import Any
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.time import Time
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped, Twist
+from diagnostic_msgs.msg import DiagnosticArray
 from katazuke_interfaces.msg import ControllerDiagnostics
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from katazuke.control.tracking import (ControllerConfig, ErrorTracker, TrackerOutput, arm_tracker,
-                                       base_tracker, wrap_angle, yaw_from_quaternion)
+from katazuke.config import dataclass, field, positive
+from katazuke.control.tracking import (ControllerConfig, ErrorTracker, PathFollower, TrackerOutput,
+                                       arm_tracker, base_tracker, yaw_from_quaternion)
+from katazuke.geometry import world_to_base_twist
+from katazuke.ros.conversions import controller_diagnostic_status, diagnostic_array_msg
 from katazuke_ros import qos
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node
 
-__all__ = ["ControllerNode", "main"]
+__all__ = ["ControllerNode", "ControllerNodeConfig", "DIAGNOSTICS_PERIOD_S", "main"]
+
+#: s; the standard ``diagnostics`` topic is throttled to this period per subsystem (the
+#: diagnostic_updater default), the per-tick figures stay on ``controller/diagnostics``.
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+@dataclass(frozen=True)
+class ControllerNodeConfig:
+    """Parameters of the ``controller`` node: the library tracker nested, plus the node's own."""
+
+    controller: ControllerConfig = field(default_factory=ControllerConfig, metadata={
+        "help": "tracker settings (mode, rate, LQR weights, saturation, GPC, guards)"})
+    odom_timeout_s: float = positive(
+        0.5, "watchdog: odometry older than this (s, node clock) stops the base")
+    joint_state_timeout_s: float = positive(
+        0.5, "watchdog: joint states older than this (s) stop the arm")
+    path_waypoint_tolerance: float = positive(
+        0.15, "a path waypoint counts as reached within this distance (m)")
 
 
 def _pose_xyyaw(pose: Any) -> np.ndarray:
@@ -65,32 +99,28 @@ class ControllerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("controller", **kwargs)
-        self.config: ControllerConfig = declare_config(self, ControllerConfig)
+        self.node_config: ControllerNodeConfig = declare_config(self, ControllerNodeConfig)
+        self.config: ControllerConfig = self.node_config.controller
         self._log = LogOnce(self)
-        self._group = MutuallyExclusiveCallbackGroup()
-        g = self._group
-        self._cmd_pub = self.create_publisher(Twist, "/cmd_vel", qos.COMMAND)
+        self._cmd_pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
         self._arm_pub = self.create_publisher(JointTrajectory, "arm/command", qos.COMMAND)
         self._diag_pub = self.create_publisher(ControllerDiagnostics, "controller/diagnostics",
                                                qos.EVENTS)
+        self._std_diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", qos.EVENTS)
+        self._std_diag_last: dict[str, tuple[int, bytes]] = {}  # subsystem -> (ns, level) sent
         # Best effort subscriptions match both reliable and best-effort publishers.
-        self.create_subscription(Odometry, "/odom", self._on_odom, qos.SENSOR, callback_group=g)
-        self.create_subscription(JointState, "/joint_states", self._on_joints, qos.SENSOR,
-                                 callback_group=g)
-        self.create_subscription(PoseStamped, "goal_pose", self._on_goal, qos.COMMAND,
-                                 callback_group=g)
-        self.create_subscription(Path, "path", self._on_path, qos.COMMAND, callback_group=g)
-        self.create_subscription(JointTrajectory, "arm/target", self._on_arm_target, qos.COMMAND,
-                                 callback_group=g)
-        self.create_subscription(Bool, "emergency_stop", self._on_estop, qos.LATCHED,
-                                 callback_group=g)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR)
+        self.create_subscription(JointState, "joint_states", self._on_joints, qos.SENSOR)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal, qos.COMMAND)
+        self.create_subscription(Path, "path", self._on_path, qos.COMMAND)
+        self.create_subscription(JointTrajectory, "arm/target", self._on_arm_target, qos.COMMAND)
+        self.create_subscription(Bool, "emergency_stop", self._on_estop, qos.LATCHED)
         self._base: ErrorTracker = base_tracker(self.config)
         self._arm: ErrorTracker | None = None
         self._pose: np.ndarray | None = None       # (x, y, yaw) in the odom frame
         self._odom_rx: Time | None = None
         self._odom_frame = ""
-        self._waypoints: list[np.ndarray] = []     # (x, y, yaw) references
-        self._wp_index = 0
+        self._path: PathFollower | None = None      # (x, y, yaw) references, odom frame
         self._base_active = False
         self._base_stopped = True                  # last published cmd_vel was zero
         self._joint_pos: dict[str, float] = {}
@@ -102,16 +132,16 @@ class ControllerNode(Node):
         self._odom_stale = False
         self._js_stale = False
         self._dt = 1.0 / self.config.rate_hz
-        self.create_timer(self._dt, self._tick, callback_group=g)
+        self.create_timer(self._dt, self._tick)
         self.get_logger().info(
             f"controller: mode={self.config.mode} rate={self.config.rate_hz:g} Hz "
-            f"odom_timeout={self.config.odom_timeout_s:g} s")
+            f"odom_timeout={self.node_config.odom_timeout_s:g} s")
 
     # ------------------------------------------------------------------ inputs
     def _on_odom(self, msg: Odometry) -> None:
         pose = msg.pose.pose
         if not _pose_finite(pose):
-            self._log.warn("odom_nan", "rejecting /odom with non-finite pose (NaN/inf or zero "
+            self._log.warn("odom_nan", "rejecting odom with non-finite pose (NaN/inf or zero "
                            "quaternion); holding the last good pose, watchdog still running")
             return
         self._log.clear("odom_nan")
@@ -121,10 +151,10 @@ class ControllerNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         if len(msg.name) != len(msg.position):
-            self._log.warn("js_len", "rejecting /joint_states: name and position lengths differ")
+            self._log.warn("js_len", "rejecting joint_states: name and position lengths differ")
             return
         if not all(math.isfinite(p) for p in msg.position):
-            self._log.warn("js_nan", "rejecting /joint_states with non-finite positions")
+            self._log.warn("js_nan", "rejecting joint_states with non-finite positions")
             return
         self._log.clear("js_nan")
         for name, pos in zip(msg.name, msg.position):
@@ -133,7 +163,7 @@ class ControllerNode(Node):
 
     def _set_waypoints(self, poses: list[Any], frame: str, what: str) -> None:
         if not poses:
-            self._waypoints = []
+            self._path = None
             self._base_active = False
             self.get_logger().info(f"empty {what}: base goal cleared")
             self._stop_base()
@@ -144,13 +174,13 @@ class ControllerNode(Node):
         if frame and self._odom_frame and frame != self._odom_frame:
             self._log.warn(f"frame_{frame}", f"{what} frame '{frame}' differs from odometry frame "
                            f"'{self._odom_frame}'; treating it as the odometry frame")
-        self._waypoints = [_pose_xyyaw(p) for p in poses]
-        self._wp_index = 0
+        self._path = PathFollower([_pose_xyyaw(p) for p in poses],
+                                  self.node_config.path_waypoint_tolerance)
         self._base_active = True
         e = self._base_error()
         self._base.reference_changed(e if e is not None else np.zeros(3))
         self.get_logger().info(f"new {what}: {len(poses)} pose(s), final "
-                               f"{np.array2string(self._waypoints[-1], precision=3)}")
+                               f"{np.array2string(self._path.goal, precision=3)}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         self._set_waypoints([msg.pose], msg.header.frame_id, "goal_pose")
@@ -198,12 +228,9 @@ class ControllerNode(Node):
         return (self.get_clock().now() - stamp).nanoseconds * 1e-9
 
     def _base_error(self) -> np.ndarray | None:
-        if self._pose is None or not self._waypoints:
+        if self._pose is None or self._path is None:
             return None
-        ref = self._waypoints[self._wp_index]
-        e = self._pose - ref
-        e[2] = wrap_angle(e[2])
-        return e
+        return self._path.error(self._pose)
 
     def _arm_error(self) -> np.ndarray | None:
         if self._arm_ref is None:
@@ -212,7 +239,7 @@ class ControllerNode(Node):
             q = np.array([self._joint_pos[n] for n in self._arm_names])
         except KeyError as exc:
             self._log.warn(f"arm_missing_{exc}", f"joint {exc} of arm/target is not in "
-                           "/joint_states; arm control waits for it")
+                           "joint_states; arm control waits for it")
             return None
         return q - self._arm_ref
 
@@ -257,9 +284,21 @@ class ControllerNode(Node):
             d.fallback_active = bool(out.fallback_active)
             d.fallback_reason = out.fallback_reason or extra_reason
         else:
-            d.mode = "stopped"
+            d.mode = ControllerDiagnostics.MODE_STOPPED
             d.fallback_reason = extra_reason
         self._diag_pub.publish(d)
+        self._publish_standard_diagnostics(d)
+
+    def _publish_standard_diagnostics(self, d: ControllerDiagnostics) -> None:
+        """``diagnostics``: throttled to DIAGNOSTICS_PERIOD_S, immediate on a level change."""
+        status = controller_diagnostic_status(d, self.get_name())
+        now_ns = self.get_clock().now().nanoseconds
+        last = self._std_diag_last.get(d.header.frame_id)
+        if (last is not None and status.level == last[1]
+                and now_ns - last[0] < DIAGNOSTICS_PERIOD_S * 1e9):
+            return
+        self._std_diag_last[d.header.frame_id] = (now_ns, status.level)
+        self._std_diag_pub.publish(diagnostic_array_msg([status], d.header.stamp))
 
     # ------------------------------------------------------------------ loop
     def _tick(self) -> None:
@@ -275,11 +314,12 @@ class ControllerNode(Node):
         if not self._base_active:
             return
         age = self._age(self._odom_rx)
-        if age > self.config.odom_timeout_s:
+        if age > self.node_config.odom_timeout_s:
             if not self._odom_stale:
                 self._odom_stale = True
                 self.get_logger().warning(
-                    f"watchdog: odometry is {age:.2f} s old (> {self.config.odom_timeout_s:g} s); "
+                    f"watchdog: odometry is {age:.2f} s old "
+                    f"(> {self.node_config.odom_timeout_s:g} s); "
                     "stopping the base")
             self._stop_base(force=True)
             self._base.interrupt()
@@ -288,25 +328,15 @@ class ControllerNode(Node):
         if self._odom_stale:
             self._odom_stale = False
             self.get_logger().info("odometry back: resuming base control")
-        e = self._base_error()
-        assert e is not None
-        # Advance along the path (the last waypoint is held).
-        while (self._wp_index < len(self._waypoints) - 1
-               and float(np.hypot(e[0], e[1])) < self.config.path_waypoint_tolerance):
-            self._wp_index += 1
-            e = self._base_error()
-            assert e is not None
+        assert self._pose is not None and self._path is not None
+        e = self._path.advance(self._pose)   # the last waypoint is held
         out = self._base.step(e)
         if out.fallback_active:
             self._log.warn(f"fallback_base_{out.fallback_reason}",
                            f"base: GPC -> LQR fallback: {out.fallback_reason}")
         yaw = float(self._pose[2]) if self._pose is not None else 0.0
-        c, s = math.cos(yaw), math.sin(yaw)
-        vx_w, vy_w, wz = (float(v) for v in out.u)
         cmd = Twist()
-        cmd.linear.x = c * vx_w + s * vy_w      # world -> base frame
-        cmd.linear.y = -s * vx_w + c * vy_w
-        cmd.angular.z = wz
+        cmd.linear.x, cmd.linear.y, cmd.angular.z = world_to_base_twist(out.u, yaw)
         self._cmd_pub.publish(cmd)
         self._base_stopped = False
         self._diagnose("base", out, self._base, float(np.hypot(e[0], e[1])))
@@ -315,7 +345,7 @@ class ControllerNode(Node):
         if not self._arm_active or self._arm is None:
             return
         age = self._age(self._joints_rx)
-        if age > self.config.joint_state_timeout_s:
+        if age > self.node_config.joint_state_timeout_s:
             if not self._js_stale:
                 self._js_stale = True
                 self._hold_arm()
@@ -339,7 +369,7 @@ class ControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ControllerNode, args, threads=2)  # callback groups run in parallel
+    return run_node(ControllerNode, args)
 
 
 if __name__ == "__main__":

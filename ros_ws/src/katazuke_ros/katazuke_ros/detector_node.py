@@ -2,8 +2,13 @@
 
 Subscribes (SENSOR QoS): ``head_camera/image_raw`` (rgb8), ``head_camera/depth/image_raw``
 (32FC1 metres), ``head_camera/camera_info``; ``/tf`` and ``/tf_static`` (TFMessage).
-Publishes: ``detections`` (katazuke_interfaces/DetectionArray, EVENTS QoS) and
-``detections/image`` (annotated rgb8, SENSOR QoS).
+Publishes: ``detections`` (katazuke_interfaces/DetectionArray, EVENTS QoS; the object map
+reads it), the same detections as ``detections_2d`` (vision_msgs/Detection2DArray, image
+frame) and ``detections_3d`` (vision_msgs/Detection3DArray: the 3D box in ``map_frame``
+when the transform is known, else in the camera optical frame), all EVENTS QoS, box for
+box with ``id = str(Detection.id)``; ``detections/label_info`` (vision_msgs/LabelInfo,
+LATCHED: class id <-> category name, the objectness threshold) and ``detections/image``
+(annotated rgb8, SENSOR QoS).
 
 Colour and depth are paired by stamp (:class:`ApproximateTimeSync`, within ``sync_slop``);
 only the newest pair waits for inference (older pairs are dropped, never queued), and
@@ -11,6 +16,10 @@ inference runs on its own thread. 3D: median valid depth in the central part of
 each box, back-projected through K at the box centre, pushed back by half the object's
 apparent size (the camera sees the front surface, the map wants the centre); then moved into
 ``map_frame`` with :class:`TransformBuffer` (a small tf buffer: no tf2_ros here).
+
+The weights load at construction: a missing or corrupt file is a ``KatazukeError`` naming
+the file and the ``katazuke train detector`` fix, and the process exits with code 2
+(``run_node``) instead of staying up silent.
 """
 from __future__ import annotations
 
@@ -26,21 +35,22 @@ from tf2_msgs.msg import TFMessage
 
 from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
-from katazuke.perception.detection import DetectorConfig
+from katazuke.perception.detection import CATEGORIES, UNKNOWN, DetectorConfig
 from katazuke.perception.objectmap.lifting import box_to_3d
+from katazuke.ros.conversions import (DEPTH_ENCODINGS, depth_to_metres, image_from_numpy,
+                                      image_to_numpy)
+from katazuke.ros.conversions import (detection2d_array_msg, detection3d_array_msg,
+                                      label_info_msg)
 from katazuke_interfaces.msg import Detection as DetectionMsg
 from katazuke_interfaces.msg import DetectionArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from katazuke_ros import qos
-from katazuke_ros.image_sync import ApproximateTimeSync, image_to_numpy
+from katazuke_ros.image_sync import ApproximateTimeSync
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
-from katazuke_ros.tf_buffer import TransformBuffer, matrix_to_quat_xyzw, quat_xyzw_to_matrix
-
-# On a shared, oversubscribed CPU, OpenMP threads that spin while waiting stall torch by
-# seconds per frame; passive waiting must be chosen before torch (lazily imported) starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from katazuke_ros.tf_buffer import TransformBuffer
 
 __all__ = ["DetectorNode", "DetectorNodeConfig", "TransformBuffer", "ApproximateTimeSync",
-           "quat_xyzw_to_matrix", "matrix_to_quat_xyzw", "box_to_3d", "image_to_numpy", "main"]
+           "box_to_3d", "main"]
 
 
 # ----------------------------------------------------------------------------- config
@@ -60,12 +70,10 @@ class DetectorNodeConfig:
     publish_image: bool = kfield(default=True, metadata={
         "help": "publish the annotated debug image on detections/image (drawn only while "
                 "someone subscribes)"})
-    detector: DetectorConfig = kfield(
-        default_factory=lambda: DetectorConfig(num_threads=1, classifier_top_k=16), metadata={
-            "help": "model settings (weights path, thresholds); 1 torch thread by default: with "
-                    "the sim on the same 2 cores, 2 threads measured slower; the second stage "
-                    "looks at the best 16 boxes, not 32, to keep >= 10 Hz beside the sim "
-                    "(docs/bench/detection.md)"})
+    detector: DetectorConfig = kfield(default_factory=DetectorConfig, metadata={
+        "help": "model settings (weights path, thresholds, threads); the deployed values "
+                "(1 torch thread, second stage on the best 16 boxes) are in "
+                "launch/params/perception.yaml, which the offline benchmarks read too"})
 
 @dataclass
 class _Frame:
@@ -80,8 +88,7 @@ class DetectorNode(Node):
         super().__init__("detector")
         self.cfg = declare_config(self, DetectorNodeConfig)
         self._log = LogOnce(self)
-        self._detector = None
-        self._detector_error: str | None = None
+        self._detector = self._load_detector()   # KatazukeError -> exit code 2 (run_node)
         self._tf = TransformBuffer()
         self._sync = ApproximateTimeSync(2, self.cfg.sync_slop)
         self._info: CameraInfo | None = None
@@ -93,6 +100,12 @@ class DetectorNode(Node):
         self.frames_dropped = 0
         self._pub = self.create_publisher(DetectionArray, "detections", qos.EVENTS)
         self._pub_img = self.create_publisher(Image, "detections/image", qos.SENSOR)
+        self._pub_2d = self.create_publisher(Detection2DArray, "detections_2d", qos.EVENTS)
+        self._pub_3d = self.create_publisher(Detection3DArray, "detections_3d", qos.EVENTS)
+        self._pub_labels = self.create_publisher(LabelInfo, "detections/label_info", qos.LATCHED)
+        labels = label_info_msg(tuple(CATEGORIES) + (UNKNOWN,), self.cfg.detector.score_threshold)
+        labels.header.stamp = self.get_clock().now().to_msg()
+        self._pub_labels.publish(labels)
         self.create_subscription(Image, "head_camera/image_raw", self._on_rgb, qos.SENSOR)
         self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth, qos.SENSOR)
         self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info, qos.SENSOR)
@@ -106,7 +119,7 @@ class DetectorNode(Node):
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(f"detector ready; map_frame '{self.cfg.map_frame}', weights "
-                               f"'{self.cfg.detector.weights or 'committed default'}' (loaded lazily)")
+                               f"'{self.cfg.detector.weights or 'committed default'}'")
 
     # -- inputs
     def _on_info(self, msg: CameraInfo) -> None:
@@ -120,7 +133,7 @@ class DetectorNode(Node):
         self._offer(0, msg)
 
     def _on_depth(self, msg: Image) -> None:
-        if msg.encoding not in ("32FC1", "16UC1"):
+        if msg.encoding not in DEPTH_ENCODINGS:
             self._log.error("enc_depth", f"head_camera/depth/image_raw has encoding "
                                          f"'{msg.encoding}'; publish 32FC1 depth in metres "
                                          "or 16UC1 in millimetres. Frames are skipped.")
@@ -139,23 +152,22 @@ class DetectorNode(Node):
         self._event.set()
 
     # -- inference
-    def _get_detector(self):
-        if self._detector is None and self._detector_error is None:
-            from katazuke.errors import KatazukeError
-            from katazuke.perception.detection import Detector
+    def _load_detector(self):
+        """Load the weights now (start-up), so a missing or corrupt file stops the node.
 
-            try:
-                self._detector = Detector(self.cfg.detector)
-                ref = self._detector.refiner
-                self.get_logger().info(
-                    "detector loaded; categories re-scored by the crop classifier "
-                    f"'{ref.path}' (fusion weight {ref.fusion_weight})" if ref is not None else
-                    "detector loaded; no crop classifier (detector category head only)")
-            except KatazukeError as exc:
-                self._detector_error = str(exc)
-        if self._detector_error:
-            self._log.error("weights", f"cannot load the detector: {self._detector_error}")
-        return self._detector
+        Raises:
+            KatazukeError: naming the file and how to regenerate it (``katazuke train
+                detector``); :func:`run_node` turns it into exit code 2.
+        """
+        from katazuke.perception.detection import Detector
+
+        det = Detector(self.cfg.detector)
+        ref = det.refiner
+        self.get_logger().info(
+            "detector loaded; categories re-scored by the crop classifier "
+            f"'{ref.path}' (fusion weight {ref.fusion_weight})" if ref is not None else
+            "detector loaded; no crop classifier (detector category head only)")
+        return det
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
@@ -180,18 +192,11 @@ class DetectorNode(Node):
             frame, self._pending = self._pending, None
         if frame is None:
             return
-        det = self._get_detector()
-        if det is None:
-            return
+        det = self._detector
         rgb_msg, depth_msg = frame.rgb, frame.depth
         try:
-            rgb = image_to_numpy(rgb_msg, "rgb8", 3, np.uint8)
-            if depth_msg.encoding == "16UC1":
-                depth = image_to_numpy(depth_msg, "16UC1", 1, np.uint16).astype(np.float32)
-                depth *= np.float32(0.001)
-                depth[depth == 0] = np.inf
-            else:
-                depth = image_to_numpy(depth_msg, "32FC1", 1, np.float32)
+            rgb = image_to_numpy(rgb_msg, "rgb8")
+            depth = depth_to_metres(depth_msg)   # NaN = no return (16UC1 zeros too)
         except ValueError as exc:
             self._log.error("decode", f"cannot decode camera images: {exc}")
             return
@@ -252,6 +257,9 @@ class DetectorNode(Node):
                         m.position_map.x, m.position_map.y, m.position_map.z = (float(v) for v in pm)
             out.detections.append(m)
         self._pub.publish(out)
+        self._pub_2d.publish(detection2d_array_msg(out))
+        self._pub_3d.publish(detection3d_array_msg(
+            out, None if T_map_cam is None else T_map_cam[:3, :3]))
         # Drawing costs a few ms per frame: only when someone looks at it.
         if self.cfg.publish_image and self._pub_img.get_subscription_count() > 0:
             self._pub_img.publish(self._annotated(rgb_msg, rgb, dets))
@@ -264,16 +272,14 @@ class DetectorNode(Node):
                            d.box_xywh[1] + d.box_xywh[3]] for d in dets]).reshape(-1, 4)
         img = draw_detections(rgb, boxes, [d.category for d in dets],
                               np.array([d.objectness for d in dets]))
-        msg = Image()
-        msg.header = src.header
-        msg.height, msg.width = img.shape[:2]
-        msg.encoding = "rgb8"
-        msg.step = img.shape[1] * 3
-        msg.data = img.tobytes()
-        return msg
+        return image_from_numpy(img, "rgb8", src.header)
 
 
 def main(args: list[str] | None = None) -> int:
+    # On a shared, oversubscribed CPU, OpenMP threads that spin while waiting stall torch by
+    # seconds per frame; passive waiting must be chosen before torch starts (the node loads
+    # it when it is constructed).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return run_node(DetectorNode, args)
 
 

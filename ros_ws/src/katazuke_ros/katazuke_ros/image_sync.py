@@ -1,16 +1,13 @@
-"""Message synchronisation and image conversion for sensor nodes (no message_filters
-or cv_bridge on PyPI): an approximate-time synchroniser by header stamp, and
-sensor_msgs/Image <-> numpy without copies where possible."""
+"""Message synchronisation for sensor nodes (no message_filters on PyPI): an approximate-time
+synchroniser by header stamp. Image <-> numpy conversion is :mod:`katazuke.ros.conversions`."""
 from __future__ import annotations
 
 import threading
 from collections import deque
 
 import numpy as np
-from sensor_msgs.msg import Image
 
-
-__all__ = ["ApproximateTimeSync", "image_to_numpy"]
+__all__ = ["ApproximateTimeSync"]
 
 
 class ApproximateTimeSync:
@@ -54,18 +51,3 @@ class ApproximateTimeSync:
                 return None
             self._last_matched = stamp_ref
             return tuple(m for _, m in best)
-
-
-def image_to_numpy(msg: Image, encoding: str, channels: int, dtype) -> np.ndarray:
-    """sensor_msgs/Image -> ``(H, W[, C])`` array (row padding removed); ValueError if wrong."""
-    if msg.encoding != encoding:
-        raise ValueError(f"encoding is '{msg.encoding}', expected '{encoding}'")
-    itemsize = np.dtype(dtype).itemsize
-    row = msg.width * channels * itemsize
-    if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise ValueError(f"data of {len(msg.data)} bytes / step {msg.step} too small for "
-                         f"{msg.width}x{msg.height} {encoding}")
-    buf = np.frombuffer(msg.data, np.uint8)[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
-    arr = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
-    arr = arr.astype(dtype, copy=False)
-    return arr.reshape(msg.height, msg.width, channels) if channels > 1 else arr.reshape(msg.height, msg.width)

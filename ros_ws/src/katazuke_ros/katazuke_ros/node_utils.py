@@ -24,6 +24,7 @@ from rclpy.parameter import Parameter
 
 from katazuke.config import load_config
 from katazuke.errors import KatazukeError
+from katazuke.ros.conversions import sec_to_stamp, stamp_to_sec  # re-exported for the nodes
 
 T = TypeVar("T")
 
@@ -44,13 +45,17 @@ def _array_type(hint: Any) -> Parameter.Type:
             float: Parameter.Type.DOUBLE_ARRAY}.get(elem, Parameter.Type.STRING_ARRAY)
 
 
-def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
+def declare_config(node: Node, cls: type[T], prefix: str = "", defaults: Any = None) -> T:
     """Declare a parameter per config field and return the config from their values.
 
     Args:
         node: the node that owns the parameters.
         cls: a frozen config dataclass (see :mod:`katazuke.config`).
         prefix: parameter-name prefix, e.g. ``"model."``.
+        defaults: an instance of ``cls`` whose values are the parameter defaults (None: the
+            class defaults). Nested configs use their parent field's default instance, so
+            ``sim: EnvConfig = field(default_factory=lambda: EnvConfig(profile="none"))``
+            declares ``sim.profile`` with default ``"none"``.
 
     Raises:
         KatazukeError: a parameter value does not fit the config (message names it).
@@ -60,14 +65,17 @@ def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        if f.default is not dataclasses.MISSING:
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         else:
             raise KatazukeError(f"{cls.__name__}.{f.name} has no default; nodes need defaults")
         if dataclasses.is_dataclass(default):
-            values[f.name] = declare_config(node, type(default), prefix=f"{prefix}{f.name}.")
+            values[f.name] = declare_config(node, type(default), prefix=f"{prefix}{f.name}.",
+                                            defaults=default)
             continue
         # Float fields accept integers too (`rate_hz: 25` in YAML or `-p rate_hz:=25`);
         # load_config checks the type afterwards, so typing stays strict where it matters.
@@ -93,22 +101,6 @@ def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
             v = float(v)
         values[f.name] = v
     return load_config(cls, values, where=f"node '{node.get_name()}' parameters")
-
-
-def stamp_to_sec(stamp: Any) -> float:
-    """builtin_interfaces/Time -> float seconds."""
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
-
-
-def sec_to_stamp(t: float) -> Any:
-    """float seconds -> builtin_interfaces/Time."""
-    from builtin_interfaces.msg import Time
-
-    sec = int(t // 1)
-    nsec = int(round((t - sec) * 1e9))
-    if nsec >= 1_000_000_000:
-        sec, nsec = sec + 1, nsec - 1_000_000_000
-    return Time(sec=sec, nanosec=nsec)
 
 
 class LogOnce:

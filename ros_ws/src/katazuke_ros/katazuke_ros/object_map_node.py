@@ -1,7 +1,7 @@
 """object_map: fuses ``detections`` into a latched ``object_map`` and answers ``where_is``.
 
 Subscribes: ``detections`` (katazuke_interfaces/DetectionArray, EVENTS QoS),
-``head_camera/depth/image_raw`` (32FC1) and ``head_camera/camera_info`` (SENSOR QoS),
+``head_camera/depth/image_raw`` (32FC1 m or 16UC1 mm) and ``head_camera/camera_info`` (SENSOR QoS),
 ``/tf`` + ``/tf_static``. The depth image nearest in time to each DetectionArray, the
 intrinsics and ``T_map_cam`` from tf form the :class:`CameraView` that lets the map forget
 objects a view should show but does not; without them the map only adds and merges.
@@ -10,7 +10,6 @@ Serves ``where_is`` (katazuke_interfaces/srv/WhereIs).
 """
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 import numpy as np
@@ -20,15 +19,15 @@ from tf2_msgs.msg import TFMessage
 
 from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
-from katazuke.perception.objectmap import (CATEGORY_NAMES, CameraView, Instance, ObjectMap,
-                                           ObjectMapConfig, Observation3D)
-from katazuke_interfaces.msg import DetectionArray, ObjectInstance
+from katazuke.perception.objectmap import (CATEGORY_NAMES, CameraView, ObjectMap, ObjectMapConfig,
+                                           Observation3D)
+from katazuke.ros.conversions import DEPTH_ENCODINGS, depth_to_metres, instance_to_msg
+from katazuke_interfaces.msg import DetectionArray
 from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.srv import WhereIs
 from katazuke_ros import qos
-from katazuke_ros.image_sync import image_to_numpy
 from katazuke_ros.tf_buffer import TransformBuffer
-from katazuke_ros.node_utils import LogOnce, declare_config, run_node, sec_to_stamp, stamp_to_sec
+from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
 
 __all__ = ["ObjectMapNode", "ObjectMapNodeConfig", "main"]
 
@@ -44,22 +43,13 @@ class ObjectMapNodeConfig:
         "help": "fusion/forgetting/query settings"})
 
 
-def instance_to_msg(inst: Instance, destination: str) -> ObjectInstance:
-    m = ObjectInstance()
-    m.id = inst.id
-    m.category = inst.category
-    m.confidence = float(inst.confidence)
-    p = inst.position
-    m.position.x, m.position.y, m.position.z = (float(v) for v in p)
-    m.extent.x, m.extent.y, m.extent.z = (float(v) for v in inst.extent)
-    m.first_seen = sec_to_stamp(inst.first_seen)
-    m.last_seen = sec_to_stamp(inst.last_seen)
-    m.observations = int(inst.observations)
-    m.destination = destination
-    return m
-
-
 class ObjectMapNode(Node):
+    """Fuses detections into the latched map and answers ``where_is`` (see module docstring).
+
+    Every callback runs on the one thread of ``run_node``'s SingleThreadedExecutor, so the
+    map needs no lock.
+    """
+
     def __init__(self) -> None:
         super().__init__("object_map")
         self.cfg = declare_config(self, ObjectMapNodeConfig)
@@ -69,7 +59,6 @@ class ObjectMapNode(Node):
         self._depths: deque = deque(maxlen=10)
         self._info: CameraInfo | None = None
         self._frame = ""
-        self._lock = threading.Lock()
         self.updates = 0
         self._pub = self.create_publisher(ObjectMapMsg, "object_map", qos.LATCHED)
         self.create_subscription(DetectionArray, "detections", self._on_detections, qos.EVENTS)
@@ -84,9 +73,10 @@ class ObjectMapNode(Node):
         self._info = msg
 
     def _on_depth(self, msg: Image) -> None:
-        if msg.encoding != "32FC1":
+        if msg.encoding not in DEPTH_ENCODINGS:
             self._log.error("enc_depth", f"depth encoding '{msg.encoding}'; publish 32FC1 metres "
-                                         "(without depth the map cannot forget objects)")
+                                         "or 16UC1 millimetres (without depth the map cannot "
+                                         "forget objects)")
             return
         self._depths.append((stamp_to_sec(msg.header.stamp), msg))
 
@@ -105,7 +95,7 @@ class ObjectMapNode(Node):
             self._log.warn("tf_view", f"no camera pose for forgetting: {reason}")
             return None
         try:
-            depth = image_to_numpy(dmsg, "32FC1", 1, np.float32)
+            depth = depth_to_metres(dmsg)
         except ValueError as exc:
             self._log.error("decode", f"cannot decode depth: {exc}")
             return None
@@ -125,11 +115,9 @@ class ObjectMapNode(Node):
                                      float(d.objectness), vec / vec.sum(),
                                      np.array([d.extent.x, d.extent.y, d.extent.z])))
         view = self._view_for(msg)
-        with self._lock:
-            self.map.update(stamp_to_sec(msg.header.stamp), obs, view)
-            self._frame = msg.map_frame
-            out = self._map_msg(msg.header.stamp)
-        self._pub.publish(out)
+        self.map.update(stamp_to_sec(msg.header.stamp), obs, view)
+        self._frame = msg.map_frame
+        self._pub.publish(self._map_msg(msg.header.stamp))
         self.updates += 1
 
     def _map_msg(self, stamp) -> ObjectMapMsg:
@@ -142,15 +130,14 @@ class ObjectMapNode(Node):
     def _on_where_is(self, req: WhereIs.Request, resp: WhereIs.Response) -> WhereIs.Response:
         from katazuke.errors import InputError
 
-        with self._lock:
-            try:
-                r = self.map.where_is(req.query)
-            except InputError as exc:
-                resp.found, resp.answer = False, str(exc)
-                return resp
-            resp.found = r.found
-            resp.answer = r.answer
-            resp.matches = [instance_to_msg(i, self.map.destination(i.category)) for i in r.matches]
+        try:
+            r = self.map.where_is(req.query)
+        except InputError as exc:
+            resp.found, resp.answer = False, str(exc)
+            return resp
+        resp.found = r.found
+        resp.answer = r.answer
+        resp.matches = [instance_to_msg(i, self.map.destination(i.category)) for i in r.matches]
         return resp
 
 

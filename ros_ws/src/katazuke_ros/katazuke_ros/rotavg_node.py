@@ -1,9 +1,10 @@
 """rotavg_server: certified chordal rotation averaging as a ROS 2 service.
 
 Serves ``katazuke_interfaces/srv/RotationAveraging`` on ``rotation_averaging`` (the SLAM
-backend calls it to initialise global BA). The solve runs in its own mutually exclusive
-callback group so a long request never blocks the node's other callbacks; bad requests
-(inconsistent sizes, NaN, bad anchor) get ``success = false`` and a message, never a crash.
+backend calls it to initialise global BA). Requests are answered one at a time on the
+node's single executor thread (a second request waits for the first; parameter services
+wait too while a solve runs). Bad requests (inconsistent sizes, NaN, bad anchor) get
+``success = false`` and a message, never a crash.
 
 Parameters: one per :class:`katazuke.perception.rotavg.RotAvgConfig` field (``robust``
 and ``anchor`` come from each request instead).
@@ -15,7 +16,6 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from katazuke.errors import KatazukeError
@@ -31,9 +31,7 @@ class RotAvgServer(Node):
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("rotavg_server", **node_kwargs)
         self._config = declare_config(self, RotAvgConfig)
-        self._group = MutuallyExclusiveCallbackGroup()
-        self._srv = self.create_service(RotationAveragingSrv, "rotation_averaging", self._on_request,
-                                        callback_group=self._group)
+        self._srv = self.create_service(RotationAveragingSrv, "rotation_averaging", self._on_request)
         self.get_logger().info("rotation_averaging service ready")
 
     def _graph(self, req: RotationAveragingSrv.Request) -> ViewGraph:
@@ -91,7 +89,7 @@ class RotAvgServer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(RotAvgServer, args, threads=2)  # callback groups run in parallel
+    return run_node(RotAvgServer, args)
 
 
 if __name__ == "__main__":

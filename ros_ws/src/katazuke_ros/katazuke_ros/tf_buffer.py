@@ -2,7 +2,7 @@
 
 Stores /tf and /tf_static transforms (tf2_msgs/TFMessage) per parent/child edge with
 their stamps, interpolates (slerp) between stamps, and chains lookups through the tree.
-Quaternions are ``xyzw``.
+Quaternions are ``xyzw``; the rotation math is :mod:`katazuke.geometry`.
 """
 from __future__ import annotations
 
@@ -13,49 +13,11 @@ from collections import deque
 import numpy as np
 from tf2_msgs.msg import TFMessage
 
+from katazuke.errors import InputError
+from katazuke.geometry import normalize_quaternion, quat_to_matrix, slerp
 from katazuke_ros.node_utils import stamp_to_sec
 
-__all__ = ["TransformBuffer", "quat_xyzw_to_matrix", "matrix_to_quat_xyzw"]
-
-
-# ----------------------------------------------------------------------------- math
-def quat_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(4,)`` xyzw -> rotation ``(3, 3)``."""
-    x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def matrix_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """Rotation ``(3, 3)`` -> unit quaternion xyzw with w >= 0."""
-    R = np.asarray(R, float)
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = np.array([(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4])
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
-        q = np.zeros(4)
-        q[i] = s / 4
-        q[j] = (R[j, i] + R[i, j]) / s
-        q[k] = (R[k, i] + R[i, k]) / s
-        q[3] = (R[k, j] - R[j, k]) / s
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
-    d = float(np.dot(q0, q1))
-    if d < 0:
-        q1, d = -q1, -d
-    if d > 0.9995:
-        q = q0 + a * (q1 - q0)
-        return q / np.linalg.norm(q)
-    th = np.arccos(d)
-    return (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
+__all__ = ["TransformBuffer"]
 
 
 # ----------------------------------------------------------------------------- tf buffer
@@ -76,15 +38,18 @@ class TransformBuffer:
 
     def set_transform(self, parent: str, child: str, t: float, translation: np.ndarray,
                       quat_xyzw: np.ndarray, static: bool = False) -> None:
-        """Store ``T_parent_child`` (maps child-frame points into the parent frame) at time t."""
+        """Store ``T_parent_child`` (maps child-frame points into the parent frame) at time t.
+
+        Raises:
+            InputError: the quaternion is zero or not finite.
+        """
         parent, child = parent.lstrip("/"), child.lstrip("/")
         tr = np.asarray(translation, float)
-        q = np.asarray(quat_xyzw, float)
-        q = q / np.linalg.norm(q)
+        q = normalize_quaternion(quat_xyzw)
         with self._lock:
             if static:
                 T = np.eye(4)
-                T[:3, :3] = quat_xyzw_to_matrix(q)
+                T[:3, :3] = quat_to_matrix(q)
                 T[:3, 3] = tr
                 self._static[(parent, child)] = T
                 return
@@ -111,14 +76,14 @@ class TransformBuffer:
         elif 0 < i < len(ts):
             a = (t - ts[i - 1]) / (ts[i] - ts[i - 1])
             tr = (1 - a) * trs[i - 1] + a * trs[i]
-            q = _slerp(qs[i - 1], qs[i], a)
+            q = slerp(qs[i - 1], qs[i], a)
         else:
             j = 0 if i == 0 else len(ts) - 1
             if abs(ts[j] - t) > tolerance:
                 return None
             tr, q = trs[j], qs[j]
         T = np.eye(4)
-        T[:3, :3] = quat_xyzw_to_matrix(q)
+        T[:3, :3] = quat_to_matrix(q)
         T[:3, 3] = tr
         return T
 
@@ -160,12 +125,22 @@ class TransformBuffer:
                 f = g
             return T, ""
 
-    def add_tf_message(self, msg: TFMessage, static: bool) -> None:
-        """Store every transform of a tf2_msgs/TFMessage."""
+    def add_tf_message(self, msg: TFMessage, static: bool) -> list[str]:
+        """Store every transform of a tf2_msgs/TFMessage.
+
+        Returns:
+            One reason per transform that was skipped (a zero or non-finite quaternion), for
+            the caller to log; empty when all were stored.
+        """
+        rejected = []
         for ts in msg.transforms:
             tr, r = ts.transform.translation, ts.transform.rotation
-            self.set_transform(ts.header.frame_id, ts.child_frame_id, stamp_to_sec(ts.header.stamp),
-                               np.array([tr.x, tr.y, tr.z]), np.array([r.x, r.y, r.z, r.w]), static)
+            try:
+                self.set_transform(ts.header.frame_id, ts.child_frame_id, stamp_to_sec(ts.header.stamp),
+                                   np.array([tr.x, tr.y, tr.z]), np.array([r.x, r.y, r.z, r.w]), static)
+            except InputError as e:
+                rejected.append(f"{ts.header.frame_id} -> {ts.child_frame_id}: {e}")
+        return rejected
 
 
 # ----------------------------------------------------------------------------- sync

@@ -11,7 +11,6 @@ base is stopped and the node exits; the launch file ends the whole launch with i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
@@ -22,6 +21,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from katazuke.config import dataclass, field, non_negative, positive
 from katazuke.errors import ConfigError
 from katazuke_ros import qos
 from katazuke_ros.node_utils import declare_config, run_node, stamp_to_sec
@@ -35,46 +35,38 @@ class TourConfig:
 
     waypoints: tuple[float, ...] = field(
         default=(1.2, 0.3, 1.1, -1.1, -0.9, -1.1, -1.5, 0.2, -1.3, 1.3, -0.4, 0.5, 0.0, 0.0),
-        metadata={"help": "flat list x0, y0, x1, y1, ... in metres, in the odom frame (or "
+        metadata={"check": "finite", "help": "flat list x0, y0, x1, y1, ... in metres, in the odom frame (or "
                           "relative to the start pose, see relative_to_start); the path "
                           "starts where the robot is. The default loop fits the simulated "
                           "5 m room (robot starting at its centre), clear of the furniture"})
     relative_to_start: bool = field(default=False, metadata={
         "help": "waypoints are in the frame of the start pose (x forward, y left) instead "
                 "of the odom frame"})
-    speed: float = field(default=0.35, metadata={"help": "cruise speed along the path, m/s"})
-    lookahead_m: float = field(default=0.35, metadata={"help": "pure-pursuit lookahead, m"})
-    goal_tolerance_m: float = field(default=0.08, metadata={
-        "help": "the tour ends within this distance of the last waypoint, m"})
-    max_angular_speed: float = field(default=0.8, metadata={"help": "|wz| limit, rad/s"})
+    speed: float = positive(0.35, "cruise speed along the path, m/s")
+    lookahead_m: float = positive(0.35, "pure-pursuit lookahead, m")
+    goal_tolerance_m: float = positive(0.08, "the tour ends within this distance of the last "
+                                             "waypoint, m")
+    max_angular_speed: float = positive(0.8, "|wz| limit, rad/s")
     heading_gain: float = field(default=1.5, metadata={
         "help": "wz = gain * heading error (rad/s per rad) towards the path direction"})
     face_travel_direction: bool = field(default=True, metadata={
         "help": "turn the base to face the path direction (false: strafe, keep heading)"})
     head_pan_amplitude: float = field(default=0.6, metadata={"help": "head sweep, rad either side"})
-    head_pan_period_s: float = field(default=8.0, metadata={"help": "head sweep period, s"})
+    head_pan_period_s: float = positive(8.0, "head sweep period, s")
     head_tilt: float = field(default=0.35, metadata={"help": "head tilt (positive looks down), rad"})
-    head_rate_hz: float = field(default=5.0, metadata={"help": "head command rate, Hz of sim time"})
+    head_rate_hz: float = positive(5.0, "head command rate, Hz of sim time")
     head_joints: tuple[str, ...] = field(default=("head_pan_joint", "head_tilt_joint"), metadata={
         "help": "names of the head pan and tilt joints"})
-    start_delay_s: float = field(default=3.0, metadata={
-        "help": "wait this much sim time after the first odometry before moving (lets "
-                "recorders and viewers discover the topics)"})
-    timeout_s: float = field(default=120.0, metadata={
-        "help": "give up after this much sim time since the first odometry, s"})
+    start_delay_s: float = non_negative(
+        3.0, "wait this much sim time after the first odometry before moving (lets "
+             "recorders and viewers discover the topics)")
+    timeout_s: float = positive(120.0, "give up after this much sim time since the first "
+                                       "odometry, s")
 
     def __post_init__(self) -> None:
         if len(self.waypoints) < 2 or len(self.waypoints) % 2:
             raise ConfigError(f"waypoints needs x, y pairs (an even count >= 2), "
                               f"got {len(self.waypoints)} numbers")
-        if not all(math.isfinite(v) for v in self.waypoints):
-            raise ConfigError("waypoints must be finite numbers")
-        if self.start_delay_s < 0:
-            raise ConfigError(f"start_delay_s must be >= 0, got {self.start_delay_s}")
-        for name in ("speed", "lookahead_m", "goal_tolerance_m", "max_angular_speed",
-                     "head_pan_period_s", "head_rate_hz", "timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if len(self.head_joints) != 2:
             raise ConfigError(f"head_joints needs [pan, tilt], got {list(self.head_joints)}")
 

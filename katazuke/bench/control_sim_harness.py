@@ -1,4 +1,5 @@
-"""LQR vs GPC base tracking in the simulator under scripted pushes and friction changes.
+"""LQR vs GPC base tracking in the simulator under scripted pushes and friction changes: the
+experiment harness of ``katazuke bench control-sim`` (:mod:`katazuke.bench.control_sim`).
 
 The harness drives :class:`katazuke.sim.TidyEnv`'s holonomic base with
 :func:`katazuke.control.base_tracker` (the same ROS-free tracker the ``controller`` node
@@ -22,84 +23,76 @@ the base's velocity lag and acceleration limit, and odometry noise.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass as _plain_dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from katazuke.config import dataclass, field
+from katazuke.config import dataclass, field, in_range, non_negative, positive
 from katazuke.control import GPC, ControllerConfig, base_tracker, identify, wrap_angle
-from katazuke.errors import ConfigError, InputError
+from katazuke.errors import InputError
+from katazuke.geometry import world_to_base_twist
 
 __all__ = ["ControlSimConfig", "DisturbanceEvent", "EpisodeResult", "Reference",
            "figure_eight", "room_tour", "default_schedule", "constant_push_schedule",
            "force_and_friction", "run_episode", "identify_base_model", "compare_controllers",
-           "plot_comparison", "TOUR_WAYPOINTS"]
+           "plot_comparison", "describe_schedule", "TRACKING_TOUR_WAYPOINTS"]
 
-# (x m, y m, yaw rad) in the 5 x 5 m room, keeping the 0.55 x 0.45 m base (circumradius
-# 0.36 m) >= 0.25 m clear of the table (x -0.2..1.0, y 0.95..1.65), the shelf (y >= 2.13),
-# and the bins along the -y and +x walls. Yaws are unwrapped so interpolation turns the
-# short way.
-TOUR_WAYPOINTS: tuple[tuple[float, float, float], ...] = (
+# The tracking experiment's own tour, deliberately not the demo tour (TourConfig.waypoints:
+# (x, y) pairs relative to the start pose, followed by the tour node): a timed reference
+# needs yaws and stop-and-go segments. (x m, y m, yaw rad) in the 5 x 5 m room, keeping the
+# 0.55 x 0.45 m base (circumradius 0.36 m) >= 0.25 m clear of the table (x -0.2..1.0,
+# y 0.95..1.65), the shelf (y >= 2.13), and the bins along the -y and +x walls. Yaws are
+# unwrapped so interpolation turns the short way.
+TRACKING_TOUR_WAYPOINTS: tuple[tuple[float, float, float], ...] = (
     (0.0, -0.4, 0.0), (1.2, -0.9, 0.0), (1.25, 0.3, 0.5 * math.pi), (-0.9, 0.3, 0.5 * math.pi),
     (-1.6, 1.3, math.pi), (-1.6, -1.1, 1.5 * math.pi), (0.0, -0.4, 2.0 * math.pi))
 
 
+def _experiment_controller() -> ControllerConfig:
+    # The controller node's defaults except ``max_linear_speed``: 0.45 m/s here (node: 0.5),
+    # the value every control-sim figure in docs/bench/control_sim.md was measured with. It
+    # caps only the feedback part; the sum with the feedforward is clipped to the sim's limit.
+    return ControllerConfig(max_linear_speed=0.45)
+
+
 @dataclass(frozen=True)
 class ControlSimConfig:
-    """Settings of one simulated tracking experiment (both modes use the same)."""
+    """Settings of one simulated tracking experiment (both modes use the same).
 
-    control_hz: float = field(default=20.0, metadata={
-        "help": "control and sim step rate (Hz); the controller node's rate_hz"})
-    physics_substeps: int = field(default=12, metadata={"help": "physics steps per control step"})
-    duration_s: float = field(default=60.0, metadata={
-        "help": "length of the figure-eight reference (s); the tour takes as long as its "
-                "segments need"})
-    speed: float = field(default=0.33, metadata={
-        "help": "peak reference speed (m/s) of the figure-eight and of each tour segment"})
+    The tracker's settings are the nested :class:`ControllerConfig` (the one the ROS
+    ``controller`` node runs); ``controller.mode`` is replaced per run, and
+    ``controller.rate_hz`` is the control and sim step rate.
+    """
+
+    controller: ControllerConfig = field(default_factory=_experiment_controller, metadata={
+        "help": "the tracker's settings (LQR weights, saturation, GPC, guards); its rate_hz "
+                "is the control and sim step rate. Default: the node's defaults with "
+                "max_linear_speed 0.45 m/s"})
+    physics_substeps: int = in_range(12, "physics steps per control step", 1, math.inf)
+    duration_s: float = positive(
+        60.0, "length of the figure-eight reference (s); the tour takes as long as its "
+              "segments need")
+    speed: float = positive(
+        0.33, "peak reference speed (m/s) of the figure-eight and of each tour segment")
     feedforward: bool = field(default=True, metadata={
         "help": "add the reference velocity to the tracker's command"})
-    push_scale: float = field(default=1.0, metadata={
-        "help": "multiplies every scripted push force (0 = no pushes)"})
-    gpc_horizon: int = field(default=10, metadata={"help": "GPC memory H (steps)"})
-    gpc_lr: float = field(default=0.5, metadata={"help": "GPC base step size"})
-    gpc_lr_schedule: Literal["constant", "inv_sqrt", "inv_t", "adagrad"] = field(
-        default="adagrad", metadata={"help": "GPC step-size schedule"})
-    gpc_radius: float = field(default=20.0, metadata={"help": "GPC projection radius ||M||_F"})
-    base_q_xy: float = field(default=1.0, metadata={"help": "LQR weight on x/y error (1/m^2)"})
-    base_q_yaw: float = field(default=0.5, metadata={"help": "LQR weight on yaw error (1/rad^2)"})
-    base_r_linear: float = field(default=0.05, metadata={"help": "LQR weight on vx, vy (s^2/m^2)"})
-    base_r_angular: float = field(default=0.05, metadata={"help": "LQR weight on wz (s^2/rad^2)"})
-    max_linear_speed: float = field(default=0.45, metadata={
-        "help": "tracker saturation of the feedback part |(vx, vy)| (m/s); the sum with the "
-                "feedforward is clipped to the simulator's limit"})
-    max_angular_speed: float = field(default=1.0, metadata={
-        "help": "tracker saturation of the feedback yaw rate (rad/s)"})
+    push_scale: float = non_negative(1.0, "multiplies every scripted push force (0 = no pushes)")
 
-    def __post_init__(self) -> None:
-        for name in ("control_hz", "duration_s", "speed", "gpc_radius", "base_q_xy", "base_q_yaw",
-                     "base_r_linear", "base_r_angular", "max_linear_speed", "max_angular_speed"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ConfigError(f"ControlSimConfig.{name} must be a finite number > 0; got {v!r}")
-        if self.physics_substeps < 1 or self.gpc_horizon < 1:
-            raise ConfigError("ControlSimConfig.physics_substeps and gpc_horizon must be >= 1")
-        if not (math.isfinite(self.push_scale) and self.push_scale >= 0):
-            raise ConfigError(f"ControlSimConfig.push_scale must be >= 0; got {self.push_scale}")
+    @property
+    def control_hz(self) -> float:
+        """Control and sim step rate (Hz): the nested controller's ``rate_hz``."""
+        return self.controller.rate_hz
 
     @property
     def dt(self) -> float:
         return 1.0 / self.control_hz
 
     def controller_config(self, mode: str) -> ControllerConfig:
-        """The :class:`ControllerConfig` the tracker (and the ROS node) would use."""
-        return ControllerConfig(
-            mode=mode, rate_hz=self.control_hz, base_q_xy=self.base_q_xy,
-            base_q_yaw=self.base_q_yaw, base_r_linear=self.base_r_linear,
-            base_r_angular=self.base_r_angular, max_linear_speed=self.max_linear_speed,
-            max_angular_speed=self.max_angular_speed, gpc_horizon=self.gpc_horizon,
-            gpc_lr=self.gpc_lr, gpc_lr_schedule=self.gpc_lr_schedule, gpc_radius=self.gpc_radius)
+        """The :class:`ControllerConfig` the tracker (and the ROS node) would use in ``mode``."""
+        return dataclasses.replace(self.controller, mode=mode)
 
 
 @_plain_dataclass
@@ -153,7 +146,7 @@ def figure_eight(duration_s: float, dt: float, speed: float = 0.33,
 
 
 def room_tour(dt: float, speed: float = 0.33,
-              waypoints: Sequence[Sequence[float]] = TOUR_WAYPOINTS, dwell_s: float = 1.0
+              waypoints: Sequence[Sequence[float]] = TRACKING_TOUR_WAYPOINTS, dwell_s: float = 1.0
               ) -> Reference:
     """Stop-and-go tour through ``waypoints`` ((x m, y m, yaw rad), yaw unwrapped).
 
@@ -263,6 +256,42 @@ def default_schedule(duration_s: float, rng: np.random.Generator, scale: float =
     return events
 
 
+def describe_schedule(events: Sequence[DisturbanceEvent], duration_s: float,
+                      mu_nominal: float) -> str:
+    """One line of prose describing ``events`` (read from the events, never retyped).
+
+    Single events are given as a share of ``duration_s`` (percent); events that repeat
+    with the same kind, force and length (the pulses) are counted.
+
+    Args:
+        events: a schedule, e.g. from :func:`default_schedule`.
+        duration_s: the run length the percentages refer to (s).
+        mu_nominal: the floor friction outside friction events.
+    """
+    groups: dict[tuple, list[DisturbanceEvent]] = {}
+    for ev in events:
+        key = (ev.kind, round(float(np.hypot(*ev.force)), 1), round(ev.t_end - ev.t_start, 2),
+               ev.period_s, ev.mu)
+        groups.setdefault(key, []).append(ev)
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    parts = []
+    for (kind, force, length, period, mu), evs in groups.items():
+        span = (f"over {100 * evs[0].t_start / duration_s:.0f}-"
+                f"{100 * evs[0].t_end / duration_s:.0f} %")
+        if kind == "friction":
+            parts.append(f"floor friction {mu_nominal:g} -> {mu:g} {span}" if len(evs) == 1 else
+                         f"{len(evs)} patches of floor friction {mu:g} ({length:g} s each)")
+        elif kind == "periodic":
+            parts.append(f"a +-{force:.0f} N square-wave shove ({period:g} s period) {span}"
+                         if len(evs) == 1 else
+                         f"{len(evs)} +-{force:.0f} N square-wave shoves ({period:g} s period)")
+        elif len(evs) == 1:
+            parts.append(f"{force:.0f} N step push {span}")
+        else:
+            parts.append(f"{words.get(len(evs), str(len(evs)))} {length:g} s pulses of {force:.0f} N")
+    return ", ".join(parts)
+
+
 def constant_push_schedule(force: tuple[float, float], t_start: float = 0.5,
                            t_end: float = 1e9) -> list[DisturbanceEvent]:
     """A single constant world-frame push ``force`` (N) from ``t_start`` on."""
@@ -339,11 +368,6 @@ def _make_env(cfg: ControlSimConfig, start: Sequence[float], seed: int):
     return env
 
 
-def _to_base(u_world: np.ndarray, yaw: float) -> tuple[float, float, float]:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return (c * u_world[0] + s * u_world[1], -s * u_world[0] + c * u_world[1], u_world[2])
-
-
 def _clip_twist(u: np.ndarray, max_lin: float, max_ang: float) -> np.ndarray:
     out = u.copy()
     n = math.hypot(out[0], out[1])
@@ -409,7 +433,7 @@ def run_episode(reference: Reference, events: Sequence[DisturbanceEvent], mode: 
             env.set_base_disturbance(f)
             if k == 0 or mu != mu_log[k - 1]:
                 env.set_floor_friction(mu)
-            env.step(_action(_to_base(u, oyaw)))
+            env.step(_action(world_to_base_twist(u, oyaw)))
             log["u"][k], log["force"][k], mu_log[k] = u, f, mu
             gpc_active[k] = out.mode == "gpc"
             saturated[k] = out.saturated
@@ -466,7 +490,7 @@ def identify_base_model(cfg: ControlSimConfig, seed: int = 0, steps: int = 400,
                 break
             u = _clip_twist(tracker.step(X[k]).u + noise[k], 0.5, 1.0)
             U[k] = u
-            env.step(_action(_to_base(u, oyaw)))
+            env.step(_action(world_to_base_twist(u, oyaw)))
     finally:
         env.close()
     A, B, resid = identify(X, U)

@@ -1,4 +1,5 @@
-"""The LQR vs GPC regret benchmark, as a library (the CLI ``katazuke bench control`` wraps it).
+"""Regret of online control against fixed controllers, ROS-free (the analysis behind
+``katazuke bench control``, :mod:`katazuke.bench.control`, and the GPC/LQR property tests).
 
 For a plant ``x_{t+1} = A x_t + B u_t + w_t`` (x_0 = 0) and a disturbance sequence W:
 
@@ -13,17 +14,15 @@ For a plant ``x_{t+1} = A x_t + B u_t + w_t`` (x_0 = 0) and a disturbance sequen
 """
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import numpy as np
 
 from katazuke.control.gpc import GPC, GPCConfig
-from katazuke.control.lqr import dlqr
 from katazuke.errors import InputError
 
-__all__ = ["rollout_lqr", "rollout_gpc", "identify_by_exploration", "best_dac_in_hindsight", "regret_exponent",
-           "dlqr_agreement", "time_gpc_step", "checkpoints"]
+__all__ = ["rollout_lqr", "rollout_gpc", "identify_by_exploration", "best_dac_in_hindsight",
+           "regret_exponent", "checkpoints"]
 
 
 def _stage_costs(X: np.ndarray, U: np.ndarray, Q: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -230,67 +229,3 @@ def regret_exponent(Ts: Sequence[int], regret: Sequence[float], min_T: int = 0) 
         return None
     slope, _ = np.polyfit(np.log(Ts[keep]), np.log(r[keep]), 1)
     return float(slope)
-
-
-def dlqr_agreement(n_systems: int, rng: np.random.Generator, max_n: int = 8) -> dict[str, float]:
-    """Compare :func:`katazuke.control.lqr.dlqr` with python-control's ``dlqr``.
-
-    Returns:
-        ``{"systems", "max_abs_gain_diff", "max_rel_gain_diff", "max_riccati_residual"}``.
-    """
-    import control as pyctrl  # python-control (never shadowed by katazuke.control)
-
-    from katazuke.control.lqr import riccati_residual
-    from katazuke.control.systems import random_stabilisable
-
-    worst_abs = worst_rel = worst_res = 0.0
-    for _ in range(n_systems):
-        n = int(rng.integers(1, max_n + 1))
-        m = int(rng.integers(1, n + 1))
-        s = random_stabilisable(n, m, rng, spectral_radius=float(rng.uniform(0.5, 1.5)))
-        Q = np.diag(rng.uniform(0.1, 2.0, n))
-        R = np.diag(rng.uniform(0.1, 2.0, m))
-        K, P = dlqr(s.A, s.B, Q, R)
-        K_ref, _, _ = pyctrl.dlqr(s.A, s.B, Q, R)
-        diff = float(np.abs(K - np.asarray(K_ref)).max())
-        worst_abs = max(worst_abs, diff)
-        worst_rel = max(worst_rel, diff / max(1.0, float(np.abs(K_ref).max())))
-        worst_res = max(worst_res, riccati_residual(s.A, s.B, Q, R, P))
-    return {"systems": float(n_systems), "max_abs_gain_diff": worst_abs,
-            "max_rel_gain_diff": worst_rel, "max_riccati_residual": worst_res}
-
-
-def time_gpc_step(n: int, m: int, H: int, steps: int, rng: np.random.Generator,
-                  repeats: int = 5, warmup: int = 200) -> dict[str, float]:
-    """Wall time of one ``get_action`` + ``update`` pair in a closed loop (plant excluded).
-
-    Returns:
-        ``{"median_us", "max_us", "n", "m", "H"}``: per-step microseconds, the median (and
-        worst) over ``repeats`` runs of ``steps`` steps each, after ``warmup`` steps.
-    """
-    from katazuke.control.systems import random_stabilisable
-
-    s = random_stabilisable(n, m, rng)
-    gpc = GPC(s.A, s.B, s.Q, s.R, GPCConfig(horizon=H))
-    W = 0.1 * rng.standard_normal((warmup + steps, n))
-    per_run = []
-    clock = time.perf_counter
-    for _ in range(repeats):
-        gpc.reset(keep_policy=False)
-        x = np.zeros(n)
-        spent = 0.0
-        for t in range(warmup + steps):
-            t0 = clock()
-            u = gpc.get_action(x)
-            t1 = clock()
-            x_next = s.A @ x + s.B @ u + W[t]
-            t2 = clock()
-            gpc.update(x_next, u)
-            t3 = clock()
-            if t >= warmup:
-                spent += (t1 - t0) + (t3 - t2)
-            x = x_next
-        per_run.append(spent / steps * 1e6)
-    per_run.sort()
-    return {"median_us": float(np.median(per_run)), "max_us": float(per_run[-1]),
-            "n": float(n), "m": float(m), "H": float(H)}

@@ -1,0 +1,236 @@
+"""``katazuke bench bag``: playback timing error and recording loss.
+
+1. Playback timing: a bag of 320x240 rgb8 images at 30 Hz + joint states at 100 Hz
+   (``play_seconds``) is written with exact stamps, then replayed with ``katazuke bag play``
+   (a separate process) at rate 1.0 while this process subscribes. The publish-time error
+   (actual - scheduled) is measured by the player; median and p99 over all messages, median
+   over ``repeats`` runs, after one warm-up run. In the same run: the peer "sleep only"
+   scheduler (``--spin-ms 0``) and the SCHED_FIFO mode (``--realtime``, when permitted).
+2. Recording: ``katazuke bag record`` (a separate process) records the same streams
+   published live for ``record_seconds`` by a reliable publisher (reliable KEEP_ALL); counts
+   and sequence numbers in the bag are compared with what was sent.
+
+:func:`run` measures, :func:`markdown` renders, :data:`BARS` is read by both.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from katazuke.bench.harness import Bar, evaluate_bars, median
+from katazuke.config import dataclass, field
+from katazuke.errors import InputError
+
+__all__ = ["BagBenchConfig", "BARS", "MODES", "run", "markdown"]
+
+# scheduler name -> extra `katazuke bag play` options
+MODES = {"sleep only (peer)": ["--spin-ms", "0"], "sleep + spin (default)": [],
+         "sleep + spin, --realtime": ["--realtime"]}
+DEFAULT_MODE, REALTIME_MODE = "sleep + spin (default)", "sleep + spin, --realtime"
+
+BARS = (
+    Bar("playback median error < 5 ms (default mode)", "summary.default_median_ms", "<", 5.0,
+        unit="ms"),
+    Bar("playback p99 error < 5 ms (default mode)", "summary.default_p99_ms", "<", 5.0, unit="ms"),
+    Bar("playback p99 error < 5 ms (--realtime)", "summary.realtime_p99_ms", "<", 5.0, unit="ms"),
+    Bar("live recording loses nothing", "summary.recording_lost", "==", 0,
+        note="messages sent but missing from the bag"),
+    Bar("live recording keeps the order", "summary.recording_out_of_order", "==", 0,
+        note="messages out of sequence in the bag"),
+)
+
+
+@dataclass(frozen=True)
+class BagBenchConfig:
+    """What one ``katazuke bench bag`` run measures."""
+
+    play_seconds: float = field(default=20.0, metadata={"help": "length of the playback bag (s)"})
+    record_seconds: float = field(default=60.0, metadata={
+        "help": "length of the live recording check (s)"})
+    repeats: int = field(default=3, metadata={"help": "playback runs per mode (median)"})
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.play_seconds <= 0 or self.record_seconds <= 0:
+            raise InputError("--repeats, --play-seconds and --record-seconds must be positive")
+
+
+QUICK = BagBenchConfig(play_seconds=5.0, record_seconds=10.0, repeats=1)
+
+
+def _katazuke() -> str:
+    return str(Path(sys.executable).parent / "katazuke")
+
+
+def _play_once(bag: Path, extra: list[str], stats: Path, probe: Any) -> dict[str, Any]:
+    from katazuke.testing import finish_process, start_process
+
+    cmd = [_katazuke(), "bag", "play", str(bag), "--wait-for-subscribers", "20",
+           "--stats-json", str(stats), *extra]
+    proc = start_process(cmd)
+    probe.wait_for(lambda: proc.poll() is not None, timeout=3600)
+    out = finish_process(proc, sig=signal.SIGINT)
+    if proc.returncode != 0:
+        raise InputError(f"'{' '.join(cmd)}' failed: {out.strip().splitlines()[-1:]}")
+    return json.loads(stats.read_text())
+
+
+def _playback(tmp: Path, seconds: float, repeats: int) -> dict[str, Any]:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image, JointState
+    from tqdm import tqdm
+
+    from katazuke.bag.loadgen import IMAGE_TOPIC, JOINT_TOPIC, LoadSpec, write_load_bag
+    from katazuke.ros.probe import Probe
+
+    bag = tmp / "play_load"
+    written = write_load_bag(bag, LoadSpec(duration_s=seconds))
+    warm = tmp / "warm"
+    write_load_bag(warm, LoadSpec(duration_s=min(2.0, seconds)))
+    results: dict[str, Any] = {}
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    with Probe("bench_bag_sink") as probe:
+        got = [probe.collect(IMAGE_TOPIC, Image, qos, keep=False),
+               probe.collect(JOINT_TOPIC, JointState, qos, keep=False)]
+        probe.spin_in_background()
+        received = lambda: sum(len(g) for g in got)  # noqa: E731
+        _play_once(warm, [], tmp / "warm.json", probe)
+        bar = tqdm(total=len(MODES) * repeats, desc="playback runs", unit="run")
+        for name, extra in MODES.items():
+            runs = []
+            for r in range(repeats):
+                for g in got:
+                    g.clear()
+                try:
+                    st = _play_once(bag, extra, tmp / f"play{r}.json", probe)
+                except InputError as exc:
+                    if "--realtime" in extra:
+                        results[name] = {"error": str(exc)}
+                        break
+                    raise
+                probe.wait_for(lambda: received() >= sum(written.values()), timeout=10)
+                runs.append({"timing": st["timing"], "publish_call": st["publish_call"],
+                             "published": sum(st["published"].values()), "received": received()})
+                bar.update(1)
+            if runs:
+                results[name] = {
+                    "runs": runs,
+                    "median_ms": median([x["timing"]["median_ms"] for x in runs]),
+                    "p99_ms": median([x["timing"]["p99_ms"] for x in runs]),
+                    "max_ms": max(x["timing"]["max_ms"] for x in runs),
+                    "publish_call_median_ms": median([x["publish_call"]["median_ms"] for x in runs]),
+                    "all_received": all(x["received"] == x["published"] == sum(written.values())
+                                        for x in runs),
+                }
+        bar.close()
+    return {"bag_seconds": seconds, "messages": written, "modes": results}
+
+
+def _recording(tmp: Path, seconds: float) -> dict[str, Any]:
+    import time
+
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image, JointState
+
+    from katazuke.bag.loadgen import IMAGE_TOPIC, JOINT_TOPIC, LoadSpec, publish_load
+    from katazuke.bag.reader import open_bag
+    from katazuke.ros.probe import Probe
+    from katazuke.testing import finish_process, start_process
+
+    bag = tmp / "rec_load"
+    rec = start_process([_katazuke(), "bag", "record", "-o", str(bag), "--no-progress",
+                         IMAGE_TOPIC, JOINT_TOPIC])
+    try:
+        with Probe("bench_bag_load") as probe:
+            print(f"publishing {seconds:.0f} s of 30 Hz 320x240 images + 100 Hz joint states ...",
+                  file=sys.stderr)
+            t0 = time.monotonic()
+            sent = publish_load(probe.node, LoadSpec(duration_s=seconds), wait_for_subscriber_s=60)
+            pub_s = time.monotonic() - t0
+            probe.spin_for(1.0)  # let the recorder drain before it is stopped
+    finally:
+        out = finish_process(rec, sig=signal.SIGINT, timeout=120)
+    if rec.returncode != 0:
+        raise InputError(f"recorder failed (exit {rec.returncode}): {out.strip()[-300:]}")
+    with open_bag(bag) as b:
+        recorded = {t.name: t.count for t in b.summary.topics}
+        seq = {IMAGE_TOPIC: [int(deserialize_message(d, Image).header.frame_id)
+                             for _, _, d in b.messages([IMAGE_TOPIC])],
+               JOINT_TOPIC: [int(deserialize_message(d, JointState).position[0])
+                             for _, _, d in b.messages([JOINT_TOPIC])]}
+        size = b.summary.size_bytes
+    lost = sum(len(set(range(sent[t])) - set(s)) for t, s in seq.items())
+    out_of_order = sum(sum(a > b for a, b in zip(s, s[1:])) for s in seq.values())
+    return {"seconds": seconds, "sent": sent, "recorded": recorded, "publish_wall_s": pub_s,
+            "lost": lost, "out_of_order": out_of_order,
+            "in_order_complete": all(s == list(range(sent[t])) for t, s in seq.items()),
+            "bag_bytes": size, "zero_loss": recorded == sent}
+
+
+def run(cfg: BagBenchConfig) -> dict[str, Any]:
+    """Measure playback timing and recording loss (about 3 x 3 x ``play_seconds`` +
+    ``record_seconds``, plus process start-up).
+
+    Returns:
+        ``settings``, ``playback`` (per scheduler mode: runs, median / p99 / max error in ms,
+        all received), ``recording`` (sent, recorded, lost, out of order, bag size) and
+        ``summary`` (the figures :data:`BARS` reads).
+    """
+    with tempfile.TemporaryDirectory(prefix="bench_bag_") as d:
+        tmp = Path(d)
+        play = _playback(tmp, cfg.play_seconds, cfg.repeats)
+        rec = _recording(tmp, cfg.record_seconds)
+    default = play["modes"].get(DEFAULT_MODE, {})
+    realtime = play["modes"].get(REALTIME_MODE, {})
+    return {
+        "settings": {"play_seconds": cfg.play_seconds, "record_seconds": cfg.record_seconds,
+                     "repeats": cfg.repeats, "quick": cfg == QUICK},
+        "playback": play, "recording": rec,
+        "summary": {"default_median_ms": default.get("median_ms"),
+                    "default_p99_ms": default.get("p99_ms"),
+                    "realtime_p99_ms": realtime.get("p99_ms"),
+                    "recording_lost": rec["lost"], "recording_out_of_order": rec["out_of_order"]},
+    }
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The report of :func:`run`'s results (bars table from :data:`BARS`)."""
+    from katazuke.bench.harness import bars_markdown
+
+    play, rec = res["playback"], res["recording"]
+    n = sum(play["messages"].values())
+    lines = ["# Bag playback timing and recording loss", "",
+             f"Playback: {play['bag_seconds']:.0f} s bag, 320x240 rgb8 images at 30 Hz + joint "
+             f"states at 100 Hz ({n} messages), rate 1.0, `katazuke bag play` in its own process "
+             "with a subscriber attached. Error = publish time - scheduled time, measured by the "
+             f"player; median / p99 over all messages, median of {res['settings']['repeats']} "
+             "repeats after a warm-up run.", "",
+             "## Bars", "", bars_markdown(evaluate_bars(res, BARS)), "",
+             "## Playback", "",
+             "| scheduler | median error | p99 error | max error | publish call (median) | all received |",
+             "|---|---|---|---|---|---|"]
+    for name, m in play["modes"].items():
+        if "error" in m:
+            lines.append(f"| {name} | not run: {m['error']} | | | | |")
+            continue
+        lines.append(f"| {name} | {m['median_ms']:.3f} ms | {m['p99_ms']:.3f} ms | "
+                     f"{m['max_ms']:.3f} ms | {m['publish_call_median_ms']:.3f} ms | "
+                     f"{'yes' if m['all_received'] else 'NO'} |")
+    d, rt = play["modes"].get(DEFAULT_MODE, {}), play["modes"].get(REALTIME_MODE, {})
+    if "p99_ms" in d and "p99_ms" in rt:
+        lines += ["", f"Default scheduler p99 {d['p99_ms']:.2f} ms vs {rt['p99_ms']:.2f} ms with "
+                  "`--realtime` (SCHED_FIFO playback thread); the default player competes with "
+                  "the other jobs for the CPU (load average in the footer)."]
+    lines += ["", "## Recording", "",
+              f"{rec['seconds']:.0f} s of the same streams published live (reliable, KEEP_ALL) "
+              "and recorded by `katazuke bag record` (MCAP) in its own process.", "",
+              "| topic | sent | recorded |", "|---|---|---|"]
+    for t, s in rec["sent"].items():
+        lines.append(f"| {t} | {s} | {rec['recorded'].get(t, 0)} |")
+    lines += ["", f"Sequence numbers complete and in order: {'yes' if rec['in_order_complete'] else 'NO'} "
+              f"({rec['lost']} missing, {rec['out_of_order']} out of order); bag size "
+              f"{rec['bag_bytes'] / 2**20:.1f} MiB."]
+    return "\n".join(lines) + "\n"
