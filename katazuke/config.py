@@ -217,6 +217,16 @@ def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _overlay(base: Any, mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The init fields of the dataclass instance ``base`` with ``mapping`` on top (recursively
+    for nested configs); unknown keys are kept so that :func:`load_config` reports them."""
+    out: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init}
+    for k, v in mapping.items():
+        cur = out.get(k)
+        out[k] = _overlay(cur, v) if isinstance(v, Mapping) and dataclasses.is_dataclass(cur) else v
+    return out
+
+
 def load_config(cls: type[T], source: Mapping[str, Any] | str | os.PathLike | None = None,
                 *, where: str | None = None, **overrides: Any) -> T:
     """Build a frozen config dataclass from a mapping or a YAML file.
@@ -254,6 +264,14 @@ def load_config(cls: type[T], source: Mapping[str, Any] | str | os.PathLike | No
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; "
                           f"valid keys: {sorted(names)}")
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+                for f in dataclasses.fields(cls)
+                if f.init and (f.default is not MISSING or f.default_factory is not MISSING)}
+    for k, v in data.items():
+        # A partial mapping for a nested config overrides the *field's* default instance
+        # (e.g. the bridge's own EnvConfig), not the nested class's defaults.
+        if isinstance(v, Mapping) and dataclasses.is_dataclass(defaults.get(k)):
+            data[k] = _overlay(defaults[k], v)
     kwargs = {k: _coerce(k, v, hints[k], where) for k, v in data.items()}
     try:
         cfg = cls(**kwargs)

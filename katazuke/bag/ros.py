@@ -257,10 +257,10 @@ class Player:
         if config.clock_hz > 0:
             from rosgraph_msgs.msg import Clock
 
-            # best effort, depth 1: what rclpy/rclcpp time sources subscribe with (the
-            # named CLOCK profile)
-            self._clock_pub = node.create_publisher(
-                Clock, "/clock", to_profile(QosSpec(reliable=False, transient_local=False, depth=1)))
+            from katazuke.ros.qos import CLOCK
+
+            # best effort, depth 1: what rclpy/rclcpp time sources subscribe with
+            self._clock_pub = node.create_publisher(Clock, "/clock", CLOCK)
             self._clock_cls = Clock
 
     def stop(self) -> None:

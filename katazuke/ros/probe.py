@@ -26,14 +26,6 @@ from typing import Any, Callable
 
 __all__ = ["Probe", "qos_profile"]
 
-# Used only while katazuke.ros.qos (the named profiles) is not importable.
-_FALLBACK = {  # name: (depth, reliable, transient_local)
-    "sensor": (1, False, False), "state": (10, True, False), "latched": (1, True, True),
-    "command": (1, True, False), "events": (10, True, False), "record": (1000, True, False),
-    "clock": (1, False, False),
-}
-
-
 def qos_profile(qos: Any) -> Any:
     """A ``rclpy.qos.QoSProfile`` for ``qos``.
 
@@ -45,9 +37,10 @@ def qos_profile(qos: Any) -> Any:
     Raises:
         ConfigError: an unknown profile name.
     """
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile
 
     from katazuke.errors import ConfigError
+    from katazuke.ros import qos as named
 
     if isinstance(qos, QoSProfile):
         return qos
@@ -55,23 +48,10 @@ def qos_profile(qos: Any) -> Any:
         return QoSProfile(depth=qos)
     if isinstance(qos, str):
         try:
-            from katazuke.ros import qos as named
-        except ImportError:
-            named = None
-        if named is not None and hasattr(named, "by_name"):
-            try:
-                return named.by_name(qos.lower())
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        if qos.lower() in _FALLBACK:
-            depth, reliable, latched = _FALLBACK[qos.lower()]
-            return QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=depth,
-                reliability=ReliabilityPolicy.RELIABLE if reliable
-                else ReliabilityPolicy.BEST_EFFORT,
-                durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
-                else DurabilityPolicy.VOLATILE)
-    raise ConfigError(f"QoS {qos!r}: pass a QoSProfile, a depth, or one of {sorted(_FALLBACK)}")
+            return named.by_name(qos.lower())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    raise ConfigError(f"QoS {qos!r}: pass a QoSProfile, a depth, or a profile name of katazuke.ros.qos")
 
 
 class Probe:

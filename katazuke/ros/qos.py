@@ -19,6 +19,8 @@ Nodes import this as ``katazuke_ros.qos`` (a re-export); core tools import
 """
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 
+from katazuke.bag.qos import RECORD_DEPTH
+
 __all__ = ["SENSOR", "STATE", "LATCHED", "COMMAND", "EVENTS", "RECORD", "CLOCK", "by_name"]
 
 SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -36,7 +38,7 @@ COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 EVENTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                     reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.VOLATILE)
-RECORD = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+RECORD = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=RECORD_DEPTH,
                     reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.VOLATILE)
 CLOCK = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,

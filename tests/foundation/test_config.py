@@ -134,3 +134,24 @@ def test_plain_dataclass_ranges_checked_by_the_loader_and_bad_rules_refused() ->
 def test_union_errors_say_why_each_type_failed() -> None:
     with pytest.raises(ConfigError, match="matches none of .*must be a string"):
         load_config(Cfg, {"name": 3})
+
+
+from katazuke.config import dataclass as _kdataclass
+
+
+@_kdataclass(frozen=True)
+class _OverlayInner:
+    a: int = 1
+    b: str = "class-default"
+
+
+@_kdataclass(frozen=True)
+class _OverlayOuter:
+    inner: _OverlayInner = field(default_factory=lambda: _OverlayInner(a=5, b="outer-default"))
+
+
+def test_partial_nested_mapping_overrides_the_fields_default_instance():
+    cfg = load_config(_OverlayOuter, {"inner": {"a": 7}})
+    assert cfg.inner == _OverlayInner(a=7, b="outer-default")   # b from the field's default
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(_OverlayOuter, {"inner": {"c": 1}})
