@@ -102,8 +102,25 @@ def start() -> dict[str, Any]:
         ``{"monotonic": seconds, "loadavg": [1, 5, 15 min] or None}``.
     """
     global _started
-    _started = {"monotonic": time.monotonic(), "loadavg": _loadavg()}
+    _started = {"monotonic": time.monotonic(), "loadavg": _loadavg(), "git": _git_state()}
     return dict(_started)
+
+
+#: Where benches write their results. Changes there do not make a tree dirty: they are the
+#: measurements, not the code that made them (a sequence of benches re-run from one commit
+#: would otherwise mark every bench after the first as dirty).
+RESULT_PATHS = ("docs/",)
+
+
+def _git_state() -> tuple[str, bool | None]:
+    """``(short commit, dirty)`` of the repository now (see :func:`provenance`)."""
+    head = _git("rev-parse", "--short", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=normal")
+    dirty = None
+    if status is not None:
+        paths = [ln[3:].split(" -> ")[-1].strip('"') for ln in status.splitlines() if ln.strip()]
+        dirty = any(not p.startswith(RESULT_PATHS) for p in paths)
+    return (head.strip() if head else "unknown"), dirty
 
 
 def _git(*args: str) -> str | None:
@@ -139,9 +156,11 @@ def provenance(packages: Iterable[str] = ()) -> dict[str, Any]:
     """Where and when a result was measured.
 
     ``dirty`` is True when **any tracked file is modified (staged or not) or any untracked,
-    non-ignored file exists anywhere in the repository** (``git status --porcelain`` over the
-    whole tree, untracked files included): results from such a tree cannot be reproduced from
-    ``commit`` alone. This is the only definition of dirty used by the benches.
+    non-ignored file exists anywhere in the repository outside the result folders**
+    (:data:`RESULT_PATHS`; ``git status --porcelain`` over the whole tree, untracked files
+    included): results from such a tree cannot be reproduced from ``commit`` alone. Commit and
+    dirty are taken when :func:`start` was called (before the bench ran and wrote anything),
+    else now. This is the only definition of dirty used by the benches.
 
     Args:
         packages: distribution names whose versions to record, besides numpy and scipy.
@@ -159,11 +178,10 @@ def provenance(packages: Iterable[str] = ()) -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    head = _git("rev-parse", "--short", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=normal")
+    commit, dirty = _started["git"] if _started else _git_state()
     return {
-        "commit": head.strip() if head else "unknown",
-        "dirty": None if status is None else bool(status.strip()),
+        "commit": commit,
+        "dirty": dirty,
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "command": command_line(),
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),

@@ -83,3 +83,23 @@ def test_write_results(tmp_path):
     md = mpath.read_text()
     assert md.startswith("# Demo\n") and "| node rate | >= 10 Hz |" in md and "body text" in md
     assert "_Measured " in md.splitlines()[-1]
+
+
+def test_dirty_ignores_result_files_but_not_code(monkeypatch):
+    from katazuke.bench import harness
+
+    def fake_git(status):
+        return lambda *args: "abc1234\n" if args[0] == "rev-parse" else status
+
+    monkeypatch.setattr(harness, "_git", fake_git(" M docs/bench/control.json\n?? docs/bench/new.md\n"))
+    assert harness._git_state() == ("abc1234", False)
+    monkeypatch.setattr(harness, "_git", fake_git(" M docs/bench/control.json\n M katazuke/bench/harness.py\n"))
+    assert harness._git_state() == ("abc1234", True)
+    monkeypatch.setattr(harness, "_git", fake_git("?? perception/new_module.py\n"))
+    assert harness._git_state()[1] is True
+    # provenance reports the state taken at start(), before the bench wrote its results
+    monkeypatch.setattr(harness, "_git", fake_git(""))
+    monkeypatch.setattr(harness, "_started", None)   # restored after the test
+    harness.start()
+    monkeypatch.setattr(harness, "_git", fake_git(" M katazuke/geometry.py\n"))
+    assert harness.provenance()["dirty"] is False
