@@ -31,7 +31,7 @@ from katazuke.geometry import (matrix_to_quat, normalize_quaternion, pose_to_mat
                                yaw_from_quaternion, yaw_to_quat)
 
 __all__ = ["ENCODINGS", "DEPTH_ENCODINGS", "header", "stamp_to_sec", "sec_to_stamp", "image_from_numpy",
-           "image_to_numpy", "depth_to_metres", "depth_to_msg", "camera_info_msg", "pose_msg",
+           "image_to_numpy", "depth_to_metres", "depth_to_msg", "camera_info_msg", "undistorter_from_info", "pose_msg",
            "transform_stamped", "matrix_from_pose_msg", "pose_xyyaw", "instance_msg",
            "instance_to_msg", "detection2d_array_msg", "detection3d_array_msg", "label_info_msg",
            "planar_odometry_msg", "joint_state_msg", "controller_diagnostic_status",
@@ -201,7 +201,31 @@ def camera_info_msg(K: np.ndarray, width: int, height: int, header: Any = None) 
     return info
 
 
+def undistorter_from_info(info: Any, previous: Any = None) -> Any:
+    """The :class:`katazuke.perception.camera.Undistorter` for a ``CameraInfo``.
+
+    Args:
+        info: ``sensor_msgs/CameraInfo`` (``k``, ``d``, ``distortion_model``, size).
+        previous: the undistorter built for an earlier message; returned as is when the
+            camera model did not change (the remap tables are built once per camera).
+
+    Raises:
+        InputError: a model or coefficient count :class:`Undistorter` cannot handle.
+    """
+    from katazuke.perception.camera import Undistorter
+
+    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    D = np.asarray(info.d, dtype=np.float64)
+    model = info.distortion_model or "plumb_bob"
+    if (previous is not None and previous.size == (info.width, info.height)
+            and previous.model == model and np.array_equal(previous.K, K)
+            and np.array_equal(previous.D, D)):
+        return previous
+    return Undistorter(K, D, info.width, info.height, model)
+
+
 # ------------------------------------------------------------------------- poses
+
 def pose_msg(T: np.ndarray) -> Any:
     """``geometry_msgs/Pose`` from a ``(4, 4)`` pose (orientation with ``w >= 0``)."""
     from geometry_msgs.msg import Pose

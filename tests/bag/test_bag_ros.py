@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from katazuke.bag import open_bag
+from katazuke.ros.probe import Probe
 from katazuke.rosenv import ros_environment
 from katazuke.testing import finish_process, start_process, wait_for
 
@@ -33,25 +34,6 @@ def _finish(proc: subprocess.Popen, sig: int | None = signal.SIGINT, timeout: fl
     return finish_process(proc, sig, timeout)
 
 
-class _Graph:
-    """A node + executor in the test's own rclpy context."""
-
-    def __init__(self, ctx, name: str) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.node = rclpy.create_node(name, context=ctx)
-        self.ex = SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(self.node)
-
-    def spin(self) -> None:
-        self.ex.spin_once(timeout_sec=0.01)
-
-    def close(self) -> None:
-        self.ex.shutdown()
-        self.node.destroy_node()
-
-
 def _profile(reliable: bool, latched: bool = False, depth: int = 100):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -60,7 +42,7 @@ def _profile(reliable: bool, latched: bool = False, depth: int = 100):
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
-def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
+def test_record_play_round_trip(tmp_path: Path) -> None:
     from geometry_msgs.msg import TransformStamped
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image, JointState
@@ -76,11 +58,11 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
     # --all: topics are discovered while running (each subscribed once it has a publisher)
     rec = _start("bag", "record", "-o", str(bag), "--no-progress", "--all",
                  "--exclude", "/rosout", "/parameter_events")
-    g = _Graph(ros_context, "rt_pub")
+    g = Probe("rt_pub")
     try:
         pubs = {t: g.node.create_publisher(cls, t, qos) for t, (cls, qos) in topics.items()}
         assert wait_for(lambda: all(p.get_subscription_count() for p in pubs.values()), 30,
-                        spin=g.spin), _finish(rec)
+                        spin=g.spin_once), _finish(rec)
         sent: dict[str, list[bytes]] = {t: [] for t in topics}
         times: dict[str, list[float]] = {t: [] for t in topics}
         tf = TFMessage(transforms=[TransformStamped(child_frame_id="base")])
@@ -133,7 +115,7 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
         assert np.median(err) < 0.005 and np.percentile(err, 90) < 0.02 and err.max() < 0.2, err
 
     # play it back into this process
-    g = _Graph(ros_context, "rt_sub")
+    g = Probe("rt_sub")
     got = {t: [] for t in topics}
     arrive = {t: [] for t in topics}
 
@@ -149,7 +131,7 @@ def test_record_play_round_trip(ros_context, tmp_path: Path) -> None:
         play = _start("bag", "play", str(bag), "--wait-for-subscribers", "20",
                       "--stats-json", str(tmp_path / "play.json"))
         expected = {t: len(v) for t, v in sent.items()}
-        ok = wait_for(lambda: all(len(got[t]) >= expected[t] for t in topics), 60, spin=g.spin)
+        ok = wait_for(lambda: all(len(got[t]) >= expected[t] for t in topics), 60, spin=g.spin_once)
         out = _finish(play, timeout=30)
         assert ok, ({t: len(v) for t, v in got.items()}, out)
     finally:
@@ -187,7 +169,7 @@ def _on_disk(bag: Path, storage: str) -> int:
 
 
 @pytest.mark.parametrize("storage", ["mcap"])  # sqlite3: tests/bag/test_bag_core.py (killed writer)
-def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path: Path,
+def test_sigkilled_recorder_bag_is_recovered_and_playable(tmp_path: Path,
                                                           storage: str) -> None:
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import JointState
@@ -195,11 +177,11 @@ def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path:
     bag = tmp_path / "killed"
     rec = _start("bag", "record", "-o", str(bag), "--storage", storage, "--no-progress",
                  "--flush-interval", "0.2", "/k/js")
-    g = _Graph(ros_context, "k_pub")
+    g = Probe("k_pub")
     sent = []
     try:
         pub = g.node.create_publisher(JointState, "/k/js", _profile(True))
-        assert wait_for(lambda: pub.get_subscription_count() > 0, 30, spin=g.spin), _finish(rec)
+        assert wait_for(lambda: pub.get_subscription_count() > 0, 30, spin=g.spin_once), _finish(rec)
         t0 = time.monotonic()
         i = 0
         while time.monotonic() - t0 < 2.0:
@@ -234,13 +216,13 @@ def test_sigkilled_recorder_bag_is_recovered_and_playable(ros_context, tmp_path:
     assert "recovered" in play.stderr or "rebuilt" in play.stderr
 
 
-def _load_check(ros_context, tmp_path: Path, duration_s: float) -> dict:
+def _load_check(tmp_path: Path, duration_s: float) -> dict:
     """Record the camera + joint-state load; return counts sent/recorded and sequence check."""
     from katazuke.bag.loadgen import IMAGE_TOPIC, JOINT_TOPIC, LoadSpec, publish_load
 
     bag = tmp_path / "load"
     rec = _start("bag", "record", "-o", str(bag), "--no-progress", IMAGE_TOPIC, JOINT_TOPIC)
-    g = _Graph(ros_context, "load_pub")
+    g = Probe("load_pub")
     try:
         sent = publish_load(g.node, LoadSpec(duration_s=duration_s), wait_for_subscriber_s=30)
         # Stop the recorder once it holds everything sent (a shortfall fails below).
@@ -265,15 +247,15 @@ def _load_check(ros_context, tmp_path: Path, duration_s: float) -> dict:
 
 
 @pytest.mark.slow
-def test_recording_loses_nothing_8s(ros_context, tmp_path: Path) -> None:
-    r = _load_check(ros_context, tmp_path, 8.0)
+def test_recording_loses_nothing_8s(tmp_path: Path) -> None:
+    r = _load_check(tmp_path, 8.0)
     assert r["sent"] == {"/camera/image_raw": 240, "/joint_states": 800}
     assert r["recorded"] == r["sent"] and r["images_in_order"] and r["joints_in_order"], r
 
 
 @pytest.mark.benchmark
-def test_recording_loses_nothing_60s(ros_context, tmp_path: Path) -> None:
-    r = _load_check(ros_context, tmp_path, 60.0)
+def test_recording_loses_nothing_60s(tmp_path: Path) -> None:
+    r = _load_check(tmp_path, 60.0)
     assert r["recorded"] == r["sent"] == {"/camera/image_raw": 1800, "/joint_states": 6000}, r
 
 
@@ -322,12 +304,12 @@ def test_play_real_bag(ros_context, rel: str) -> None:
         assert 0 < sum(result.published.values()) < sum(t.count for t in bag.summary.topics)
 
 
-def test_clock_follows_the_bag(ros_context) -> None:
+def test_clock_follows_the_bag() -> None:
     """--clock publishes bag time; a use_sim_time node's clock follows it."""
     import rclpy
     from rclpy.parameter import Parameter
 
-    g = _Graph(ros_context, "simtime")
+    g = Probe("simtime")
     g.node.set_parameters([Parameter("use_sim_time", Parameter.Type.BOOL, True)])
     bag_path = BAGS / "evo" / "tf_example"
     with open_bag(bag_path) as b:
@@ -347,7 +329,7 @@ def test_clock_follows_the_bag(ros_context) -> None:
                 seen.append(now)
             return play.poll() is not None
 
-        wait_for(observe, 60, spin=g.spin)
+        wait_for(observe, 60, spin=g.spin_once)
         out = _finish(play, None, timeout=10)
     finally:
         if play.poll() is None:
@@ -374,7 +356,7 @@ def test_loop_topics_and_stop(tmp_path: Path) -> None:
     assert stats["loops"] >= 1
 
 
-def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
+def test_recorder_and_player_nodes(tmp_path: Path) -> None:
     """The launchable bag_recorder / bag_player executables (parameters, clean SIGINT)."""
     from katazuke_interfaces.msg import TaskStatus
 
@@ -388,10 +370,10 @@ def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
         return start_process([str(exe / name), "--ros-args", *args], env=ros_environment())
 
     rec = start("bag_recorder", f"output:={bag}", "storage:=sqlite3", "topics:=/n/status")
-    g = _Graph(ros_context, "n_pub")
+    g = Probe("n_pub")
     try:
         pub = g.node.create_publisher(TaskStatus, "/n/status", _profile(True))
-        assert wait_for(lambda: pub.get_subscription_count() > 0, 30, spin=g.spin), _finish(rec)
+        assert wait_for(lambda: pub.get_subscription_count() > 0, 30, spin=g.spin_once), _finish(rec)
         for i in range(20):
             pub.publish(TaskStatus(task_id=str(i), progress=i / 20))
             time.sleep(0.01)
@@ -406,12 +388,12 @@ def test_recorder_and_player_nodes(ros_context, tmp_path: Path) -> None:
         assert b.summary.storage == "sqlite3" and b.summary.message_count == 20
         assert b.summary.topics[0].msgtype == "katazuke_interfaces/msg/TaskStatus"
 
-    g = _Graph(ros_context, "n_sub")
+    g = Probe("n_sub")
     got = []
     try:
         g.node.create_subscription(TaskStatus, "/n/status", got.append, _profile(True))
         play = start("bag_player", f"bag:={bag}", "wait_for_subscribers_s:=10.0", "rate:=2.0")
-        ok = wait_for(lambda: len(got) >= 20, 30, spin=g.spin)
+        ok = wait_for(lambda: len(got) >= 20, 30, spin=g.spin_once)
         assert wait_for(lambda: play.poll() is not None, 20), "player did not exit at the end"
         out = _finish(play, None)
     finally:

@@ -227,3 +227,51 @@ def test_detector_node_fails_at_start_up_on_bad_weights(tmp_path, problem):
     assert code == 2, f"exit code {code}; output:\n{out}"
     assert str(weights) in out and "katazuke train detector" in out, out
     assert ("not found" if problem == "missing" else "corrupt") in out, out
+
+
+def test_detector_node_undistorts_a_distorted_camera(tmp_path):
+    """camera_info with D != 0: the node detects on the rectified image (OpenCV, same K)."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from katazuke.perception.camera import Undistorter
+    from katazuke.ros.conversions import camera_info_msg, header, sec_to_stamp
+    from katazuke.ros.probe import Probe
+
+    weights = _random_weights(tmp_path / "random.pt", 3)
+    # score threshold 1: no boxes are drawn, so the annotated image is the rectified input
+    proc = start_node("detector", "-r", "__ns:=/du", "-p", f"detector.weights:={weights}",
+                      "-p", "detector.score_threshold:=1.0", "-p", "map_frame:=odom")
+    K = np.array([[200.0, 0, 160], [0, 200.0, 120], [0, 0, 1]])
+    D = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    u, v = np.meshgrid(np.arange(320), np.arange(240))
+    rgb = np.stack([(u * 0.8) % 256, (v * 1.1) % 256, ((u + v) // 3) % 256], 2).astype(np.uint8)
+    depth = np.full((240, 320), 2.0, np.float32)
+    expected = Undistorter(K, D, 320, 240).rectify_rgb(rgb)
+    with Probe("undistort_tester") as probe:
+        images = probe.collect("/du/detections/image", Image, "sensor")
+        pub_rgb = probe.publisher("/du/head_camera/image_raw", Image, "sensor")
+        pub_depth = probe.publisher("/du/head_camera/depth/image_raw", Image, "sensor")
+        pub_info = probe.publisher("/du/head_camera/camera_info", CameraInfo, "sensor")
+        t = [5.0]
+
+        def publish():
+            t[0] += 0.1
+            h = header(sec_to_stamp(t[0]), "cam_opt")
+            info = camera_info_msg(K, 320, 240, h)
+            info.d = list(D)
+            pub_info.publish(info)
+            pub_rgb.publish(_image(h.stamp, "cam_opt", rgb, "rgb8"))
+            pub_depth.publish(_image(h.stamp, "cam_opt", depth, "32FC1"))
+            probe.spin_once(0.05)
+
+        try:
+            # the first frames may arrive before camera_info (processed unrectified)
+            assert wait_for(lambda: len(images) >= 3, timeout=40, spin=publish), stop_node(proc)
+            from katazuke.ros.conversions import image_to_numpy
+
+            got = image_to_numpy(images[-1][1], "rgb8")
+            assert np.array_equal(got, expected)
+            assert not np.array_equal(got, rgb)
+            assert proc.poll() is None
+        finally:
+            stop_node(proc)

@@ -117,3 +117,19 @@ def test_instance_to_msg():
     assert (m.position.x, m.position.y, m.position.z) == (1.0, 2.0, 0.3)
     assert m.extent.z == pytest.approx(0.12)
     assert conv.stamp_to_sec(m.first_seen) == 1.5 and conv.stamp_to_sec(m.last_seen) == 4.25
+
+
+def test_undistorter_from_info_reuses_the_tables_of_an_unchanged_camera():
+    from katazuke.ros.conversions import camera_info_msg, undistorter_from_info
+
+    K = np.array([[200.0, 0, 160], [0, 200.0, 120], [0, 0, 1]])
+    info = camera_info_msg(K, 320, 240)
+    first = undistorter_from_info(info)
+    assert first.is_identity                                   # D = 0: rectified already
+    info.d = [-0.2, 0.05, 0.0, 0.0, 0.0]
+    second = undistorter_from_info(info, first)
+    assert second is not first and not second.is_identity      # the model changed
+    assert undistorter_from_info(info, second) is second       # same model: same tables
+    info.distortion_model = "fov"
+    with pytest.raises(InputError, match="not supported"):
+        undistorter_from_info(info, second)

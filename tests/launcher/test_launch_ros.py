@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from katazuke.ros.probe import Probe
 from katazuke.testing import finish_process, start_process, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -59,30 +60,26 @@ def pid_of(launcher: subprocess.Popen, node: str) -> int | None:
 
 
 class Echo:
-    """Subscribes std_msgs/String on a topic in a private rclpy context."""
+    """The std_msgs/String texts received on ``topic``, over :class:`katazuke.ros.probe.Probe`."""
 
-    def __init__(self, ctx, topic: str) -> None:
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
+    def __init__(self, topic: str) -> None:
         from std_msgs.msg import String
 
-        from katazuke_ros import qos
+        self.probe = Probe("launch_test_probe")
+        self._received = self.probe.collect(topic, String, "events")
 
-        self.node = Node("launch_test_probe", context=ctx)
-        self.msgs: list[str] = []
-        self.node.create_subscription(String, topic, lambda m: self.msgs.append(m.data), qos.EVENTS)
-        self.executor = SingleThreadedExecutor(context=ctx)
-        self.executor.add_node(self.node)
+    @property
+    def msgs(self) -> list[str]:
+        return [m.data for _, m in self._received]
 
     def spin(self) -> None:
-        self.executor.spin_once(timeout_sec=0.05)
+        self.probe.spin_once(0.05)
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.probe.close()
 
     def wait(self, cond, timeout: float) -> bool:
-        return wait_for(lambda: cond(self.msgs), timeout, spin=self.spin)
+        return self.probe.wait_for(lambda: cond(self.msgs), timeout)
 
 
 def start(path: Path, *args: str) -> subprocess.Popen:
@@ -99,11 +96,11 @@ def stop(launcher: subprocess.Popen) -> str:
     return finish_process(launcher, signal.SIGKILL)
 
 
-def test_demo_launch_namespaced_remapped_params_then_sigint(ros_context, tmp_path):
+def test_demo_launch_namespaced_remapped_params_then_sigint(tmp_path):
     ns = f"kz{os.getpid()}"
     launcher = start(REPO / "launch" / "demo_talker_listener.launch.xml", f"namespace:={ns}",
                      "message:=from_launch_arg", "status_topic:=chatter", "--log-dir", str(tmp_path))
-    echo = Echo(ros_context, f"/{ns}/echo")
+    echo = Echo(f"/{ns}/echo")
     try:
         # listener formats "<task_id>:<message>:<state>"; the message is the <param> that
         # overrides demo.yaml, the topic pair is remapped status -> chatter in /ns.
@@ -121,10 +118,10 @@ def test_demo_launch_namespaced_remapped_params_then_sigint(ros_context, tmp_pat
     assert "[launch] shutting down: received SIGINT" in out
 
 
-def test_respawn_then_required_node_exit(ros_context, tmp_path):
+def test_respawn_then_required_node_exit(tmp_path):
     ns = f"kzr{os.getpid()}"
     launcher = start(DATA / "ros_respawn.launch.xml", f"namespace:={ns}", "--log-dir", str(tmp_path))
-    echo = Echo(ros_context, f"/{ns}/echo")
+    echo = Echo(f"/{ns}/echo")
     try:
         assert echo.wait(lambda m: any(":respawned:" in x for x in m), 60.0), stop(launcher)
         talker = pid_of(launcher, "talker")
@@ -154,17 +151,15 @@ def test_respawn_then_required_node_exit(ros_context, tmp_path):
     assert "required process listener exited with code -9" in out
 
 
-def test_sigkilled_launcher_takes_an_idle_node_down(ros_context, tmp_path):
+def test_sigkilled_launcher_takes_an_idle_node_down(tmp_path):
     """An idle rclpy node ignores SIGTERM until its executor wakes; the launcher's death
     must still end it (PR_SET_PDEATHSIG=SIGKILL)."""
-    from rclpy.node import Node
-
     ns = f"kzi{os.getpid()}"
     launcher = start(DATA / "ros_idle.launch.xml", f"namespace:={ns}", "--log-dir", str(tmp_path))
-    probe = Node("launch_test_graph_probe", context=ros_context)
+    probe = Probe("launch_test_graph_probe")
     node = None
     try:
-        assert wait_for(lambda: ("idle_listener", f"/{ns}") in probe.get_node_names_and_namespaces(),
+        assert wait_for(lambda: ("idle_listener", f"/{ns}") in probe.node.get_node_names_and_namespaces(),
                         60.0), stop(launcher)
         node = pid_of(launcher, "idle_listener")
         assert node is not None
@@ -172,7 +167,7 @@ def test_sigkilled_launcher_takes_an_idle_node_down(ros_context, tmp_path):
         launcher.wait(timeout=10)
         assert wait_for(lambda: not alive(node), 5.0), f"orphan pid {node}"
     finally:
-        probe.destroy_node()
+        probe.close()
         stop(launcher)
         if node is not None and alive(node):  # never leave an orphan behind, even on failure
             os.kill(node, signal.SIGKILL)

@@ -37,8 +37,9 @@ from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
 from katazuke.perception.detection import CATEGORIES, UNKNOWN, DetectorConfig
 from katazuke.perception.objectmap.lifting import box_to_3d
+from katazuke.errors import InputError
 from katazuke.ros.conversions import (DEPTH_ENCODINGS, depth_to_metres, image_from_numpy,
-                                      image_to_numpy)
+                                      image_to_numpy, undistorter_from_info)
 from katazuke.ros.conversions import (detection2d_array_msg, detection3d_array_msg,
                                       label_info_msg)
 from katazuke_interfaces.msg import Detection as DetectionMsg
@@ -92,6 +93,7 @@ class DetectorNode(Node):
         self._tf = TransformBuffer()
         self._sync = ApproximateTimeSync(2, self.cfg.sync_slop)
         self._info: CameraInfo | None = None
+        self._undistort = None   # perception.camera.Undistorter of the current camera_info
         self._pending: _Frame | None = None
         self._lock = threading.Lock()
         self._event = threading.Event()
@@ -123,6 +125,14 @@ class DetectorNode(Node):
 
     # -- inputs
     def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            self._undistort = undistorter_from_info(msg, self._undistort)
+            self._log.clear("distortion")
+        except InputError as exc:
+            self._undistort = None
+            self._log.error("distortion", f"head_camera/camera_info: {exc}; frames are processed "
+                                          "without undistortion (boxes and 3D positions are off "
+                                          "towards the image corners)")
         self._info = msg
 
     def _on_rgb(self, msg: Image) -> None:
@@ -215,6 +225,13 @@ class DetectorNode(Node):
                                          f"is {rgb.shape[1]}x{rgb.shape[0]}; 3D positions skipped.")
         else:
             K = np.asarray(info.k, float).reshape(3, 3)
+            und = self._undistort
+            if und is not None and not und.is_identity:
+                # Lens distortion (CameraInfo.d != 0) is undone to the same K, so boxes and
+                # back-projection stay pinhole; detections refer to the rectified image.
+                rgb = und.rectify_rgb(rgb)
+                if depth is not None:
+                    depth = und.rectify_depth(depth)
         if det.uses_depth and depth is None:
             self._log.error("rgbd", "the detector weights are RGB-D and need a depth image "
                                     "registered to the colour image; frame skipped")

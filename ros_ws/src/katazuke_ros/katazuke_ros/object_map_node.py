@@ -21,7 +21,9 @@ from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
 from katazuke.perception.objectmap import (CATEGORY_NAMES, CameraView, ObjectMap, ObjectMapConfig,
                                            Observation3D)
-from katazuke.ros.conversions import DEPTH_ENCODINGS, depth_to_metres, instance_to_msg
+from katazuke.errors import InputError
+from katazuke.ros.conversions import (DEPTH_ENCODINGS, depth_to_metres, instance_to_msg,
+                                      undistorter_from_info)
 from katazuke_interfaces.msg import DetectionArray
 from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.srv import WhereIs
@@ -58,6 +60,7 @@ class ObjectMapNode(Node):
         self._tf = TransformBuffer()
         self._depths: deque = deque(maxlen=10)
         self._info: CameraInfo | None = None
+        self._undistort = None   # perception.camera.Undistorter of the current camera_info
         self._frame = ""
         self.updates = 0
         self._pub = self.create_publisher(ObjectMapMsg, "object_map", qos.LATCHED)
@@ -70,6 +73,13 @@ class ObjectMapNode(Node):
         self.create_service(WhereIs, "where_is", self._on_where_is)
 
     def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            self._undistort = undistorter_from_info(msg, self._undistort)
+            self._log.clear("distortion")
+        except InputError as exc:
+            self._undistort = None
+            self._log.error("distortion", f"head_camera/camera_info: {exc}; depth is used "
+                                          "without undistortion for forgetting objects")
         self._info = msg
 
     def _on_depth(self, msg: Image) -> None:
@@ -96,6 +106,8 @@ class ObjectMapNode(Node):
             return None
         try:
             depth = depth_to_metres(dmsg)
+            if self._undistort is not None and not self._undistort.is_identity:
+                depth = self._undistort.rectify_depth(depth)   # same rectified image as the detector
         except ValueError as exc:
             self._log.error("decode", f"cannot decode depth: {exc}")
             return None
