@@ -37,7 +37,7 @@ def test_quaternion_roundtrip():
 
 def test_tf_buffer_chains_inverts_and_interpolates():
     from katazuke.geometry import matrix_to_quat
-    from katazuke_ros.detector_node import TransformBuffer
+    from katazuke_ros.tf_buffer import TransformBuffer
 
     rng = np.random.default_rng(1)
     buf = TransformBuffer()
@@ -64,7 +64,7 @@ def test_tf_buffer_chains_inverts_and_interpolates():
 
 
 def test_approximate_time_sync_pairs_and_drops_stale():
-    from katazuke_ros.detector_node import ApproximateTimeSync
+    from katazuke_ros.image_sync import ApproximateTimeSync
 
     s = ApproximateTimeSync(2, slop=0.01)
     assert s.add(0, 1.000, "rgb1") is None

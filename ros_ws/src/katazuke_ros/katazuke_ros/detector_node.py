@@ -50,8 +50,7 @@ from katazuke_ros.image_sync import ApproximateTimeSync
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
 from katazuke_ros.tf_buffer import TransformBuffer
 
-__all__ = ["DetectorNode", "DetectorNodeConfig", "TransformBuffer", "ApproximateTimeSync",
-           "box_to_3d", "main"]
+__all__ = ["DetectorNode", "DetectorNodeConfig", "main"]
 
 
 # ----------------------------------------------------------------------------- config
