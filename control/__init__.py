@@ -2,12 +2,9 @@
 
 Imported as ``katazuke.control`` (python-control imports as 'control').
 """
-if __name__ != "katazuke.control":  # pragma: no cover - only on a mis-configured sys.path
-    raise ImportError(
-        f"the repository folder 'control/' was imported as top-level '{__name__}' because the "
-        "repository root is on sys.path (e.g. 'python' started in the repo root). It is "
-        "the package katazuke.control: import it by that name and start Python with -P "
-        "(or PYTHONSAFEPATH=1) so the root does not shadow installed packages.")
+from katazuke.errors import require_library_name
+
+require_library_name(__name__, "control")
 
 from katazuke.control.disturbances import FAMILIES, make_disturbance, worst_case_sinusoid
 from katazuke.control.gpc import GPC, GPCConfig, QuadraticCost, fd_cost_grad

@@ -2,11 +2,8 @@
 
 Imported as ``katazuke.perception``.
 """
-if __name__ != "katazuke.perception":  # pragma: no cover - only on a mis-configured sys.path
-    raise ImportError(
-        f"the repository folder 'perception/' was imported as top-level '{__name__}' because the "
-        "repository root is on sys.path (e.g. 'python' started in the repo root). It is "
-        "the package katazuke.perception: import it by that name and start Python with -P "
-        "(or PYTHONSAFEPATH=1) so the root does not shadow installed packages.")
+from katazuke.errors import require_library_name
+
+require_library_name(__name__, "perception")
 
 __all__: list[str] = []

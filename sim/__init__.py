@@ -4,12 +4,9 @@ A ROS-free library (no rclpy, no message packages); the only package allowed to 
 PyBullet. Imported as ``katazuke.sim``. PyBullet itself is imported lazily (inside
 :class:`TidyEnv`), so importing this package has no side effects.
 """
-if __name__ != "katazuke.sim":  # pragma: no cover - only on a mis-configured sys.path
-    raise ImportError(
-        f"the repository folder 'sim/' was imported as top-level '{__name__}' because the "
-        "repository root is on sys.path (e.g. 'python' started in the repo root). It is "
-        "the package katazuke.sim: import it by that name and start Python with -P "
-        "(or PYTHONSAFEPATH=1) so the root does not shadow installed packages.")
+from katazuke.errors import require_library_name
+
+require_library_name(__name__, "sim")
 
 from katazuke.sim.env import (CATEGORIES, Action, CameraFrame, ContainerInfo, EnvConfig,
                               Observation, ObjectState, SimError, TidyEnv, intrinsics_from_fov)

@@ -1,0 +1,28 @@
+"""One guard for the four libraries: imported under a folder name, they refuse with the fix."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from katazuke.errors import require_library_name
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_guard_passes_the_installed_name_and_refuses_the_folder_name():
+    require_library_name("katazuke.control", "control")
+    with pytest.raises(ImportError, match="start Python with -P"):
+        require_library_name("control", "control")
+
+
+@pytest.mark.parametrize("lib", ["perception", "planning", "control", "sim"])
+def test_each_library_uses_the_guard(lib):
+    # The repository root on sys.path (python without -P): the folder refuses to import.
+    out = subprocess.run([sys.executable, "-c", f"import {lib}"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    if lib == "control" and out.returncode == 0:
+        pytest.skip("python-control was found first on this path")
+    assert out.returncode != 0 and f"the package katazuke.{lib}" in out.stderr
