@@ -19,4 +19,4 @@ for lib in LIBRARIES:
     packages += [f"katazuke.{lib}.{p}" for p in find_packages(str(HERE / lib))]
 
 setup(packages=packages, package_dir=package_dir, include_package_data=True,
-      package_data={"": ["*.yaml", "*.pt", "*.json", "*.urdf", "*.obj", "*.png"]})
+      package_data={"": ["*.yaml", "*.pt", "*.json", "*.urdf", "*.obj", "*.png", "*.xml"]})

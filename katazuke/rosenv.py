@@ -21,9 +21,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["repo_root", "workspace_install", "ros_environment", "ensure_ros_environment"]
+__all__ = ["repo_root", "workspace_install", "ros_environment", "ensure_ros_environment", "FASTDDS_PROFILE"]
 
 _MARK = "KATAZUKE_ROS_ENV"
+#: Fast DDS profile with shared-memory segments sized for the camera streams.
+FASTDDS_PROFILE = Path(__file__).resolve().parent / "ros" / "fastdds_profile.xml"
 
 
 def repo_root() -> Path:
@@ -74,6 +76,10 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     _prepend(env, "PATH", str(Path(sysconfig.get_path("scripts"))))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    # Shared-memory segments sized for the camera streams (see the profile's comment).
+    profile = str(FASTDDS_PROFILE)
+    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", env.get("FASTDDS_DEFAULT_PROFILES_FILE", profile))
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", env["FASTRTPS_DEFAULT_PROFILES_FILE"])
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     # Small dense solves (control, rotation averaging certificates) run many times
     # slower with threaded OpenBLAS on a loaded 2-core machine; torch uses its own pool.
@@ -102,7 +108,8 @@ def ensure_ros_environment(argv: list[str] | None = None) -> None:
 def _main() -> int:  # used by scripts before the console script exists
     env = ros_environment()
     for key in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PATH",
-                "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION", "PYTHONSAFEPATH", _MARK):
+                "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION", "FASTRTPS_DEFAULT_PROFILES_FILE",
+                "FASTDDS_DEFAULT_PROFILES_FILE", "PYTHONSAFEPATH", _MARK):
         print(f"export {key}={shlex.quote(env[key])}")
     return 0
 
