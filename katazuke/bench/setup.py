@@ -54,6 +54,12 @@ def _timed(cmd: list[str], cwd: Path) -> tuple[float, int, str]:
     return time.monotonic() - t0, p.returncode, (p.stdout + p.stderr)[-3000:]
 
 
+def _clone_relative(text: str, clone: Path) -> str:
+    """``text`` with the temporary clone's path written as ``<fresh clone>`` (no
+    machine-local paths in stored results)."""
+    return text.replace(str(clone), "<fresh clone>")
+
+
 def run(cfg: SetupBenchConfig) -> dict[str, Any]:
     """Time the bootstraps.
 
@@ -81,13 +87,13 @@ def run(cfg: SetupBenchConfig) -> dict[str, Any]:
             dt, rc, log = _timed(["bash", "scripts/bootstrap.sh"], tmp / "k")
             results["fresh_bootstrap_s"], results["fresh_bootstrap_rc"] = dt, rc
             if rc != 0:
-                results["fresh_bootstrap_tail"] = log[-600:]
+                results["fresh_bootstrap_tail"] = _clone_relative(log[-600:], tmp / "k")
             dt2, rc2, _ = _timed(["bash", "scripts/bootstrap.sh"], tmp / "k")
             results["fresh_second_bootstrap_s"], results["fresh_second_bootstrap_rc"] = dt2, rc2
             if cfg.fresh_tests and rc == 0:
                 dt3, rc3, log3 = _timed(["bash", "scripts/test.sh", "-x", "-q"], tmp / "k")
                 results["fresh_tests_s"], results["fresh_tests_rc"] = dt3, rc3
-                results["fresh_tests_tail"] = log3[-600:]
+                results["fresh_tests_tail"] = _clone_relative(log3[-600:], tmp / "k")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return results
