@@ -8,8 +8,15 @@ files through ``AMENT_PREFIX_PATH``. :func:`ros_environment` computes that
 environment; :func:`ensure_ros_environment` re-executes the current command inside it
 (what ``source install/setup.bash`` does for a shell).
 
-Safe defaults (issue: DDS discovery stays on this host): ``ROS_AUTOMATIC_DISCOVERY_RANGE``
-defaults to ``LOCALHOST`` unless the caller set it.
+Safe defaults: DDS stays on this host. Unless the caller names its own Fast DDS profile
+(``FASTRTPS_DEFAULT_PROFILES_FILE``), katazuke's profile (:mod:`katazuke.ros.fastdds`) is
+applied: shared memory plus UDP on 127.0.0.1, no multicast, no socket on a LAN address.
+``KATAZUKE_DDS_NETWORK=lan`` (with ``KATAZUKE_DDS_PEERS`` / ``KATAZUKE_DDS_INTERFACE``) opens
+it to a LAN on purpose; ``KATAZUKE_DDS_SHM=0`` turns shared memory off. With that profile
+``ROS_AUTOMATIC_DISCOVERY_RANGE`` is ``SYSTEM_DEFAULT`` (rmw_fastrtps leaves the profile
+alone; ``LOCALHOST`` would add an any-address locator), ``OFF`` is kept, and ``SUBNET`` or
+``ROS_STATIC_PEERS`` are errors naming the katazuke switch. With a profile of your own,
+``ROS_AUTOMATIC_DISCOVERY_RANGE`` defaults to ``LOCALHOST``.
 
 Command line: ``python -m katazuke.rosenv`` prints ``export`` lines for a shell.
 """
@@ -21,10 +28,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from katazuke.errors import KatazukeError
+
 __all__ = ["repo_root", "workspace_install", "ros_environment", "ensure_ros_environment", "FASTDDS_PROFILE"]
 
 _MARK = "KATAZUKE_ROS_ENV"
-#: Fast DDS profile with shared-memory segments sized for the camera streams.
+#: Katazuke's default Fast DDS profile (this host only; shared memory sized for the cameras).
 FASTDDS_PROFILE = Path(__file__).resolve().parent / "ros" / "fastdds_profile.xml"
 
 
@@ -74,12 +83,8 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
                      for link in site.glob("*.egg-link")) if site.is_dir() else []
     _prepend(env, "PYTHONPATH", *develop, str(site))
     _prepend(env, "PATH", str(Path(sysconfig.get_path("scripts"))))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    # Shared-memory segments sized for the camera streams (see the profile's comment).
-    profile = str(FASTDDS_PROFILE)
-    env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", env.get("FASTDDS_DEFAULT_PROFILES_FILE", profile))
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", env["FASTRTPS_DEFAULT_PROFILES_FILE"])
+    _apply_dds_profile(env)
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     # Small dense solves (control, rotation averaging certificates) run many times
     # slower with threaded OpenBLAS on a loaded 2-core machine; torch uses its own pool.
@@ -90,15 +95,56 @@ def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _is_katazuke_profile(path: str) -> bool:
+    from katazuke.ros.fastdds import SHIPPED_PROFILE, profile_folder
+
+    p = Path(path)
+    return p == SHIPPED_PROFILE or p.parent == profile_folder()
+
+
+def _dds_profile_current(env: dict[str, str] | os._Environ) -> bool:
+    """True when ``env`` already names the Fast DDS profile its KATAZUKE_DDS_* ask for (or
+    a profile of the user's own)."""
+    current = env.get("FASTRTPS_DEFAULT_PROFILES_FILE", "")
+    if current and not _is_katazuke_profile(current):
+        return True
+    try:
+        return current == ros_environment(dict(env))["FASTRTPS_DEFAULT_PROFILES_FILE"]
+    except KatazukeError:
+        return False  # ensure_ros_environment reports it
+
+
+def _apply_dds_profile(env: dict[str, str]) -> None:
+    """Point Fast DDS at katazuke's profile (unless ``env`` names one) and keep the ROS
+    discovery variables from overriding it (see the module docstring)."""
+    from katazuke.ros.fastdds import dds_network_from_env, profile_path
+
+    own = env.get("FASTRTPS_DEFAULT_PROFILES_FILE") or env.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    if own and not _is_katazuke_profile(own):  # a profile of ours (e.g. from `katazuke env`)
+        # is recomputed, so that KATAZUKE_DDS_* set later in that shell take effect
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"] = own
+        return
+    profile = str(profile_path(dds_network_from_env(env)))
+    env["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
+    if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").strip().upper() != "OFF":
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
+    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; it would turn LOCALHOST back on
+
+
 def ensure_ros_environment(argv: list[str] | None = None) -> None:
     """Re-exec this Python process inside :func:`ros_environment` if it is not already.
 
     A no-op when the marker variable shows the environment is set up for the same
     workspace (so it never loops).
     """
-    if os.environ.get(_MARK) == str(workspace_install()):
+    if os.environ.get(_MARK) == str(workspace_install()) and _dds_profile_current(os.environ):
         return
-    env = ros_environment()
+    try:
+        env = ros_environment()
+    except KatazukeError as exc:  # e.g. a bad KATAZUKE_DDS_* value: one line, no traceback
+        print(f"katazuke: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     args = [sys.executable, "-P", "-m", "katazuke.cli"] + list(sys.argv[1:] if argv is None else argv)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -111,6 +157,8 @@ def _main() -> int:  # used by scripts before the console script exists
                 "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION", "FASTRTPS_DEFAULT_PROFILES_FILE",
                 "FASTDDS_DEFAULT_PROFILES_FILE", "PYTHONSAFEPATH", _MARK):
         print(f"export {key}={shlex.quote(env[key])}")
+    if "ROS_LOCALHOST_ONLY" not in env:
+        print("unset ROS_LOCALHOST_ONLY")
     return 0
 
 

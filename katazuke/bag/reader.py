@@ -5,6 +5,13 @@ a ROS 1 ``.bag``, or a rosbag2 directory left behind by a killed recorder.
 info`` prints) and a time-ordered message stream of CDR bytes (ROS 1 messages are
 converted to ROS 2 CDR on the fly). Every failure is an :class:`InputError` naming the
 file and the reason.
+
+MCAP messages are read chunk by chunk with each chunk's CRC checked
+(:mod:`katazuke.bag.integrity`): a corrupted chunk is skipped with a warning (logger
+``katazuke.bag``) naming its index and time range, recorded in :attr:`Bag.bad_chunks`,
+and every other message is still yielded. A file whose tail (footer/summary) is damaged
+is read by scanning its records; one with nothing readable raises an :class:`InputError`
+saying "nothing recoverable" and what was tried.
 """
 from __future__ import annotations
 
@@ -16,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from katazuke.bag.integrity import ChunkRef, McapIndex, iter_messages, read_index
 from katazuke.bag.msgdefs import MessageDefinitions
-from katazuke.bag.recover import McapScan, iter_scanned_messages, scan_mcap
+from katazuke.bag.recover import McapScan, scan_mcap
 from katazuke.errors import InputError
 
 __all__ = ["Bag", "BagSummary", "TopicSummary", "open_bag", "format_summary", "write_metadata"]
@@ -92,13 +100,24 @@ def _kind(fmt: Any) -> str:
     return {"msg": "msg", "idl": "idl"}.get(name, "none")
 
 
+BadChunks = list[tuple[Path, ChunkRef, str]]  # (file, chunk, reason)
+
+
 class Bag:
-    """An open bag; use :func:`open_bag`. Close it (or use ``with``)."""
+    """An open bag; use :func:`open_bag`. Close it (or use ``with``).
+
+    Attributes:
+        summary: what ``katazuke bag info`` prints.
+        bad_chunks: (file, chunk, reason) of every MCAP chunk that failed its check while
+            messages were read (each skipped once per pass).
+    """
 
     def __init__(self, summary: BagSummary,
                  iterate: Callable[[set[str] | None, int | None], Iterator[tuple[str, int, bytes]]],
-                 close: Callable[[], None], ros1_typestore: Any = None) -> None:
+                 close: Callable[[], None], ros1_typestore: Any = None,
+                 bad_chunks: BadChunks | None = None) -> None:
         self.summary = summary
+        self.bad_chunks: BadChunks = [] if bad_chunks is None else bad_chunks
         self._iterate = iterate
         self._close = close
         self._ros1_typestore = ros1_typestore
@@ -174,7 +193,9 @@ class Bag:
         """Yield ``(topic, timestamp_ns, raw bytes)`` in time order.
 
         Raw bytes are CDR for rosbag2 and ROS 1 serialization for ROS 1 bags (see
-        :meth:`converter`).
+        :meth:`converter`). MCAP chunks that fail their CRC check are skipped with a
+        warning (logger ``katazuke.bag``) and added to :attr:`bad_chunks`; the other
+        messages are yielded.
         """
         wanted = None if topics is None else set(topics)
         return self._iterate(wanted, start_ns)
@@ -215,26 +236,66 @@ def _open_rosbags2(path: Path) -> Bag:
 
     # Read each storage file directly: rosbags' directory reader matches metadata.yaml
     # connections to storage connections by QoS equality, which fails on some genuine
-    # rosbag2 bags (version 4, talker) and then yields nothing.
-    storages = list(getattr(reader.storage, "storages", None) or [reader.storage])
+    # rosbag2 bags (version 4, talker) and then yields nothing. MCAP files are read by our
+    # own CRC-checking chunk reader.
     per_message_zstd = reader.compression_mode == "message"
+    bad: BadChunks = []
+    if storage == "mcap":
+        sources = [_McapSource.open(f, bad) for f in files if f.suffix == ".mcap"]
 
-    def one(storage: Any, wanted: set[str] | None,
-            start_ns: int | None) -> Iterator[tuple[int, str, bytes]]:
-        conns = [c for c in storage.connections if wanted is None or c.topic in wanted]
-        if not conns:
-            return
-        for c, t, data in storage.messages(conns, start_ns, None):
-            if per_message_zstd:
-                data = _zstd_decompress(data)
-            yield t, c.topic, bytes(data)
+        def one(src: Any, wanted: set[str] | None,
+                start_ns: int | None) -> Iterator[tuple[int, str, bytes]]:
+            for t, topic, data in src.messages(wanted, start_ns):
+                yield t, topic, _zstd_decompress(data) if per_message_zstd else data
+    else:
+        sources = list(getattr(reader.storage, "storages", None) or [reader.storage])
+
+        def one(src: Any, wanted: set[str] | None,
+                start_ns: int | None) -> Iterator[tuple[int, str, bytes]]:
+            conns = [c for c in src.connections if wanted is None or c.topic in wanted]
+            if not conns:
+                return
+            for c, t, data in src.messages(conns, start_ns, None):
+                if per_message_zstd:
+                    data = _zstd_decompress(data)
+                yield t, c.topic, bytes(data)
 
     def iterate(wanted: set[str] | None, start_ns: int | None) -> Iterator[tuple[str, int, bytes]]:
-        for t, topic, data in heapq.merge(*[one(s, wanted, start_ns) for s in storages],
+        for t, topic, data in heapq.merge(*[one(s, wanted, start_ns) for s in sources],
                                           key=lambda m: m[0]):
             yield topic, t, data
 
-    return Bag(summary, iterate, reader.close)
+    return Bag(summary, iterate, reader.close, bad_chunks=bad)
+
+
+@dataclass
+class _McapSource:
+    """One MCAP file read through its summary index (or a record scan without one)."""
+
+    path: Path
+    topics: dict[int, str]
+    chunks: list[ChunkRef]
+    loose: list[tuple[int, int, int]]
+    bad: BadChunks
+
+    @classmethod
+    def open(cls, path: Path, bad: BadChunks) -> "_McapSource":
+        try:
+            index: McapIndex = read_index(path)
+            return cls(path, index.topics, index.chunks, [], bad)
+        except ValueError:  # rosbags read it, but not through a chunk index: scan it
+            scan = scan_mcap(path)
+            return cls(path, {c.id: c.topic for c in scan.channels.values()}, scan.chunks,
+                       scan.loose, bad)
+
+    def messages(self, wanted: set[str] | None,
+                 start_ns: int | None) -> Iterator[tuple[int, str, bytes]]:
+        cids = {cid for cid, topic in self.topics.items() if wanted is None or topic in wanted}
+        if not cids:
+            return
+        for cid, t, data in iter_messages(self.path, self.chunks, self.loose, cids, start_ns,
+                                          lambda ref, why: self.bad.append((self.path, ref, why))):
+            yield t, self.topics[cid], data
 
 
 def _zstd_decompress(data: bytes) -> bytes:
@@ -281,7 +342,30 @@ def _open_ros1(path: Path) -> Bag:
     return Bag(summary, iterate, reader.close, ros1_typestore=reader.typestore)
 
 
-def _open_scanned_mcap(path: Path, files: list[Path], scans: list[McapScan]) -> Bag:
+def _nothing_recoverable(path: Path, scans: list[McapScan], tried: str) -> InputError:
+    parts = []
+    for scan in scans:
+        size = scan.valid_end + scan.dropped_bytes
+        parts.append(f"{scan.path.name}: header read, {len(scan.chunks)} complete chunk(s)"
+                     + (f" ({len(scan.bad_chunks)} failed their CRC/size check)" if scan.bad_chunks
+                        else "")
+                     + f", 0 messages; readable data ends at byte {scan.valid_end} of {size}"
+                     + (f" (an incomplete record of {scan.dropped_bytes} B follows)"
+                        if scan.dropped_bytes else ""))
+    return InputError(f"{path}: nothing recoverable: tried {tried}, then a record scan from the "
+                      f"start ({'; '.join(parts)})")
+
+
+def _open_scanned_mcap(path: Path, files: list[Path], scans: list[McapScan],
+                       tried: str = "") -> Bag:
+    """A bag over record scans of MCAP files whose summary/footer is missing or damaged.
+
+    Args:
+        tried: what failed before the scan (for the messages), e.g. the rosbags error.
+
+    Raises:
+        InputError: "nothing recoverable" when the scans found no message.
+    """
     from rosbags.rosbag2.metadata import parse_qos
 
     topics: dict[str, TopicSummary] = {}
@@ -302,6 +386,8 @@ def _open_scanned_mcap(path: Path, files: list[Path], scans: list[McapScan]) -> 
                                             qos, None, ch.schema_data, fmt)
     with_msgs = [s for s in scans if s.message_count]
     count = sum(s.message_count for s in scans)
+    if not count and not all(s.complete and not s.bad_chunks for s in scans):
+        raise _nothing_recoverable(path, scans, tried or "the summary section (footer missing)")
     start = min((s.start_ns for s in with_msgs), default=0)
     end = max((s.end_ns for s in with_msgs), default=0)
     dropped = sum(s.dropped_bytes for s in scans)
@@ -311,17 +397,32 @@ def _open_scanned_mcap(path: Path, files: list[Path], scans: list[McapScan]) -> 
                     f"({(end - start) * 1e-9:.3f} s after the first; unfinished MCAP without "
                     "summary/footer); "
                     f"{dropped} bytes of an incomplete chunk dropped")
+    elif tried:
+        recovery = (f"could not use {tried}; the data section is complete and was read by "
+                    f"scanning its records: {count} messages")
+    nbad = sum(len(s.bad_chunks) for s in scans)
+    if nbad:
+        recovery = (f"{recovery}; " if recovery else "") + (
+            f"{nbad} corrupted chunk(s) not counted (see bag info --verify)")
     summary = BagSummary(path, "mcap", files, _size(files), start, end, count,
                          list(topics.values()), recovery)
+    bad: BadChunks = []
 
     def iterate(wanted: set[str] | None, start_ns: int | None) -> Iterator[tuple[str, int, bytes]]:
-        for i, scan in enumerate(scans):
+        def one(i: int, scan: McapScan) -> Iterator[tuple[int, str, bytes]]:
             cids = {cid for (j, cid), topic in ids.items()
                     if j == i and (wanted is None or topic in wanted)}
-            for cid, t, data in iter_scanned_messages(scan, cids, start_ns):
-                yield ids[(i, cid)], t, data
+            if not cids:
+                return
+            for cid, t, data in iter_messages(scan.path, scan.chunks, scan.loose, cids, start_ns,
+                                              lambda ref, why: bad.append((scan.path, ref, why))):
+                yield t, ids[(i, cid)], data
 
-    return Bag(summary, iterate, lambda: None)
+        for t, topic, data in heapq.merge(*[one(i, s) for i, s in enumerate(scans)],
+                                          key=lambda m: m[0]):
+            yield topic, t, data
+
+    return Bag(summary, iterate, lambda: None, bad_chunks=bad)
 
 
 def _rollback_sqlite(db: Path) -> str | None:
@@ -437,7 +538,9 @@ def _open_dir_without_metadata(path: Path) -> Bag:
                          f"{inside} are not named after it); pass the bag file itself")
     if mcaps:
         scans = [scan_mcap(f) for f in mcaps]
-        bag = _open_scanned_mcap(path, mcaps, scans)
+        bag = _open_scanned_mcap(path, mcaps, scans,
+                                 "" if all(s.complete for s in scans) else
+                                 "metadata.yaml (missing) and the summary section (footer missing)")
         s = bag.summary
 
         def write() -> Path:
@@ -477,11 +580,13 @@ def open_bag(path: str | Path) -> Bag:
 
     Returns:
         The open :class:`Bag`. For an unfinished recording (MCAP without footer, missing
-        ``metadata.yaml``, uncommitted sqlite3 transaction) ``summary.recovery`` says
-        what was recovered; a missing ``metadata.yaml`` is restored when writable.
+        ``metadata.yaml``, uncommitted sqlite3 transaction) or an MCAP file whose tail
+        is cut, ``summary.recovery`` says what was recovered; a missing ``metadata.yaml``
+        is restored when writable.
 
     Raises:
-        InputError: the path does not exist, is not a bag, or is damaged beyond use.
+        InputError: the path does not exist, is not a bag, or is damaged beyond use
+            ("nothing recoverable: tried ..." when no message survived).
     """
     path = Path(path)
     if not path.exists():
@@ -495,8 +600,8 @@ def open_bag(path: str | Path) -> Bag:
                     return _open_rosbags2(path)
                 except InputError:
                     raise
-                except Exception:
-                    return _open_scanned_mcap(path, [path], [scan_mcap(path)])
+                except Exception as exc:
+                    return _open_mcap_by_scan(path, [path], exc)
             if path.suffix == ".db3":
                 note = _rollback_sqlite(path)
                 bag = _open_rosbags2(path)
@@ -528,14 +633,36 @@ def open_bag(path: str | Path) -> Bag:
             mcaps = sorted(path.glob("*.mcap"))
             if not mcaps:
                 raise _err(path, exc) from None
-            scans = [scan_mcap(f) for f in mcaps]
-            if all(s.complete for s in scans):
-                raise
-            return _open_scanned_mcap(path, mcaps, scans)
+            return _open_mcap_by_scan(path, mcaps, exc)
     except InputError:
         raise
     except Exception as exc:
         raise _err(path, exc) from None
+
+
+def _open_mcap_by_scan(path: Path, mcaps: list[Path], exc: BaseException) -> Bag:
+    """Fallback when rosbags cannot open MCAP files: scan them if their tail is damaged.
+
+    Raises:
+        InputError: "nothing recoverable" (with what was tried), or rosbags' own error
+            when the files' summaries are intact (the scan would not help).
+    """
+    damaged = []
+    for f in mcaps:
+        try:
+            read_index(f)
+        except ValueError as why:
+            damaged.append(f"{f.name}: {why}")
+    if not damaged:
+        raise _err(path, exc) from None
+    tried = f"the summary section ({'; '.join(damaged)})"
+    try:
+        scans = [scan_mcap(f) for f in mcaps]
+    except InputError as err:
+        if "nothing recoverable" in str(err):
+            raise InputError(f"{err}; tried {tried} first") from None
+        raise
+    return _open_scanned_mcap(path, mcaps, scans, tried)
 
 
 def _restored(path: Path) -> bool:

@@ -1,11 +1,13 @@
-"""Reading MCAP files that lack their summary and footer (a killed recorder).
+"""Reading MCAP files that lack their summary and footer (a killed recorder, a cut file).
 
 An MCAP file is a magic, a header record and then records ``opcode (u8) | length
 (u64 LE) | body``. The summary and footer are written only on a clean close, so a
 recorder killed with SIGKILL leaves the header, every chunk it flushed, and possibly a
 partly written record at the end. :func:`scan_mcap` walks the records from the start,
 keeps every complete chunk (schemas, channels and messages inside), and reports where
-the readable data ends and how many trailing bytes were dropped.
+the readable data ends and how many trailing bytes were dropped. A chunk whose CRC (or
+size) check fails is listed as bad and the scan goes on past it; messages are read by
+:func:`katazuke.bag.integrity.iter_messages`, which skips the bad chunks with a warning.
 """
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from katazuke.bag.integrity import (MAGIC, ChunkError, ChunkRef, _string, _u16, _u32, _u64,
+                                    chunk_crc, decode_chunk, iter_messages, records)
 from katazuke.errors import InputError
 
 __all__ = ["McapScan", "ScannedChannel", "scan_mcap", "iter_scanned_messages"]
 
-MAGIC = b"\x89MCAP0\r\n"
 _OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK, _OP_DATA_END = (
     0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F)
+_KNOWN_OPS = frozenset(range(0x01, 0x11))
 
 
 @dataclass
@@ -49,8 +53,12 @@ class McapScan:
         valid_end: file offset (bytes) where the readable data ends.
         dropped_bytes: bytes after ``valid_end`` (an incomplete chunk or record).
         complete: True when the scan reached the data-end/footer records.
-        chunks: (offset, length) of every complete chunk record, in file order.
-        loose: (offset, length) of message records outside chunks.
+        chunks: every complete chunk record in file order (bad ones included).
+        bad_chunks: (chunk, reason) of the chunks whose CRC/size check failed; their
+            messages are not counted.
+        unchecked_chunks: chunks with stored CRC 0 (accepted unchecked).
+        loose: (offset, length, log time ns) of message records outside chunks.
+        header_end: file offset where the header record ends (bytes).
     """
 
     path: Path
@@ -61,25 +69,11 @@ class McapScan:
     valid_end: int = 0
     dropped_bytes: int = 0
     complete: bool = False
-    chunks: list[tuple[int, int]] = field(default_factory=list)
-    loose: list[tuple[int, int]] = field(default_factory=list)
-
-
-def _u16(b: bytes, o: int) -> int:
-    return struct.unpack_from("<H", b, o)[0]
-
-
-def _u32(b: bytes, o: int) -> int:
-    return struct.unpack_from("<I", b, o)[0]
-
-
-def _u64(b: bytes, o: int) -> int:
-    return struct.unpack_from("<Q", b, o)[0]
-
-
-def _string(b: bytes, o: int) -> tuple[str, int]:
-    n = _u32(b, o)
-    return b[o + 4:o + 4 + n].decode("utf-8"), o + 4 + n
+    chunks: list[ChunkRef] = field(default_factory=list)
+    bad_chunks: list[tuple[ChunkRef, str]] = field(default_factory=list)
+    unchecked_chunks: int = 0
+    loose: list[tuple[int, int, int]] = field(default_factory=list)
+    header_end: int = 0
 
 
 def _string_map(b: bytes, o: int) -> dict[str, str]:
@@ -92,48 +86,6 @@ def _string_map(b: bytes, o: int) -> dict[str, str]:
         v, o = _string(b, o)
         out[k] = v
     return out
-
-
-def _chunk_records(body: bytes) -> bytes:
-    """Decompressed records of a chunk body; ValueError when it is corrupt."""
-    # start u64, end u64, uncompressed size u64, crc u32, compression string, size u64, data
-    usize = _u64(body, 16)
-    crc = _u32(body, 24)
-    compression, o = _string(body, 28)
-    csize = _u64(body, o)
-    data = body[o + 8:o + 8 + csize]
-    if len(data) != csize:
-        raise ValueError("chunk data shorter than its declared size")
-    if compression == "zstd":
-        try:
-            from compression import zstd  # type: ignore[import-not-found]
-        except ImportError:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
-        data = zstd.decompress(data)
-    elif compression == "lz4":
-        from lz4.frame import decompress  # type: ignore[import-untyped]
-        data = decompress(data)
-    elif compression:
-        raise ValueError(f"unsupported chunk compression {compression!r}")
-    if len(data) != usize:
-        raise ValueError("chunk size mismatch")
-    if crc:
-        from binascii import crc32
-        if crc32(data) != crc:
-            raise ValueError("chunk checksum mismatch")
-    return data
-
-
-def _records(buf: bytes) -> Iterator[tuple[int, int, int]]:
-    """(opcode, body offset, body length) of every record in a decompressed chunk."""
-    o = 0
-    while o + 9 <= len(buf):
-        op = buf[o]
-        n = _u64(buf, o + 1)
-        if o + 9 + n > len(buf):
-            raise ValueError("record overruns its chunk")
-        yield op, o + 9, n
-        o += 9 + n
 
 
 def _read_record_head(f: BinaryIO) -> tuple[int, int] | None:
@@ -155,7 +107,7 @@ def scan_mcap(path: str | Path) -> McapScan:
     schemas: dict[int, tuple[str, str, str]] = {}
     start, end = None, None
 
-    def on_records(buf: bytes, pieces: Iterator[tuple[int, int, int]]) -> None:
+    def on_records(buf: bytes, pieces: Iterator[tuple[int, int, int]], found: set[int]) -> None:
         nonlocal start, end
         for op, o, n in pieces:
             if op == _OP_SCHEMA:
@@ -175,6 +127,7 @@ def scan_mcap(path: str | Path) -> McapScan:
             elif op == _OP_MESSAGE:
                 cid = _u16(buf, o)
                 log_time = _u64(buf, o + 6)
+                found.add(cid)
                 ch = scan.channels.get(cid)
                 if ch is not None:
                     ch.count += 1
@@ -187,17 +140,21 @@ def scan_mcap(path: str | Path) -> McapScan:
             raise InputError(f"{path}: not an MCAP file (bad magic)")
         head = _read_record_head(f)
         if head is None or head[0] != _OP_HEADER or 17 + head[1] > size:
-            raise InputError(f"{path}: MCAP header record missing or truncated")
+            raise InputError(f"{path}: nothing recoverable: the MCAP header record is missing or "
+                             f"truncated (file of {size} B)")
         header = f.read(head[1])
         profile, _ = _string(header, 0)
         if profile != "ros2":
             raise InputError(f"{path}: MCAP profile is {profile!r}, not a rosbag2 'ros2' file")
-        pos = f.tell()
+        pos = scan.header_end = f.tell()
+        after_bad = False
         while True:
             head = _read_record_head(f)
             if head is None or pos + 9 + head[1] > size:
                 break
             op, n = head
+            if after_bad and op not in _KNOWN_OPS:
+                break  # the bad chunk's own length field was hit: framing lost from here
             if op in (_OP_DATA_END, _OP_FOOTER):
                 scan.complete = True
                 pos = size  # the rest is summary/footer: nothing dropped
@@ -205,13 +162,23 @@ def scan_mcap(path: str | Path) -> McapScan:
             body = f.read(n)
             try:
                 if op == _OP_CHUNK:
-                    buf = _chunk_records(body)
-                    on_records(buf, _records(buf))
-                    scan.chunks.append((pos, 9 + n))
+                    ref = ChunkRef(pos, 9 + n, _u64(body, 0), _u64(body, 8),
+                                   len(scan.chunks))
+                    scan.chunks.append(ref)
+                    try:
+                        buf = decode_chunk(body)
+                        found: set[int] = set()
+                        on_records(buf, records(buf), found)
+                        scan.chunks[-1] = ref._replace(channels=frozenset(found))
+                        scan.unchecked_chunks += chunk_crc(body) == 0
+                        after_bad = False
+                    except (ChunkError, struct.error, UnicodeDecodeError) as exc:
+                        scan.bad_chunks.append((ref, str(exc) or type(exc).__name__))
+                        after_bad = True  # its framing held: look past it
                 elif op in (_OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE):
-                    on_records(body, iter([(op, 0, n)]))
+                    on_records(body, iter([(op, 0, n)]), set())
                     if op == _OP_MESSAGE:
-                        scan.loose.append((pos, 9 + n))
+                        scan.loose.append((pos, 9 + n, _u64(body, 6)))
             except (ValueError, struct.error, UnicodeDecodeError):
                 break  # damaged record: keep what came before it
             pos += 9 + n
@@ -224,30 +191,8 @@ def scan_mcap(path: str | Path) -> McapScan:
 
 def iter_scanned_messages(scan: McapScan, channel_ids: set[int] | None = None,
                           start_ns: int | None = None) -> Iterator[tuple[int, int, bytes]]:
-    """Messages of a scanned file as (channel id, log time ns, CDR bytes).
+    """Messages of a scanned file as (channel id, log time ns, CDR bytes), in time order.
 
-    Chunks are read in file order and messages sorted by time within each chunk (a
-    recorder writes chunks in time order).
+    A chunk that fails its CRC check is skipped with a warning (logger ``katazuke.bag``).
     """
-    pieces = sorted([(o, n, True) for o, n in scan.chunks] + [(o, n, False) for o, n in scan.loose])
-    with scan.path.open("rb") as f:
-        for offset, length, is_chunk in pieces:
-            f.seek(offset)
-            raw = f.read(length)
-            if is_chunk:
-                buf = _chunk_records(raw[9:])
-                items = [(o, n) for op, o, n in _records(buf) if op == _OP_MESSAGE]
-            else:
-                buf, items = raw, [(9, length - 9)]
-            out = []
-            for o, n in items:
-                cid = _u16(buf, o)
-                t = _u64(buf, o + 6)
-                if channel_ids is not None and cid not in channel_ids:
-                    continue
-                if start_ns is not None and t < start_ns:
-                    continue
-                out.append((t, cid, bytes(buf[o + 22:o + n])))
-            out.sort(key=lambda x: x[0])
-            for t, cid, data in out:
-                yield cid, t, data
+    return iter_messages(scan.path, scan.chunks, scan.loose, channel_ids, start_ns)

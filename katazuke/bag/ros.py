@@ -4,6 +4,31 @@ Both attach to an existing node, so the CLI (a plain node) and the launchable
 ``bag_recorder`` / ``bag_player`` nodes share the same code. Messages travel as
 serialized CDR bytes (``raw=True`` subscriptions, ``publish(bytes)``), so any type whose
 Python class is installed can be recorded and replayed without deserializing it.
+
+Deterministic replay (:class:`DeterministicConfig`, ``katazuke bag play --deterministic``)
+is lock-step with the consumers instead of paced by the recorded timing:
+
+1. Before the first message the player waits until every consumer is discovered: the
+   frame topic has a subscriber, each ack topic a publisher matched to the player's own
+   subscription, every played topic as many matched subscribers as the graph shows, and
+   all of that held for ``settle_s`` (a node's endpoints are discovered one by one).
+2. It publishes in bag order, as fast as the consumers go, everything from one frame
+   (a message on ``frame_topic``) up to the next frame, exclusive: the frame's depth,
+   camera_info and the tf after its stamp are out before the consumers need them.
+3. Before publishing the next frame it waits until every ack topic carried a message
+   whose ``header.stamp`` equals the previous frame's (the detector's detections and the
+   object map's map for that frame). A consumer that does not answer within
+   ``ack_timeout_s`` is named in a warning and counted (``PlayResult.ack_timeouts``);
+   playback goes on, unless ``give_up_after`` frames in a row went unanswered (an
+   InputError: the consumer is down).
+
+Every publisher is reliable KEEP_ALL (latched ones stay transient local), so nothing is
+lost in transport; the consumer nodes, started with ``deterministic_replay: true``,
+subscribe reliable KEEP_ALL, process every frame in order and wait for the tf and
+camera_info at each frame's stamp. Only one frame is ever in flight, so what a node has
+received when it processes frame ``k`` is the bag up to frame ``k + 1``, whatever the
+machine's load: two replays give the same outputs message for message. The
+acknowledging messages themselves are kept (``PlayResult.outputs``) for comparison.
 """
 from __future__ import annotations
 
@@ -11,6 +36,7 @@ import gc
 import importlib
 import itertools
 import os
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,12 +49,61 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from katazuke.bag.config import PlayConfig, split_topics
 from katazuke.bag.msgdefs import MessageDefinitions
 from katazuke.bag.qos import RECORD_DEPTH, QosSpec, playback_for, subscription_for
+from katazuke.config import dataclass as kdataclass
+from katazuke.config import field as kfield
 from katazuke.bag.reader import Bag
 from katazuke.bag.schedule import PlaybackClock, TimingStats, wait_until
 from katazuke.bag.writer import BagWriter
 from katazuke.errors import InputError
 
-__all__ = ["Recorder", "Player", "PlayResult", "message_class", "to_profile", "to_spec"]
+__all__ = ["Recorder", "Player", "PlayResult", "DeterministicConfig", "header_stamp_ns",
+           "message_class", "to_profile", "to_spec"]
+
+
+@kdataclass(frozen=True)
+class DeterministicConfig:
+    """Lock-step replay (see the module docstring): what a frame is and who acknowledges it."""
+
+    enabled: bool = kfield(default=False, metadata={
+        "help": "replay lock-step with the consumers (every frame processed, repeatable "
+                "outputs) instead of with the recorded timing"})
+    frame_topic: str = kfield(default="/head_camera/image_raw", metadata={
+        "help": "topic whose messages are the frames the consumers acknowledge"})
+    ack_topics: str = kfield(default="/detections /object_map", metadata={
+        "help": "topics (messages starting with a std_msgs/Header) on which the consumers "
+                "answer each frame with its header stamp, separated by spaces or commas"})
+    ack_timeout_s: float = kfield(default=30.0, metadata={
+        "help": "s (wall); longest wait for one frame's acknowledgements", "check": "positive"})
+    discovery_timeout_s: float = kfield(default=60.0, metadata={
+        "help": "s (wall); longest wait for the consumers to appear before the first frame",
+        "check": "positive"})
+    give_up_after: int = kfield(default=3, metadata={
+        "help": "stop the replay (error) after this many frames in a row were not "
+                "acknowledged: the consumer is down; 0 = never", "check": "non_negative"})
+    settle_s: float = kfield(default=0.5, metadata={
+        "help": "s (wall); the discovered consumers must stay matched this long before "
+                "playback starts", "check": "non_negative"})
+
+
+#: message types that start with a std_msgs/Header and come at a steady rate: the
+#: recorder counts gaps in their stamps as lost frames
+GAP_CHECKED_TYPES = frozenset({
+    "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/CameraInfo",
+    "sensor_msgs/msg/PointCloud2", "sensor_msgs/msg/LaserScan"})
+
+
+def header_stamp_ns(data: bytes) -> int:
+    """``header.stamp`` (ns) of a serialized (CDR) message whose first field is a
+    std_msgs/Header.
+
+    Raises:
+        InputError: ``data`` is too short to hold a header.
+    """
+    if len(data) < 12:
+        raise InputError(f"a {len(data)}-byte message cannot start with a std_msgs/Header")
+    little = bool(data[1] & 1)   # encapsulation id: CDR_LE 0x0001, CDR_BE 0x0000
+    sec, nanosec = struct.unpack_from("<iI" if little else ">iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def message_class(msgtype: str) -> Any | None:
@@ -74,6 +149,11 @@ class Recorder:
     publishers get a best-effort subscription; latched ones transient-local). When a
     later publisher needs a weaker QoS the subscription is re-created.
 
+    Camera-like topics (:data:`GAP_CHECKED_TYPES`, messages that start with a header) are
+    watched for frames lost before the recorder got them (best-effort transport): a gap in
+    the header stamps above 1.5 nominal periods (:class:`katazuke.ros.gaps.GapDetector`)
+    is counted in ``lost`` and logged (at most every 5 s per topic, with the total).
+
     Args:
         node: the node to create subscriptions on.
         writer: destination.
@@ -94,6 +174,9 @@ class Recorder:
         self.record_all = record_all
         self.exclude = {self._absolute(t) for t in (exclude or [])}
         self.received: dict[str, int] = {}
+        self.lost: dict[str, int] = {}
+        self._gaps: dict[str, Any] = {}
+        self._lost_logged: dict[str, float] = {}
         self._subs: dict[str, tuple[Any, QosSpec]] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -152,15 +235,33 @@ class Recorder:
                     self.node.destroy_subscription(have[0])
                 self.received.setdefault(topic, 0)
                 sub = self.node.create_subscription(
-                    cls, topic, self._callback(topic), to_profile(spec, keep_all=True), raw=True,
-                    callback_group=self._group_msgs)
+                    cls, topic, self._callback(topic, msgtype in GAP_CHECKED_TYPES),
+                    to_profile(spec, keep_all=True), raw=True, callback_group=self._group_msgs)
                 self._subs[topic] = (sub, spec)
                 self.node.get_logger().info(
                     f"recording {topic} [{msgtype}] "
                     f"({'reliable' if spec.reliable else 'best effort'}"
                     f"{', transient local' if spec.transient_local else ''})")
 
-    def _callback(self, topic: str) -> Callable[[bytes, dict], None]:
+    def _check_gap(self, topic: str, data: bytes) -> None:
+        from katazuke.ros.gaps import GapDetector
+
+        try:
+            stamp = header_stamp_ns(data) / 1e9
+        except InputError:
+            return
+        n = self._gaps.setdefault(topic, GapDetector()).add(stamp)
+        if not n:
+            return
+        self.lost[topic] = self.lost.get(topic, 0) + n
+        now = time.monotonic()
+        if now - self._lost_logged.get(topic, -1e9) >= 5.0:
+            self._lost_logged[topic] = now
+            self.node.get_logger().warning(
+                f"{topic}: {n} frame(s) missing before stamp {stamp:.3f} s ({self.lost[topic]} "
+                "in total): lost before the recorder received them (best-effort transport)")
+
+    def _callback(self, topic: str, check_gaps: bool = False) -> Callable[[bytes, dict], None]:
         clock = self.node.get_clock()
         write = self.writer.write
 
@@ -171,6 +272,8 @@ class Recorder:
             t = 0 if getattr(clock, "ros_time_is_active", False) else info.get("received_timestamp")
             write(topic, int(t) if t else clock.now().nanoseconds, data)
             self.received[topic] += 1
+            if check_gaps:
+                self._check_gap(topic, data)
 
         return on_message
 
@@ -198,22 +301,45 @@ class PlayResult:
     loops: int = 0
     timing: TimingStats = field(default_factory=TimingStats)
     publish_call_s: TimingStats = field(default_factory=TimingStats)
+    #: deterministic replay: frames published, acknowledgements per ack topic, frames not
+    #: acknowledged in time per ack topic, the acknowledging messages (topic ->
+    #: [(header stamp ns, CDR bytes)], in arrival order), their types, wall time of the
+    #: playback (s)
+    frames: int = 0
+    acked: dict[str, int] = field(default_factory=dict)
+    ack_timeouts: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
+    output_types: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
 
 
 class Player:
     """Replay a :class:`Bag` on a node with its recorded timing.
+
+    With ``deterministic.enabled`` the replay is lock-step with the consumers (module
+    docstring); the node must then be spun by an executor while :meth:`play` runs (the
+    acknowledgements arrive through it).
 
     Args:
         node: node that owns the publishers.
         bag: an open bag.
         config: playback options.
         definitions: ROS 2 definitions (needed to convert ROS 1 bags).
+        deterministic: lock-step replay options (default: off).
     """
 
     def __init__(self, node: Node, bag: Bag, config: PlayConfig,
-                 definitions: MessageDefinitions | None = None) -> None:
+                 definitions: MessageDefinitions | None = None,
+                 deterministic: DeterministicConfig | None = None) -> None:
+        self.det = deterministic or DeterministicConfig()
         if not config.rate > 0:
             raise InputError(f"--rate must be > 0 (got {config.rate})")
+        if self.det.enabled and config.rate != 1.0:
+            raise InputError("--deterministic runs as fast as the consumers acknowledge; "
+                             f"drop --rate (got {config.rate})")
+        if self.det.enabled and config.loop:
+            raise InputError("--deterministic cannot --loop: the consumers would see the "
+                             "frame stamps go backwards; replay once per run")
         if config.start_offset_s < 0:
             raise InputError(f"--start-offset must be >= 0 (got {config.start_offset_s})")
         if config.clock_hz < 0:
@@ -232,6 +358,15 @@ class Player:
         if unknown:
             raise InputError(f"{summary.path}: has no topic(s) {', '.join(unknown)}; it has "
                              f"{', '.join(names) or 'none'}")
+        if config.clock_hz > 0 and "/clock" in selected:
+            # Two /clock sources would make time jump back and forth.
+            selected = [t for t in selected if t != "/clock"]
+            self.result.skipped["/clock"] = "the player publishes /clock itself (--clock)"
+            log.info("not replaying the bag's /clock: --clock publishes the bag time")
+        if self.det.enabled and self.det.frame_topic not in selected:
+            raise InputError(f"--frame-topic {self.det.frame_topic} is not among the played "
+                             f"topics ({', '.join(selected) or 'none'}); name the camera topic "
+                             "the consumers process")
         bag.check_definitions(selected)
         self.publishers: dict[str, Any] = {}
         self.converters: dict[str, Callable[[bytes], bytes]] = {}
@@ -251,7 +386,11 @@ class Player:
                 log.warning(f"skipping {name}: {reason}")
                 continue
             spec = playback_for(name, t.qos, t.latched)
-            self.publishers[name] = node.create_publisher(cls, name, to_profile(spec))
+            if self.det.enabled:   # nothing lost in transport, nothing dropped from history
+                spec = QosSpec(reliable=True, transient_local=spec.transient_local,
+                               depth=max(10, spec.depth))
+            self.publishers[name] = node.create_publisher(
+                cls, name, to_profile(spec, keep_all=self.det.enabled))
             self.result.published[name] = 0
         self._clock_pub = None
         if config.clock_hz > 0:
@@ -262,10 +401,20 @@ class Player:
             # best effort, depth 1: what rclpy/rclcpp time sources subscribe with
             self._clock_pub = node.create_publisher(Clock, "/clock", CLOCK)
             self._clock_cls = Clock
+        self._acks = threading.Condition()
+        self._late_in_a_row = 0
+        self._seen: dict[str, set[int]] = {}
+        self._ack_subs: dict[str, Any] = {}
+        self.ack_topics = [a if a.startswith("/") else "/" + a
+                           for a in split_topics(self.det.ack_topics)]
+        if self.det.enabled and not self.ack_topics:
+            raise InputError("--deterministic needs at least one ack topic (--ack-topics)")
 
     def stop(self) -> None:
         """Ask a running :meth:`play` to return (thread-safe)."""
         self._stop.set()
+        with self._acks:
+            self._acks.notify_all()
 
     def _events(self, start_ns: int | None,
                 end_ns: int) -> tuple[int, Iterator[tuple[int, str | None, bytes | None]]]:
@@ -325,9 +474,11 @@ class Player:
                                  "--realtime or grant CAP_SYS_NICE") from None
         was_enabled = gc.isenabled()
         gc.disable()
+        t0 = time.monotonic()
         try:
-            result = self._play()
+            result = self._play_lockstep() if self.det.enabled else self._play()
             self._drain()
+            result.wall_s = time.monotonic() - t0
             return result
         finally:
             if was_enabled:
@@ -387,4 +538,159 @@ class Player:
             self.result.loops += 1
             if not cfg.loop or not any(self.result.published.values()):
                 break
+        return self.result
+
+    # ------------------------------------------------------------------ lock-step
+    def _ack_callback(self, topic: str) -> Callable[[bytes], None]:
+        def on_ack(data: bytes) -> None:
+            try:
+                stamp = header_stamp_ns(data)
+            except InputError as exc:
+                self.node.get_logger().warning(f"ack topic {topic}: {exc}; ignored")
+                return
+            with self._acks:
+                self._seen.setdefault(topic, set()).add(stamp)
+                self.result.outputs.setdefault(topic, []).append((stamp, bytes(data)))
+                self._acks.notify_all()
+
+        return on_ack
+
+    def _subscribe_acks(self) -> list[str]:
+        """Subscribe each ack topic once it has a publisher; returns the topics still
+        without one."""
+        missing = []
+        names = dict(self.node.get_topic_names_and_types())
+        for topic in self.ack_topics:
+            if topic in self._ack_subs:
+                continue
+            pubs = self.node.get_publishers_info_by_topic(topic)
+            if not pubs or not names.get(topic):
+                missing.append(topic)
+                continue
+            msgtype = names[topic][0]
+            cls = message_class(msgtype)
+            if cls is None:
+                raise InputError(f"ack topic {topic}: message type {msgtype} is not installed "
+                                 "here")
+            spec = subscription_for([to_spec(p.qos_profile) for p in pubs])
+            self.result.output_types[topic] = msgtype
+            self.result.outputs.setdefault(topic, [])
+            self._ack_subs[topic] = self.node.create_subscription(
+                cls, topic, self._ack_callback(topic), to_profile(spec, keep_all=True), raw=True)
+        return missing
+
+    def _consumers_missing(self) -> list[str]:
+        """What the consumers still lack, in words (empty when playback may start)."""
+        missing = [f"nobody publishes {t}" for t in self._subscribe_acks()]
+        missing += [f"{t}: acknowledgement subscription not matched yet"
+                    for t, sub in self._ack_subs.items() if sub.get_publisher_count() == 0]
+        frame_pub = self.publishers[self.det.frame_topic]
+        if frame_pub.get_subscription_count() == 0:
+            missing.append(f"nobody subscribes {self.det.frame_topic}")
+        for topic, pub in self.publishers.items():
+            wanted = self.node.count_subscribers(topic)
+            if pub.get_subscription_count() < wanted:
+                missing.append(f"{topic}: {pub.get_subscription_count()} of {wanted} "
+                               "subscribers matched")
+        return missing
+
+    def _await_consumers(self) -> bool:
+        """Step 1 of the module docstring; False when stopped.
+
+        Raises:
+            InputError: the consumers did not appear within ``discovery_timeout_s``.
+        """
+        deadline = time.monotonic() + self.det.discovery_timeout_s
+        ready_since = None
+        while not self._stop.is_set():
+            missing = self._consumers_missing()
+            now = time.monotonic()
+            if missing:
+                ready_since = None
+                if now > deadline:
+                    raise InputError(
+                        f"--deterministic: consumers not ready after "
+                        f"{self.det.discovery_timeout_s:g} s: {'; '.join(missing)}. Start them "
+                        "first (e.g. `katazuke launch launch/perception.launch.xml "
+                        "deterministic:=true`) or fix --frame-topic / --ack-topics")
+            elif ready_since is None:
+                ready_since = now
+            elif now - ready_since >= self.det.settle_s:
+                break
+            time.sleep(0.05)
+        else:
+            return False
+        from rclpy.qos import ReliabilityPolicy as Rel
+
+        lossy = [f"{s.node_namespace.rstrip('/')}/{s.node_name}"
+                 for s in self.node.get_subscriptions_info_by_topic(self.det.frame_topic)
+                 if s.qos_profile.reliability == Rel.BEST_EFFORT]
+        if lossy:
+            self.node.get_logger().warning(
+                f"{', '.join(lossy)} subscribe(s) {self.det.frame_topic} best effort: not in "
+                "deterministic mode (set deterministic_replay: true, launch arg "
+                "deterministic:=true); the replay may not be repeatable")
+        return True
+
+    def _await_acks(self, stamp_ns: int) -> None:
+        """Step 3: wait until every ack topic carried ``stamp_ns``; count the laggards."""
+        deadline = time.monotonic() + self.det.ack_timeout_s
+        with self._acks:
+            while not self._stop.is_set():
+                late = [t for t in self.ack_topics if stamp_ns not in self._seen.get(t, ())]
+                left = deadline - time.monotonic()
+                if not late or left <= 0:
+                    break
+                self._acks.wait(min(left, 0.5))
+            else:
+                return
+            for t in self.ack_topics:
+                seen = self._seen.get(t, set())
+                if stamp_ns in seen:
+                    self.result.acked[t] = self.result.acked.get(t, 0) + 1
+                    seen.discard(stamp_ns)
+        self._late_in_a_row = self._late_in_a_row + 1 if late else 0
+        for t in late:
+            self.result.ack_timeouts[t] = self.result.ack_timeouts.get(t, 0) + 1
+            owners = [f"{p.node_namespace.rstrip('/')}/{p.node_name}"
+                      for p in self.node.get_publishers_info_by_topic(t)]
+            self.node.get_logger().warning(
+                f"frame {stamp_ns / 1e9:.3f} s ({self.det.frame_topic}) not acknowledged on "
+                f"{t} within {self.det.ack_timeout_s:g} s: its consumer "
+                f"({', '.join(owners) or 'no publisher left'}) stalled or dropped the frame; "
+                "going on with the next frame")
+        if late and self.det.give_up_after and self._late_in_a_row >= self.det.give_up_after:
+            raise InputError(f"--deterministic: {self._late_in_a_row} frames in a row not "
+                             f"acknowledged on {', '.join(late)}; the consumer is down or not "
+                             "in deterministic mode (see its log); replay stopped")
+
+    def _play_lockstep(self) -> PlayResult:
+        if not self._await_consumers():
+            return self.result
+        cfg, summary = self.config, self.bag.summary
+        start_ns = (summary.start_ns + int(round(cfg.start_offset_s * 1e9))
+                    if cfg.start_offset_s > 0 else None)
+        frame_topic = self.det.frame_topic
+        pending: int | None = None
+        _, events = self._events(start_ns, summary.end_ns)
+        for t, topic, data in events:
+            if self._stop.is_set():
+                return self.result
+            if topic == frame_topic and pending is not None:
+                self._await_acks(pending)
+                pending = None
+            if topic is None:
+                self._clock_pub.publish(self._clock_msg(t))
+                self.result.clock_ticks += 1
+                continue
+            conv = self.converters.get(topic)
+            payload = conv(data) if conv is not None else data
+            self.publishers[topic].publish(payload)
+            self.result.published[topic] += 1
+            if topic == frame_topic:
+                pending = header_stamp_ns(payload)
+                self.result.frames += 1
+        if pending is not None and not self._stop.is_set():
+            self._await_acks(pending)
+        self.result.loops = 1
         return self.result

@@ -11,15 +11,24 @@ durable against a crash of this process:
 - sqlite3: the open transaction is committed.
 
 ``close()`` writes the MCAP summary/footer and ``metadata.yaml``.
+
+MCAP files carry the CRC-32 checksums of the MCAP spec (rosbags itself stores 0, "not
+computed"): every chunk's ``uncompressed_crc`` (over its uncompressed records), the
+Data End record's ``data_section_crc`` (over every byte from the leading magic to the
+Data End record) and the footer's ``summary_crc``. ``katazuke bag info --verify`` and
+every message read check them (:mod:`katazuke.bag.integrity`).
 """
 from __future__ import annotations
 
+import io
 import queue
 import threading
 import time
+from binascii import crc32
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Any, BinaryIO, Sequence
 
 from katazuke.bag.msgdefs import MessageDefinitions
 from katazuke.bag.qos import QosSpec, to_bag_qos
@@ -49,13 +58,15 @@ class BagWriter:
         storage: ``"mcap"`` (default) or ``"sqlite3"``.
         flush_interval_s: seconds between crash-safety flushes (chunk close / commit).
         definitions: message-definition source (default: ``AMENT_PREFIX_PATH``).
+        checksums: write the MCAP CRC-32s (default). False stores 0 ("not computed"),
+            as rosbags does; it exists to measure what the checksums cost.
 
     Raises:
         InputError: the directory exists, or the storage name is unknown.
     """
 
     def __init__(self, path: str | Path, storage: str = "mcap", flush_interval_s: float = 0.5,
-                 definitions: MessageDefinitions | None = None) -> None:
+                 definitions: MessageDefinitions | None = None, checksums: bool = True) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         if storage not in STORAGES:
@@ -69,7 +80,7 @@ class BagWriter:
         self.flush_interval_s = float(flush_interval_s)
         self.definitions = definitions or MessageDefinitions()
         self._plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer_cls = Writer
+        self._writer_cls = _checksum_writer() if checksums else Writer
         self._writer = None
         self._connections: dict[str, object] = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -97,8 +108,9 @@ class BagWriter:
             if topic in self._connections:
                 return
             text, rihs = self.definitions.definition(msgtype)
+            # placeholder first: the writer thread may register the topic before put() returns
+            self._connections[topic] = None
             self._queue.put(("topic", topic, msgtype, text, rihs, to_bag_qos(list(offered))))
-            self._connections[topic] = None  # registered on the writer thread, in order
 
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
         """Queue one serialized message (never blocks on disk)."""
@@ -176,3 +188,109 @@ class BagWriter:
         self._writer.write(conn, ts, data)
         self.stats.written[topic] += 1
         self.stats.bytes_written += len(data)
+
+
+# -- MCAP checksums ---------------------------------------------------------------------
+class _CrcFile:
+    """Write-through file wrapper keeping the CRC-32 of every byte written."""
+
+    def __init__(self, raw: BinaryIO, crc: int) -> None:
+        self.raw = raw
+        self.crc = crc
+
+    def write(self, data: Any) -> int:
+        self.crc = crc32(data, self.crc)
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _OffsetBuffer(io.BytesIO):
+    """In-memory stand-in for the file whose ``tell()`` continues the file's offsets."""
+
+    def __init__(self, base: int) -> None:
+        super().__init__()
+        self.base = base
+
+    def tell(self) -> int:
+        return self.base + super().tell()
+
+
+_CHUNK_CRC_AT = 9 + 24  # chunk record: opcode, length, start, end, uncompressed size, crc
+
+
+@lru_cache(maxsize=1)
+def _checksum_writer() -> type:
+    """rosbags' rosbag2 ``Writer`` whose MCAP storage writes the CRC-32 fields."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2.storage_mcap import McapWriter
+
+    class ChecksumMcapWriter(McapWriter):
+        """rosbags' MCAP writer plus chunk, data-section and summary CRC-32s."""
+
+        def __init__(self, path: Path, compression: Any) -> None:
+            super().__init__(path, compression)
+            # magic and header are already written: start the data CRC with them
+            self.bio.flush()
+            head = self.path.read_bytes()[:self.bio.tell()]
+            self.bio = _CrcFile(self.bio, crc32(head))
+
+        def close_chunk(self) -> None:
+            crc = crc32(self.chunk.bio.getvalue())  # shares the buffer: no copy
+            real = self.bio
+            # rosbags writes the chunk (CRC 0), its message indexes and the chunk index
+            # entry using tell(); let it write into memory, then patch the CRC in.
+            self.bio = _OffsetBuffer(real.tell())
+            try:
+                super().close_chunk()
+                view = self.bio.getbuffer()
+                view[_CHUNK_CRC_AT:_CHUNK_CRC_AT + 4] = crc.to_bytes(4, "little")
+                real.write(view)
+                del view
+            finally:
+                self.bio = real
+
+        def close(self, version: int, metadata: str) -> None:
+            if self.chunk.bio.tell():
+                self.close_chunk()
+            crc, pos = self.bio.crc, self.bio.tell()
+            super().close(version, metadata)
+            _patch_data_and_summary_crc(self.path, crc, pos)
+
+    class ChecksumWriter(Writer):
+        STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: ChecksumMcapWriter}
+
+    return ChecksumWriter
+
+
+def _patch_data_and_summary_crc(path: Path, crc: int, pos: int) -> None:
+    """Fill in the Data End and footer CRCs of a just-closed MCAP file.
+
+    Args:
+        crc: CRC-32 of the file's bytes ``[0, pos)``.
+        pos: offset up to which ``crc`` was taken (before the metadata record).
+    """
+    with path.open("r+b") as f:
+        size = f.seek(0, io.SEEK_END)
+        f.seek(size - 8 - 29)
+        footer = f.read(29)
+        summary_start = int.from_bytes(footer[9:17], "little")
+        data_end = summary_start - 13
+        f.seek(data_end)
+        if f.read(9) != b"\x0f" + (4).to_bytes(8, "little"):
+            raise RuntimeError(f"{path}: no Data End record before the summary")
+        f.seek(pos)
+        crc = crc32(f.read(data_end - pos), crc)
+        f.seek(data_end + 9)
+        f.write(crc.to_bytes(4, "little"))
+        f.seek(summary_start)
+        summary_crc = crc32(f.read(size - 8 - 4 - summary_start))
+        f.seek(size - 8 - 4)
+        f.write(summary_crc.to_bytes(4, "little"))

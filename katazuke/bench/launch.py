@@ -36,11 +36,35 @@ from typing import Any, Callable
 from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
-from katazuke.launcher.supervisor import child_processes, process_group_members
+from katazuke.launcher.supervisor import child_processes
 from katazuke.rosenv import repo_root, workspace_install
 from katazuke.testing import finish_process, start_process
 
 __all__ = ["LaunchBenchConfig", "BARS", "run", "markdown"]
+
+
+def _node_processes(launcher_pid: int) -> list[int]:
+    """The launched processes themselves: each is the child of a guard the launcher started
+    (``katazuke/launcher/_guard.py``)."""
+    return [pid for guard in child_processes(launcher_pid) for pid in child_processes(guard)]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (guards, nodes and what they started)."""
+    out, todo = [], [pid]
+    while todo:
+        kids = child_processes(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 _NAMESPACES = ("bench_a", "bench_b", "bench_c")
 
@@ -159,15 +183,17 @@ def _shutdown_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dic
             return len(talking) == len(_NAMESPACES)
 
         t_ready, _ = out.wait_for(all_talking, timeout)
-        kids = child_processes(launcher.pid)
+        kids = _node_processes(launcher.pid)
+        tree = _descendants(launcher.pid)
         if len(kids) != 2 * len(_NAMESPACES):
             raise KatazukeError(f"expected {2 * len(_NAMESPACES)} node processes, found {len(kids)}")
         t_sig = time.monotonic()
         launcher.send_signal(signal.SIGINT)
         rc = launcher.wait(timeout=60)
         t_exit = time.monotonic()
-        # each node leads its own process group (the launcher's start_new_session)
-        orphans = [k for k in kids if process_group_members(k)]
+        # every process of the tree (guards, nodes and anything they started), after the
+        # launcher has exited
+        orphans = [k for k in tree if _alive(k)]
         return {"startup_s": t_ready - t0, "shutdown_s": t_exit - t_sig, "rc": rc,
                 "orphans": len(orphans)}
     finally:
@@ -216,7 +242,7 @@ def _respawn_run(path: Path, domain: int, log_dir: Path, kills: int, timeout: fl
         for _ in range(kills):
             # the current talker has published for ~5 s (ids >= 100 at 20 Hz): steady
             out.wait_for(lambda line: (status_id(line) or 0) >= _STEADY_ID, timeout)
-            talker = next(k for k in child_processes(launcher.pid)
+            talker = next(k for k in _node_processes(launcher.pid)
                           if b"__node:=talker" in Path(f"/proc/{k}/cmdline").read_bytes())
             t_kill = time.monotonic()
             os.kill(talker, signal.SIGKILL)
@@ -291,7 +317,7 @@ namespace each). Median of {res['repeats']} runs after 1 warm-up.
 
 | measurement | median | all runs |
 |---|---|---|
-| clean shutdown: SIGINT to the launcher -> launcher exited, all 6 children reaped | **{median(shutdown):.2f} s** | {", ".join(f"{x:.2f}" for x in shutdown)} |
+| clean shutdown: SIGINT to the launcher -> launcher exited, all 6 nodes and their guards reaped | **{median(shutdown):.2f} s** | {", ".join(f"{x:.2f}" for x in shutdown)} |
 | peer: the same 6 processes started directly, SIGINT to each -> all exited | {median(peer):.2f} s | {", ".join(f"{x:.2f}" for x in peer)} |
 | startup: launch -> every listener has received a message | {median(startup):.2f} s | {", ".join(f"{x:.2f}" for x in startup)} |
 

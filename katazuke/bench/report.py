@@ -17,8 +17,8 @@ from katazuke.bench.harness import evaluate_bars
 
 __all__ = ["ORDER", "HEADER", "collect_bars", "summary_table", "assemble", "run"]
 
-ORDER = ("setup", "launch", "bag", "sim", "sim_bridge", "control", "control_iid", "control_sim",
-         "rotavg", "detection")
+ORDER = ("setup", "launch", "bag", "replay", "network", "sim", "sim_bridge", "flood", "control",
+         "control_iid", "control_sim", "rotavg", "detection")
 
 HEADER = """# Katazuke benchmarks
 

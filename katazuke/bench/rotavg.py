@@ -8,8 +8,16 @@ the unweighted chordal sum ``sum_e ||R_i R_ij - R_j||_F^2``.
 GTSAM (``ShonanAveraging3.run(initial, 3, 10)``) is timed two ways: started from the
 degree-normalised spectral solution (its time includes computing that start) and from
 GTSAM's own random start (skipped for n >= :data:`NOINIT_MAX_N`: over two minutes); the
-faster is the reference. Each figure is the median over ``repeats`` runs after one
-warm-up. :func:`run` measures, :func:`markdown` renders, :data:`BARS` is read by both.
+faster is the reference. :func:`run` measures, :func:`markdown` renders, :data:`BARS` is
+read by both.
+
+Timing is the same for both methods (:func:`_interleaved`): every timed function is
+warmed up, then the methods run in alternating rounds (ours, spectral start, GTSAM; the
+next round in reverse order), so a change of machine load during a problem lands on both
+instead of on whichever was timed in that window; each figure is the median of its
+rounds. Both run inside the same :func:`single_threaded_blas` limit (GTSAM's wheel is
+built without TBB and does not use BLAS: it is single-threaded as well; ``settings``
+records the thread pools seen and whether TBB is loaded).
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from katazuke.bench.harness import OPS, Bar, evaluate_bars, median_of_runs
+from katazuke.bench.harness import OPS, Bar, evaluate_bars, median, median_of_runs
 from katazuke.config import dataclass, field
 from katazuke.errors import InputError
 from katazuke.rosenv import repo_root
@@ -43,7 +51,10 @@ NOINIT_MAX_N = 3000
 NOINIT_BUDGET_S = 60.0  # one run from GTSAM's random start, killed after this
 COST_RTOL = 1e-6        # "cost <= GTSAM" allows this relative slack
 COST_MAX_NOISE_DEG = 20  # synthetic graphs noisier than this are outside the cost bar
-SMALL_M = 2000          # edges below which a problem counts as small (more repeats)
+SMALL_M = 2000          # edges below which a problem counts as small (more rounds)
+SMALL_MIN_TIME_S = 0.3  # small problems: rounds added until ours has run this long in total
+SMALL_ROUNDS_MAX = 201  # ... or this many rounds
+SMALL_BLOCK = 6         # small problems: calls per turn (the first discarded; see _interleaved)
 BIG = (10000, 10)       # (n, average degree) of the time bar
 
 BARS = (
@@ -73,6 +84,80 @@ class RotavgBenchConfig:
     def __post_init__(self) -> None:
         if self.repeats < 1:
             raise InputError("--repeats must be >= 1")
+
+
+def _interleaved(fns: dict[str, Any], rounds: int, warmup: int = 1, min_time_s: float = 0.0,
+                 max_rounds: int | None = None, block: int = 1
+                 ) -> tuple[dict[str, float], dict[str, Any], dict[str, list[float]]]:
+    """Time several functions fairly against each other.
+
+    Each function is called ``warmup`` times (discarded), then all take turns once per
+    round, in the given order in even rounds and in reverse order in odd ones: slow and
+    fast phases of a shared machine's load fall on every function alike. A turn is
+    ``block`` calls back to back; with ``block > 1`` the first call of the turn is discarded
+    and the turn's sample is the median of the others, so that sub-millisecond calls are
+    timed with their code and data in the caches, as in a loop of solves, instead of
+    paying for the other method having evicted them (a cost that hits the method with the
+    larger footprint harder).
+
+    Args:
+        fns: name -> function of no arguments.
+        rounds: samples per function, >= 1 (at least this many rounds).
+        warmup: untimed calls per function first (imports, caches, page faults), >= 0.
+        min_time_s: keep adding rounds until the first function has run this many seconds
+            in its turns (short calls need many rounds for a stable median on a loaded
+            machine) ...
+        max_rounds: ... but stop at this many rounds (default: ``rounds``).
+        block: calls per turn, >= 1.
+
+    Returns:
+        ``(median seconds per name, last output per name, sample of every round per name)``.
+    """
+    names = list(fns)
+    out: dict[str, Any] = {}
+    for _ in range(warmup):
+        for k in names:
+            out[k] = fns[k]()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    spent = 0.0  # seconds the first function has run in its turns
+    cap = max(rounds, max_rounds or rounds)
+    r = 0
+    while r < rounds or (r < cap and spent < min_time_s):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            turn = []
+            for _ in range(block):
+                t = time.perf_counter()
+                out[k] = fns[k]()
+                turn.append(time.perf_counter() - t)
+            times[k].append(median(turn[1:]) if block > 1 else turn[0])
+            if k == names[0]:
+                spent += sum(turn)
+        r += 1
+    return {k: median(v) for k, v in times.items()}, out, times
+
+
+def _thread_state() -> dict[str, Any]:
+    """Thread pools (threadpoolctl) as seen now, and whether a TBB runtime is loaded."""
+    try:
+        from threadpoolctl import threadpool_info
+        pools = [{"api": i.get("internal_api"), "num_threads": i.get("num_threads")}
+                 for i in threadpool_info()]
+    except ImportError:
+        pools = None
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    return {"pools": pools, "tbb_loaded": "libtbb" in maps,
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+def _loadavg1() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _timed(fn: Any, repeats: int, warmup: int = 0) -> tuple[float, Any]:
@@ -149,16 +234,25 @@ def _bench_one(name: str, graph: Any, repeats: int, extra: dict[str, Any]) -> di
 
     g = graph.with_unit_weights()
     n, m = g.num_nodes, g.num_edges
-    # Small problems take milliseconds: more repeats make their medians robust to load.
+    # Small problems take milliseconds: more rounds make their medians robust to load
+    # (at least 9, and up to SMALL_ROUNDS_MAX until ours has run SMALL_MIN_TIME_S in total).
     reps = max(repeats, 9) if m < SMALL_M else repeats if n < 5000 else max(1, min(repeats, 3))
-    solver = RotationAveraging(RotAvgConfig())
-    with single_threaded_blas():
-        # warm-up (imports, caches); the solver object is reused across repeats
-        t_ours, res = _timed(lambda: solver.solve(g), reps, warmup=1)
-        t_init, init = _timed(lambda: spectral_init(g), reps)
-    t_run, (R_gi, lam_gi) = _timed(lambda: _gtsam_run(g, init), reps)
+    solver = RotationAveraging(RotAvgConfig())  # reused across rounds, as a service would
+    load = _loadavg1()
+    with single_threaded_blas():  # the same thread limit for both methods
+        init = spectral_init(g)  # GTSAM's start (deterministic: the same in every round)
+        med, outs, rounds = _interleaved(
+            {"ours": lambda: solver.solve(g), "init": lambda: spectral_init(g),
+             "gtsam": lambda: _gtsam_run(g, init)}, reps, warmup=3 if m < SMALL_M else 1,
+            min_time_s=SMALL_MIN_TIME_S if m < SMALL_M else 0.0, max_rounds=SMALL_ROUNDS_MAX,
+            block=SMALL_BLOCK if m < SMALL_M else 1)
+    reps = len(rounds["ours"])
+    t_ours, t_init, t_run = med["ours"], med["init"], med["gtsam"]
+    res, (R_gi, lam_gi) = outs["ours"], outs["gtsam"]
+    per_round = [(a + b) / c for a, b, c in zip(rounds["init"], rounds["gtsam"], rounds["ours"])]
     row: dict[str, Any] = dict(
-        problem=name, n=n, m=m, **extra,
+        problem=name, n=n, m=m, **extra, loadavg_1min=load, rounds=reps,
+        speed_ratio_rounds_min=min(per_round), speed_ratio_rounds_median=median(per_round),
         ours_cost=res.cost, ours_lambda_min=res.certificate.min_eigenvalue,
         ours_certified=res.certificate.certified, ours_relative_gap=res.certificate.relative_gap,
         ours_time_s=t_ours, ours_iterations=res.iterations, ours_backend=res.backend,
@@ -211,11 +305,11 @@ def _bench_outliers(n: int, deg: float, noise: float, frac: float, seed: int, re
         clean = RotationAveraging().solve(g.select_edges(~out))
         ls = RotationAveraging(RotAvgConfig(staircase_max_rank=3)).solve(g)
         init = spectral_init(g)
-    try:
-        t_g, (R_g, _) = _timed(lambda: _gtsam_run(g, init), reps)
-        gtsam_err: float | str = err(R_g, R_true)
-    except RuntimeError as exc:  # Shonan may fail to converge on outlier-ridden graphs
-        t_g, gtsam_err = float("nan"), f"failed: {exc}"
+        try:  # under the same thread limit as ours
+            t_g, (R_g, _) = _timed(lambda: _gtsam_run(g, init), reps)
+            gtsam_err: float | str = err(R_g, R_true)
+        except RuntimeError as exc:  # Shonan may fail to converge on outlier-ridden graphs
+            t_g, gtsam_err = float("nan"), f"failed: {exc}"
     rejected = np.zeros(g.num_edges, dtype=bool)
     rejected[res.rejected_edges] = True
     e_rob, e_clean = err(res.rotations, R_true), err(clean.rotations, R_true)
@@ -289,21 +383,36 @@ def run(cfg: RotavgBenchConfig) -> dict[str, Any]:
             n, deg, noise, frac = spec
             orows.append(_bench_outliers(n, deg, noise, frac, cfg.seed + 7, cfg.repeats))
     rc = RotAvgConfig()
+    from katazuke.perception.rotavg import single_threaded_blas
     from katazuke.perception.rotavg.fast import FAST_MAX_NODES
+
+    with single_threaded_blas():  # what both methods were timed under
+        threads = _thread_state()
 
     return {
         "settings": {"quick": bool(cfg.quick), "repeats": cfg.repeats, "seed": cfg.seed,
                      "niceness": os.nice(0), "noinit_budget_s": NOINIT_BUDGET_S,
                      "noinit_max_n": NOINIT_MAX_N, "small_m": SMALL_M,
+                     "small_min_time_s": SMALL_MIN_TIME_S, "small_rounds_max": SMALL_ROUNDS_MAX,
+                     "small_block": SMALL_BLOCK,
                      "certificate_tol": rc.certificate_tol,
                      "robust_threshold_deg": rc.robust_threshold_deg,
-                     "fast_max_nodes": FAST_MAX_NODES},
+                     "fast_max_nodes": FAST_MAX_NODES, "threads": threads},
         "problems": rows, "outliers": orows, "summary": _summary(rows, orows),
     }
 
 
 def _fmt(x: Any, spec: str) -> str:
     return x if isinstance(x, str) else ("–" if x is None else format(x, spec))
+
+
+def _threads_text(t: dict[str, Any] | None) -> str:
+    if not t:
+        return "not recorded"
+    pools = t.get("pools")
+    p = ("threadpoolctl not installed" if pools is None else
+         ", ".join(f"{x['api']} {x['num_threads']}" for x in pools) or "no BLAS/OpenMP pool")
+    return f"{p} (inside the limit); TBB {'loaded' if t.get('tbb_loaded') else 'not loaded'}"
 
 
 def _range(values: list[float], spec: str) -> str:
@@ -317,17 +426,25 @@ def markdown(res: dict[str, Any]) -> str:
     s, rows, orows, summ = res["settings"], res["problems"], res["outliers"], res["summary"]
     L = ["# Rotation averaging vs GTSAM Shonan (`katazuke bench rotavg`)", "",
          "- cost: unweighted chordal sum over edges of ||R_i R_ij - R_j||_F^2 for both methods",
-         f"- times: median of {s['repeats']} runs after a warm-up (at least 9 for m < "
-         f"{s['small_m']}, at most 3 for n >= 5000); ours = `RotationAveraging.solve` on the loaded "
-         "graph = spectral start + Newton + certificate (BLAS limited to one thread; the solver "
-         "object is reused across repeats, as a service would, so its small-graph buffers are "
+         f"- times: median of {s['repeats']} rounds after a warm-up of every timed function (3 "
+         f"calls for m < {s['small_m']}, else 1; for m < {s['small_m']} at least 9 rounds and more "
+         f"until ours has run {s.get('small_min_time_s', 0):g} s in total, at most "
+         f"{s.get('small_rounds_max', 9)}: column `rounds`; at most "
+         "3 for n >= 5000); the methods take turns within each round (ours, spectral start, "
+         "GTSAM; the next round reversed), so both see the same machine load, and both run under "
+         f"the same one-thread BLAS limit; for m < {s['small_m']} a turn is "
+         f"{s.get('small_block', 1)} calls back to back, the first discarded and the median of "
+         "the rest kept, so each method is timed with warm caches as in a loop of solves; "
+         "ours = `RotationAveraging.solve` on the loaded "
+         "graph = spectral start + Newton + certificate (the solver "
+         "object is reused across rounds, as a service would, so its small-graph buffers are "
          "too); GTSAM = the faster of `run(spectral start, 3, 10)` *including* the time to build "
          "its problem from the same loaded graph and to compute that start (our public "
          "`spectral_init`, a fresh call each time) and `run(random start, 3, 10)` (one run in a "
          f"forked child, killed after {s['noinit_budget_s']:.0f} s; not run for n >= "
          f"{s['noinit_max_n']}: \"skipped: > budget\"). File parsing is excluded for both. "
          "`ratio vs GTSAM run only` leaves the spectral start out of GTSAM's time.",
-         f"- process niceness {s['niceness']}", "",
+         f"- process niceness {s['niceness']}; threads: {_threads_text(s.get('threads'))}", "",
          "## Bars", "", bars_markdown(evaluate_bars(res, BARS)), ""]
     if summ["cost_not_met_problems"]:
         L.append(f"Cost bar not met on: {', '.join(summ['cost_not_met_problems'])}.")
@@ -335,15 +452,18 @@ def markdown(res: dict[str, Any]) -> str:
         L.append(f"Slower than GTSAM on: {', '.join(summ['slower_problems'])}.")
     L += ["", "## Problems", "",
           "| problem | n | m | our cost | GTSAM cost | rel. diff | our λ_min / certified | our time [s] "
-          "| GTSAM time [s] (variant) | speed ratio | ratio vs GTSAM run only |",
-          "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+          "| GTSAM time [s] (variant) | speed ratio | ratio vs GTSAM run only | rounds | ratio per "
+          "round (min / median) |",
+          "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         L.append(f"| {r['problem']} | {r['n']} | {r['m']} | {r['ours_cost']:.10g} | "
                  f"{r['gtsam_best_cost']:.10g} | {r['rel_cost_diff']:.2e} | "
                  f"{r['ours_lambda_min']:.2e} / {'yes' if r['ours_certified'] else 'NO'} | "
                  f"{r['ours_time_s']:.3f} | {r['gtsam_time_s']:.3f} ({r['gtsam_best']}; run "
                  f"{r['gtsam_init_run_s']:.3f}, no-init {_fmt(r['gtsam_noinit_s'], '.3f')}) | "
-                 f"{r['speed_ratio']:.2f}x | {r['speed_ratio_vs_gtsam_run_only']:.2f}x |")
+                 f"{r['speed_ratio']:.2f}x | {r['speed_ratio_vs_gtsam_run_only']:.2f}x | "
+                 f"{_fmt(r.get('rounds'), 'd')} | {_fmt(r.get('speed_ratio_rounds_min'), '.2f')} / "
+                 f"{_fmt(r.get('speed_ratio_rounds_median'), '.2f')} |")
     L += ["", "GTSAM cost is the lower of its two runs; `rel. diff` = (ours - GTSAM) / GTSAM "
           "(negative: ours is lower).", "",
           f"## Outliers (robust mode, GNC-TLS, threshold {s['robust_threshold_deg']:g} deg)", "",
@@ -380,5 +500,9 @@ def markdown(res: dict[str, Any]) -> str:
           f"{_range([1000 * r['ours_time_s'] for r in small], '.2f')} ms (ours) and "
           f"{_range([1000 * r['gtsam_time_s'] for r in small], '.2f')} ms (GTSAM): at that size "
           "our Python overhead meets GTSAM's C++, and the ratio on a shared machine (load "
-          "average in the footer) is decided by load noise as much as by the code."]
+          "average in the footer) is decided by load noise as much as by the code.",
+          "- `ratio per round`: GTSAM's time / ours within each round (the GTSAM variant started "
+          "from the spectral solution); its minimum shows how far load noise moved the ratio. "
+          f"1-min load average at the start of the problems: "
+          f"{_range([r['loadavg_1min'] for r in rows if r.get('loadavg_1min') is not None], '.2f')}."]
     return "\n".join(L) + "\n"

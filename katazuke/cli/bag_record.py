@@ -98,6 +98,8 @@ def main(args: argparse.Namespace) -> int:
         stats = writer.close()
     total = sum(stats.written.values())
     print(f"wrote {total} messages on {len(stats.written)} topics to {out} ({args.storage})")
+    lost = recorder.lost if recorder is not None else {}
     for topic, n in sorted(stats.written.items()):
-        print(f"  {topic}: {n}")
+        print(f"  {topic}: {n}" + (f" ({lost[topic]} lost in transport: gaps in the stamps)"
+                                   if lost.get(topic) else ""))
     return 0

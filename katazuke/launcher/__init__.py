@@ -4,7 +4,10 @@
 wheels lack. This package reads the same XML files with the same semantics
 (:mod:`katazuke.launcher.xml`, :mod:`katazuke.launcher.substitutions`), resolves them
 into a :class:`LaunchGraph` of processes (:mod:`katazuke.launcher.graph`) and runs
-them under a :class:`Supervisor` (:mod:`katazuke.launcher.supervisor`).
+them under a :class:`Supervisor` (:mod:`katazuke.launcher.supervisor`). Running needs
+Linux (each process is started through a guard, :mod:`katazuke.launcher._guard`, that
+leaves nothing of its tree alive even when the launcher is SIGKILLed); reading and
+``--print`` work anywhere.
 
 Example:
     >>> graph = load_launch("launch/demo_talker_listener.launch.xml", {"namespace": "a"})

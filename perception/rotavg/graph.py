@@ -6,8 +6,8 @@ Convention (shared with g2o, TORO and 1DSfM after conversion): an edge ``(i, j)`
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,13 +15,10 @@ from scipy.sparse.csgraph import connected_components
 
 from katazuke.errors import InputError
 
-from .so3 import exp_so3, project_to_so3, random_rotations
+from .so3 import exp_so3, random_rotations
+from .validate import ROTATION_TOL, check_rotation_matrices
 
-__all__ = ["ViewGraph", "NonOrthonormalWarning", "synthetic_graph", "chordal_cost"]
-
-
-class NonOrthonormalWarning(UserWarning):
-    """Input relative rotations were not orthonormal and were projected to SO(3)."""
+__all__ = ["ViewGraph", "synthetic_graph", "chordal_cost"]
 
 
 @dataclass(frozen=True)
@@ -45,16 +42,21 @@ class ViewGraph:
     @staticmethod
     def from_arrays(num_nodes: int, edges: np.ndarray, rotations: np.ndarray,
                     weights: np.ndarray | None = None, node_ids: np.ndarray | None = None,
-                    *, orthonormal_tol: float = 1e-6, source: str = "input") -> "ViewGraph":
+                    *, rotation_tol: float = ROTATION_TOL, source: str = "input",
+                    lines: Sequence[int] | None = None) -> "ViewGraph":
         """Validate arrays and build a graph.
 
-        Every rotation is projected to SO(3); those further than ``orthonormal_tol`` from
-        orthonormal (``||R^T R - I||_F``) also raise a :class:`NonOrthonormalWarning`.
-        Reflections (``det <= 0``) are rejected.
+        Rotations follow the one rule of :mod:`.validate`: a matrix within ``rotation_tol``
+        of a rotation (largest ``|singular value - 1|``) is projected to SO(3) silently;
+        one further off, or a reflection (``det <= 0``), is an error naming the edge.
+
+        Args:
+            lines: 1-based file line of each edge, for error messages (text formats).
 
         Raises:
             InputError: inconsistent sizes, NaN/inf, out-of-range node ids, self loops,
-                reflections or non-positive weights; the text names ``source``.
+                reflections, rotations beyond ``rotation_tol`` or non-positive weights; the
+                text names ``source`` and the edge.
         """
         try:
             n = int(num_nodes)
@@ -89,29 +91,11 @@ class ViewGraph:
             loops = np.flatnonzero(E[:, 0] == E[:, 1])
             if loops.size:
                 raise InputError(f"{source}: edge {loops[0]} is a self loop on node {E[loops[0], 0]}")
-        bad_r = np.flatnonzero(~np.isfinite(Rr).all(axis=(1, 2)))
-        if bad_r.size:
-            raise InputError(f"{source}: relative rotation of edge {bad_r[0]} contains NaN/inf")
         bad_w = np.flatnonzero(~np.isfinite(w) | (w <= 0))
         if bad_w.size:
             raise InputError(f"{source}: weight of edge {bad_w[0]} is {w[bad_w[0]]}; "
                              "weights must be finite and > 0")
-        if m:
-            det = np.linalg.det(Rr)
-            refl = np.flatnonzero(det <= 0)
-            if refl.size:
-                raise InputError(f"{source}: relative rotation of edge {refl[0]} has det "
-                                 f"{det[refl[0]]:.3g} <= 0 (a reflection, not a rotation)")
-            err = np.linalg.norm(np.swapaxes(Rr, 1, 2) @ Rr - np.eye(3), axis=(1, 2))
-            if np.any(err > orthonormal_tol):
-                warnings.warn(f"{source}: {int(np.sum(err > orthonormal_tol))} relative rotation(s) "
-                              f"not orthonormal (worst ||R^T R - I|| = {err.max():.3g}, edge "
-                              f"{int(np.argmax(err))}); projected to SO(3)", NonOrthonormalWarning,
-                              stacklevel=2)
-            off = np.flatnonzero(err > 1e-12)  # printed-precision rounding: project silently
-            if off.size:
-                Rr = Rr.copy()
-                Rr[off] = project_to_so3(Rr[off])
+        Rr = check_rotation_matrices(Rr, source, lines, rotation_tol)
         ids = np.arange(n, dtype=np.int64) if node_ids is None else np.asarray(node_ids, np.int64)
         if ids.shape != (n,):
             raise InputError(f"{source}: node_ids must have {n} entries, got {ids.shape}")

@@ -17,6 +17,18 @@ Formats (relative rotation convention after reading: ``R_ij ~= R_i^T R_j``):
 
 Node ids in files are arbitrary integers; they are renumbered ``0..n-1`` in increasing
 order and kept in :attr:`ViewGraph.node_ids` for writing back.
+
+Rotations, in every format, follow one rule (:mod:`.validate`): the *deviation* of a
+rotation as written is the size of the correction that makes it a rotation
+(``| ||q|| - 1 |`` for a g2o quaternion, ``max |singular value - 1|`` for a 1DSfM or
+``.npz`` matrix; TORO angles are always a rotation). Up to :data:`ROTATION_TOL` (``1e-2``)
+the rotation is normalised / projected to SO(3) silently (printed digits and float32
+rounding stay far below it); beyond it, and for reflections (``det <= 0``), NaN or inf,
+reading fails with an :class:`~katazuke.errors.InputError` that names the file, the line
+(text formats) or edge index (``.npz``) and the deviation.
+
+A file with no data (0 bytes, or only blank lines and ``#`` comments) is reported as
+empty, naming the file; a file with data but no edges as having no edges.
 """
 from __future__ import annotations
 
@@ -29,11 +41,19 @@ from katazuke.errors import InputError
 
 from .graph import ViewGraph
 from .so3 import quat_to_rot, rot_to_quat, rot_to_rpy, rpy_to_rot
+from .validate import ROTATION_TOL, check_quaternions
 
-__all__ = ["FORMATS", "detect_format", "read_graph", "write_graph", "write_rotations"]
+__all__ = ["FORMATS", "ROTATION_TOL", "detect_format", "read_graph", "write_graph",
+           "write_rotations"]
 
 FORMATS = ("g2o", "toro", "1dsfm", "npz")
-_PRINT_TOL = 1e-4  # text files print ~6 digits: larger deviations are reported
+
+
+def _empty(path: Path) -> InputError:
+    """The error for a file without data lines."""
+    size = path.stat().st_size if path.is_file() else 0
+    what = "0 bytes" if size == 0 else "only blank lines and # comments"
+    return InputError(f"{path}: empty file ({what}): no rotation-averaging graph to read")
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -67,6 +87,8 @@ def detect_format(path: str | os.PathLike) -> str:
             if len(tok) == 14:
                 return "1dsfm"
             break
+        else:
+            raise _empty(p)
     raise InputError(f"{p}: unknown graph format; use --format one of {list(FORMATS)}")
 
 
@@ -98,7 +120,7 @@ def _finish(path: Path, ids_seen: set[int], E: list[tuple[int, int]], Rs: list[n
     if loops.size:
         raise InputError(f"{path}:{lines[loops[0]]}: self loop on node {raw[loops[0], 0]}")
     return ViewGraph.from_arrays(ids.size, idx, np.stack(Rs), np.asarray(ws), ids,
-                                 orthonormal_tol=_PRINT_TOL, source=str(path))
+                                 source=str(path), lines=lines)
 
 
 def _bulk(path: Path, rows: list[list[str]], lines: list[int], first: int, kind: str
@@ -137,11 +159,13 @@ def _scan(path: Path, vertex: tuple[str, int], edge: tuple[str, tuple[int, int],
     rows: dict[int, list[list[str]]] = {n: [] for n in elens}
     lines: dict[int, list[int]] = {n: [] for n in elens}
     ids: set[int] = set()
+    data = False
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, 1):
             tok = line.split()
             if not tok or tok[0].startswith("#"):
                 continue
+            data = True
             where = f"{path}:{ln}"
             if tok[0] == vtag:
                 if len(tok) != vlen:
@@ -155,8 +179,10 @@ def _scan(path: Path, vertex: tuple[str, int], edge: tuple[str, tuple[int, int],
                 lines[len(tok)].append(ln)
             elif reject and tok[0].startswith(reject):
                 raise InputError(f"{where}: 2D (SE(2)) element; only 3D graphs are supported")
+    if not data:
+        raise _empty(path)
     if not any(rows.values()):
-        raise InputError(f"{path}: no edges found")
+        raise InputError(f"{path}: no edges found (no {etag} line)")
     return ids, rows, lines
 
 
@@ -176,11 +202,7 @@ def _read_g2o(path: Path) -> ViewGraph:
         if not rows[k]:
             continue
         e, v = _bulk(path, rows[k], lines[k], 1, "EDGE_SE3:QUAT")
-        q = v[:, 3:7]
-        nq = np.linalg.norm(q, axis=1)
-        bad = np.flatnonzero(np.abs(nq - 1.0) > 1e-2)
-        if bad.size:
-            raise InputError(f"{path}:{lines[k][bad[0]]}: quaternion norm {nq[bad[0]]:.4g} is not 1")
+        q = check_quaternions(v[:, 3:7], str(path), lines[k])
         w = np.ones(len(e))
         if k == 31:
             U = np.zeros((len(e), 6, 6))
@@ -234,28 +256,32 @@ def _read_1dsfm(path: Path) -> ViewGraph:
             rows.append(tok[:11])
             lines.append(ln)
     if not rows:
-        raise InputError(f"{path}: no edges found")
+        raise _empty(path)
     e, v = _bulk(path, rows, lines, 0, "EGs")
     if keep is not None:
         ok = np.array([a in keep and b in keep for a, b in e.tolist()], dtype=bool)
         e, v, lines = e[ok], v[ok], [ln for ln, k in zip(lines, ok) if k]
+    if not lines:
+        raise InputError(f"{path}: no edges found inside the component listed in {cc}")
     R = v[:, :9].reshape(-1, 3, 3)
-    det = np.linalg.det(R)
-    bad = np.flatnonzero(det <= 0)
-    if bad.size:
-        raise InputError(f"{path}:{lines[bad[0]]}: relative rotation has det {det[bad[0]]:.3g} <= 0")
     return _finish(path, set(), e.tolist(), list(R), [1.0] * len(lines), lines)
 
 
 def _read_npz(path: Path) -> ViewGraph:
+    if path.is_file() and path.stat().st_size == 0:
+        raise _empty(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    if not hasattr(z, "files"):
+        raise InputError(f"{path}: a single .npy array, not an .npz archive of edges, rotations")
     for key in ("edges", "rotations"):
         if key not in z:
             raise InputError(f"{path}: missing array '{key}' (need edges, rotations)")
     E = z["edges"]
+    if E.size == 0:
+        raise InputError(f"{path}: no edges found (array 'edges' is empty)")
     ids = z["node_ids"] if "node_ids" in z else None
     n = int(z["num_nodes"]) if "num_nodes" in z else (
         ids.size if ids is not None else int(E.max()) + 1 if E.size else 0)
@@ -271,8 +297,9 @@ def read_graph(path: str | os.PathLike, fmt: str | None = None) -> ViewGraph:
         fmt: one of :data:`FORMATS`, or None to detect it.
 
     Raises:
-        InputError: missing file, unknown format, malformed line (the message gives
-            ``file:line``), NaN, reflections.
+        InputError: missing or empty file, unknown format, malformed line (the message gives
+            ``file:line``), NaN, reflections, a rotation further than :data:`ROTATION_TOL`
+            from a rotation (see the module docstring), no edges.
     """
     p = Path(path)
     if not p.exists():

@@ -402,3 +402,40 @@ def test_recorder_and_player_nodes(tmp_path: Path) -> None:
         g.close()
     assert ok and [m.task_id for m in got] == [str(i) for i in range(20)], out
     assert play.returncode == 0 and "played 20 messages" in out, out
+
+
+def test_recorder_counts_camera_frames_lost_before_it(ros_context, tmp_path: Path) -> None:
+    """Frames missing from a camera stream's stamps (lost in best-effort transport before
+    the recorder got them) are counted per topic, not silently absent."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from katazuke.bag.ros import Recorder
+    from katazuke.bag.writer import BagWriter
+    from katazuke.ros.conversions import header
+
+    node = rclpy.create_node("gap_recorder", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    writer = BagWriter(tmp_path / "gaps")
+    rec = Recorder(node, writer, topics=["/gap_cam"])
+    camera = rclpy.create_node("gap_camera", context=ros_context)  # the recorder skips its own
+    ex.add_node(camera)
+    pub = camera.create_publisher(Image, "/gap_cam", _profile(True))
+    try:
+        assert wait_for(lambda: "/gap_cam" in rec.subscribed and pub.get_subscription_count() > 0,
+                        20, spin=lambda: (rec.discover(), ex.spin_once(timeout_sec=0.05)))
+        sent = [k for k in range(20) if k not in (7, 8, 9, 15)]   # 4 frames "lost"
+        for k in sent:
+            pub.publish(Image(header=header(1.0 + 0.1 * k, "cam"), height=1, width=1,
+                              encoding="mono8", step=1, data=[k]))
+        assert wait_for(lambda: rec.received.get("/gap_cam") == len(sent), 20,
+                        spin=lambda: ex.spin_once(timeout_sec=0.05))
+    finally:
+        rec.close()
+        writer.close()
+        ex.shutdown()
+        camera.destroy_node()
+        node.destroy_node()
+    assert rec.lost == {"/gap_cam": 4}

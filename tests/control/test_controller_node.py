@@ -275,6 +275,41 @@ def test_arm_target_drives_joint_commands_toward_it(harness) -> None:
     assert c.points[0].positions[0] == pytest.approx(1.0 - 0.5 / 50.0)
 
 
+def test_a_burst_of_bad_arm_targets_is_taken_once_per_tick_and_counted(harness) -> None:
+    """Command inputs are KEEP_LAST 1 and taken once per tick: of a burst of bad targets at
+    most one per tick is handled (and rejected); the rest are superseded in DDS, counted in
+    ``diagnostics``; a good goal afterwards is still tracked."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from katazuke_ros import qos
+
+    h = harness(rate_hz=50.0)
+    std: list[Any] = []
+    h.node.create_subscription(DiagnosticArray, "diagnostics", std.append, qos.EVENTS)
+    assert h.spin_until(lambda: _connected(h) and h.arm_pub.get_subscription_count() > 0)
+    h.keep_publishing_odom(0.0, 0.0, 0.0)
+    bad = JointTrajectory(joint_names=["j1", "j2"], points=[JointTrajectoryPoint(positions=[0.1])])
+    h.arm_pub.publish(bad)              # the first one from this publisher
+    assert h.spin_until(lambda: h.ctrl.inputs.counts()["arm/target"].taken == 1)
+    n_bad = 3000
+    for _ in range(n_bad):              # a burst: no tick runs meanwhile (nothing spins)
+        h.arm_pub.publish(bad)
+    assert h.spin_until(lambda: sum(vars(h.ctrl.inputs.counts()["arm/target"]).values())
+                        == n_bad + 1), h.ctrl.inputs.counts()
+    counts = h.ctrl.inputs.counts()["arm/target"]
+    # (nearly) only the newest handled; more than 2 only if delivery overlapped a tick
+    assert 2 <= counts.taken <= 5, counts
+    assert h.ctrl.rejected["arm/target"] == counts.taken
+    h.goal(1.0, 0.0, 0.0)
+    assert h.spin_until(lambda: len(h.cmds) > 0 and h.cmds[-1].linear.x > 0.1)
+    assert h.ctrl.inputs.counts()["goal_pose"].taken == 1
+    assert h.spin_until(lambda: {("arm/target rejected", str(counts.taken)),
+                                 ("arm/target superseded", str(counts.superseded))}
+                        <= {(kv.key, kv.value) for a in std for st in a.status
+                            for kv in st.values}, timeout=5.0)
+
+
 def test_namespaced_controller_uses_the_namespaced_topics(ros_context) -> None:
     """Relative names: under namespace /r1 the controller reads /r1/odom and drives /r1/cmd_vel
     (what a namespaced sim_bridge publishes and subscribes)."""

@@ -76,16 +76,24 @@ def test_approximate_time_sync_pairs_and_drops_stale():
 
 
 def test_box_to_3d_back_projects_through_K():
-    from katazuke.perception.objectmap.lifting import box_to_3d
+    from katazuke.perception.objectmap.lifting import LiftingConfig, box_to_3d
 
     K = np.array([[200.0, 0, 160], [0, 200.0, 120], [0, 0, 1]])
     depth = np.full((240, 320), 2.0, np.float32)
     depth[0:10] = np.nan
-    p, e = box_to_3d(np.array([200.0, 100.0, 20.0, 40.0]), depth, K)
+    box = np.array([200.0, 100.0, 20.0, 40.0])
+    median = LiftingConfig(method="median")
+    p, e = box_to_3d(box, depth, K, config=median)
     assert e[0] == pytest.approx(20 * 2.0 / 200) and e[1] == pytest.approx(40 * 2.0 / 200)
     zc = 2.0 + min(e[:2]) / 2
     np.testing.assert_allclose(p, [(210 - 160) * zc / 200, (120 - 120) * zc / 200, zc])
-    assert box_to_3d(np.array([10.0, 0.0, 20.0, 8.0]), depth, K) is None  # only nan depth
+    # the default (Open3D cloud): pixel centres u 200..219 -> x 0.400..0.595 m at 2 m, pushed
+    # back by half the narrow side; within a 1 cm voxel of the cloud's middle
+    p, e = box_to_3d(box, depth, K)
+    np.testing.assert_allclose(p, [0.4975, -0.005, 2.0 + min(e[:2]) / 2], atol=0.01)
+    assert e[0] == pytest.approx(0.2, abs=0.015) and e[1] == pytest.approx(0.4, abs=0.015)
+    for cfg in (median, None):  # only nan depth in the box
+        assert box_to_3d(np.array([10.0, 0.0, 20.0, 8.0]), depth, K, config=cfg) is None
 
 
 # ---------------------------------------------------------------- node test
@@ -275,3 +283,106 @@ def test_detector_node_undistorts_a_distorted_camera(tmp_path):
             assert proc.poll() is None
         finally:
             stop_node(proc)
+
+
+# ---------------------------------------------------------------- frame accounting
+def test_gap_detector_counts_missing_stamps():
+    from katazuke.ros.gaps import GapDetector
+
+    g = GapDetector()
+    assert [g.add(t) for t in (0.0, 0.1, 0.2, 0.3)] == [0, 0, 0, 0]
+    assert g.add(0.7) == 3            # 0.4, 0.5, 0.6 never came
+    assert g.add(0.8) == 0
+    assert g.add(0.95) == 0           # 1.5 periods is still jitter
+    assert g.add(0.1) == 0            # backwards: a restart, nothing counted
+    assert g.add(0.2) == 0 and g.period == pytest.approx(0.1)
+
+
+def test_detector_reports_dropped_frames_on_diagnostics(ros_context, random_weights):
+    """Live mode fed faster than inference runs, with a hole in the camera stamps: the
+    stale-frame drops and the frames missing from the stamps are counted on diagnostics."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from katazuke_ros import qos
+    from katazuke_ros.node_utils import sec_to_stamp
+
+    proc = start_node("detector", "-r", "__ns:=/dd", "-p", f"detector.weights:={random_weights}")
+    node = rclpy.create_node("detector_drops_tester", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    statuses = []
+    node.create_subscription(DiagnosticArray, "/dd/diagnostics",
+                             lambda m: statuses.extend(m.status), qos.EVENTS)
+    pub_rgb = node.create_publisher(Image, "/dd/head_camera/image_raw", qos.SENSOR)
+    pub_depth = node.create_publisher(Image, "/dd/head_camera/depth/image_raw", qos.SENSOR)
+    pub_info = node.create_publisher(CameraInfo, "/dd/head_camera/camera_info", qos.SENSOR)
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    depth = np.full((240, 320), 2.0, np.float32)
+    info = CameraInfo(width=320, height=240)
+    info.k = [200.0, 0.0, 160.0, 0.0, 200.0, 120.0, 0.0, 0.0, 1.0]
+    k = [0]
+
+    def values() -> dict[str, int]:
+        mine = [s for s in statuses if s.name == "detector: frames"]
+        return {kv.key: int(kv.value) for kv in mine[-1].values} if mine else {}
+
+    def publish_burst():
+        # 1 ms of wall time per frame: far faster than inference. Stamps every 10 ms,
+        # with 5 stamps left out every 50 frames.
+        for _ in range(5):
+            k[0] += 1 if k[0] % 50 else 6
+            st = sec_to_stamp(100.0 + 0.01 * k[0])
+            info.header.stamp = st
+            pub_info.publish(info)
+            pub_rgb.publish(_image(st, "cam_opt", rgb, "rgb8"))
+            pub_depth.publish(_image(st, "cam_opt", depth, "32FC1"))
+        ex.spin_once(timeout_sec=0.005)
+
+    try:
+        assert wait_for(lambda: pub_rgb.get_subscription_count() > 0, 30,
+                        spin=lambda: ex.spin_once(timeout_sec=0.05)), stop_node(proc)
+        ok = wait_for(lambda: values().get("dropped_stale", 0) > 0
+                      and values().get("dropped_lost_in_transport_rgb", 0) >= 5,
+                      timeout=60, spin=publish_burst)
+        v = values()
+        assert ok, (v, stop_node(proc))
+        level = [s.level for s in statuses if s.name == "detector: frames"]
+        assert DiagnosticStatus.WARN in level  # while frames are being dropped
+        assert v["processed"] > 0 and v["received_rgb"] > v["processed"]
+        assert v["dropped_total"] >= v["dropped_stale"] + v["dropped_lost_in_transport_rgb"]
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        out = stop_node(proc)
+    assert "stale" in out and "in total" in out, out
+
+
+def test_tf_buffer_covers_only_without_extrapolation():
+    from katazuke_ros.tf_buffer import TransformBuffer
+
+    buf = TransformBuffer()
+    buf.set_transform("base", "cam", 0.0, np.zeros(3), np.array([0, 0, 0, 1.0]), static=True)
+    assert not buf.covers("odom", "cam", 1.0)                 # no chain yet
+    buf.set_transform("odom", "base", 0.9, np.zeros(3), np.array([0, 0, 0, 1.0]))
+    assert not buf.covers("odom", "cam", 1.0)                 # would extrapolate
+    assert buf.lookup("odom", "cam", 1.0)[0] is not None     # ... which a live lookup does
+    buf.set_transform("odom", "base", 1.0, np.ones(3), np.array([0, 0, 0, 1.0]))
+    assert buf.covers("odom", "cam", 1.0) and buf.covers("cam", "odom", 0.95)
+    assert buf.covers("cam", "cam", 5.0) and buf.covers("base", "cam", 5.0)  # static only
+
+
+def test_approximate_time_sync_counts_unmatched():
+    from katazuke_ros.image_sync import ApproximateTimeSync
+
+    s = ApproximateTimeSync(2, slop=0.01, depth=2)
+    assert s.add(0, 1.0, "rgb1") is None        # its depth never comes
+    assert s.add(0, 1.1, "rgb2") is None
+    assert s.add(1, 1.1, "d2") == ("rgb2", "d2")
+    assert s.add(0, 1.2, "rgb3") is None        # evicts rgb1, never paired
+    assert s.unmatched == [1, 0]
+    assert s.add(1, 1.2, "d3") == ("rgb3", "d3")
+    assert s.add(0, 1.3, "rgb4") is None        # evicts rgb2, which was paired
+    assert s.unmatched == [1, 0]

@@ -52,8 +52,14 @@ def children(ppid: int) -> dict[int, str]:
     return out
 
 
+def nodes(launcher: subprocess.Popen) -> dict[int, str]:
+    """pid -> cmdline of the launched processes (each is its guard's child; the guards are
+    the launcher's children, see :mod:`katazuke.launcher.supervisor`)."""
+    return {pid: cmd for guard in children(launcher.pid) for pid, cmd in children(guard).items()}
+
+
 def pid_of(launcher: subprocess.Popen, node: str) -> int | None:
-    for pid, cmd in children(launcher.pid).items():
+    for pid, cmd in nodes(launcher).items():
         if f"__node:={node} " in cmd + " ":
             return pid
     return None
@@ -105,8 +111,8 @@ def test_demo_launch_namespaced_remapped_params_then_sigint(tmp_path):
         # listener formats "<task_id>:<message>:<state>"; the message is the <param> that
         # overrides demo.yaml, the topic pair is remapped status -> chatter in /ns.
         assert echo.wait(lambda m: any(x.endswith(":from_launch_arg:2") for x in m), 60.0), stop(launcher)
-        kids = children(launcher.pid)
-        assert len(kids) == 2
+        kids = nodes(launcher)
+        assert len(kids) == 2 and len(children(launcher.pid)) == 2
         assert all(f"__ns:=/{ns}" in c for c in kids.values())
         launcher.send_signal(signal.SIGINT)
         assert wait_for(lambda: not any(alive(pid) for pid in kids), 5.0), \
@@ -153,7 +159,7 @@ def test_respawn_then_required_node_exit(tmp_path):
 
 def test_sigkilled_launcher_takes_an_idle_node_down(tmp_path):
     """An idle rclpy node ignores SIGTERM until its executor wakes; the launcher's death
-    must still end it (PR_SET_PDEATHSIG=SIGKILL)."""
+    must still end it (its guard's SIGKILL on the launcher's death signal)."""
     ns = f"kzi{os.getpid()}"
     launcher = start(DATA / "ros_idle.launch.xml", f"namespace:={ns}", "--log-dir", str(tmp_path))
     probe = Probe("launch_test_graph_probe")

@@ -180,6 +180,9 @@ def test_launcher_killed_takes_children_down(tmp_path, fake_env, sig):
             logs = list((tmp_path / "log").glob("*/launch.log"))
             return bool(logs) and logs[0].read_text().count("] ready ") == 2
         assert wait_for(both_ready, 20.0)
+        # the launcher's children are the guards; the processes are their children
+        kids += [int(d) for g in list(kids) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == g]
+        assert len(kids) == 4
         launcher.send_signal(sig)
         rc = launcher.wait(10.0)
         if sig == signal.SIGTERM:

@@ -75,6 +75,11 @@ def test_service_returns_certified_rotations(server_and_client) -> None:
     (lambda r: setattr(r, "weights", [1.0, 2.0]), "weights"),
     (lambda r: setattr(r, "anchor", 999), "anchor 999"),
     (lambda r: setattr(r, "num_nodes", 3), "outside 0..2"),
+    # the one rotation rule: edge 2 scaled by 1.05 is 0.05 off a rotation (> ROTATION_TOL)
+    (lambda r: setattr(r, "relative_rotations", list(r.relative_rotations[:18]) +
+                       [1.05 * x for x in r.relative_rotations[18:27]] +
+                       list(r.relative_rotations[27:])), "request: edge 2: relative rotation is "
+                                                         "not orthonormal (deviation 0.05"),
 ])
 def test_malformed_requests_fail_cleanly_and_the_server_keeps_serving(server_and_client, mutate,
                                                                       needle: str) -> None:

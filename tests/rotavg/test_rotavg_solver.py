@@ -148,13 +148,20 @@ def test_disconnected_graph_is_solved_per_component(aligned_error_deg) -> None:
     assert aligned_error_deg(res.rotations[20:35], R2).max() < 1e-4
 
 
-def test_non_orthonormal_input_is_projected_with_a_warning() -> None:
+def test_non_orthonormal_input_follows_the_rotation_rule() -> None:
+    """Within ROTATION_TOL projected silently; 5 % off refused, naming edge and deviation."""
+    from katazuke.perception.rotavg import ROTATION_TOL
+
     g, _, _ = synthetic_graph(10, 3, 1.0, np.random.default_rng(9))
+    near = g.rotations.copy()
+    near[0] *= 1.0 + 0.5 * ROTATION_TOL
+    g2 = ViewGraph.from_arrays(10, g.edges, near)
+    np.testing.assert_allclose(g2.rotations[0], g.rotations[0], atol=1e-12)
     bad = g.rotations.copy()
     bad[0] *= 1.05
-    with pytest.warns(UserWarning, match="not orthonormal"):
-        g2 = ViewGraph.from_arrays(10, g.edges, bad)
-    np.testing.assert_allclose(g2.rotations[0], g.rotations[0], atol=1e-12)
+    with pytest.raises(InputError, match=r"edge 0: relative rotation is not orthonormal "
+                                         r"\(deviation 0\.05"):
+        ViewGraph.from_arrays(10, g.edges, bad)
 
 
 @pytest.mark.parametrize("kwargs, needle", [

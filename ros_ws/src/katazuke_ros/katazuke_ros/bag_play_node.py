@@ -2,9 +2,12 @@
 
 Parameters: the fields of :class:`katazuke.bag.config.PlayConfig` (``bag``, ``rate``,
 ``loop``, ``topics``, ``start_offset_s``, ``clock_hz``, ``delay_s``,
-``wait_for_subscribers_s``, ``spin_ms``, ``realtime``). Playback runs on its own thread
-(the executor keeps serving parameters); the node shuts down when the bag ends (unless
-``loop``).
+``wait_for_subscribers_s``, ``spin_ms``, ``realtime``) and, under ``deterministic.``, those
+of :class:`katazuke.bag.ros.DeterministicConfig` (``deterministic.enabled`` replays
+lock-step with the consumers; ``frame_topic``, ``ack_topics``, ``ack_timeout_s``,
+``discovery_timeout_s``, ``settle_s``). Playback runs on its own thread (the executor
+keeps serving parameters and receives the acknowledgements); the node shuts down when the
+bag ends (unless ``loop``), with exit code 1 when a frame was not acknowledged in time.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from rclpy.node import Node
 
 from katazuke.bag.config import PlayConfig
 from katazuke.bag.reader import open_bag
-from katazuke.bag.ros import Player
+from katazuke.bag.ros import DeterministicConfig, Player
 from katazuke.errors import InputError
 from katazuke_ros.node_utils import declare_config, run_node
 
@@ -24,13 +27,14 @@ class BagPlayerNode(Node):
         super().__init__("bag_player")
         self.exit_code = 0  # read by run_node
         cfg = declare_config(self, PlayConfig)
+        det = declare_config(self, DeterministicConfig, prefix="deterministic.")
         if not cfg.bag:
             raise InputError("bag_player: set the 'bag' parameter to a bag directory or file")
         self.bag = open_bag(cfg.bag)
         if self.bag.summary.recovery:
             self.get_logger().warning(self.bag.summary.recovery)
         try:
-            self.player = Player(self, self.bag, cfg)
+            self.player = Player(self, self.bag, cfg, deterministic=det)
         except BaseException:
             self.bag.close()
             raise
@@ -42,9 +46,16 @@ class BagPlayerNode(Node):
             result = self.player.play()
             t = result.timing.summary_ms()
             self.get_logger().info(
-                f"played {sum(result.published.values())} messages; publish-time error median "
-                f"{t['median_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms")
+                f"played {sum(result.published.values())} messages; "
+                + (f"deterministic: {result.frames} frames, acknowledged {result.acked}, "
+                   f"late {result.ack_timeouts}, {result.wall_s:.1f} s wall"
+                   if self.player.det.enabled else
+                   f"publish-time error median {t['median_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms"))
+            if result.ack_timeouts:
+                self.exit_code = 1
         except Exception as exc:  # logged; the node stops with a non-zero exit code
+            if not self.context.ok():
+                return   # shut down (Ctrl-C, the launcher stopping) while publishing
             self.get_logger().error(f"playback failed: {exc}")
             self.exit_code = 1
         finally:

@@ -38,7 +38,11 @@ class BagRecorderNode(Node):
         """Called by run_node on shutdown: stop subscriptions, finish the bag."""
         self.recorder.close()
         stats = self.writer.close()
-        self.get_logger().info(f"wrote {sum(stats.written.values())} messages to {self.writer.path}")
+        lost = self.recorder.lost
+        self.get_logger().info(
+            f"wrote {sum(stats.written.values())} messages to {self.writer.path}"
+            + (f"; lost in transport before recording (gaps in the stamps): "
+               + ", ".join(f"{t} {n}" for t, n in sorted(lost.items())) if lost else ""))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -14,6 +14,14 @@ Subscribes:
     arm/target (trajectory_msgs/JointTrajectory): joint targets (last point's positions).
     emergency_stop (std_msgs/Bool, latched): true stops everything until false arrives.
 
+    goal_pose, path, arm/target and emergency_stop are command inputs: KEEP_LAST 1, taken
+    once per control tick (:class:`katazuke_ros.command_inputs.CommandInputs`), so a
+    command is applied at the next tick and a flood of them is dropped inside DDS instead
+    of costing a callback each. Of several arriving within one tick only the newest is
+    applied (an older one superseded within a tick is intentionally dropped, and counted);
+    a bad one is rejected with a rate-limited log and counted. Both counts appear in
+    ``diagnostics`` (``<topic> superseded`` / ``<topic> rejected``).
+
 Publishes:
     cmd_vel (geometry_msgs/Twist): linear.x, linear.y, angular.z in the base frame.
     arm/command (trajectory_msgs/JointTrajectory): one point, next position setpoint and
@@ -23,8 +31,9 @@ Publishes:
     diagnostics (diagnostic_msgs/DiagnosticArray): the same figures in the standard form
         (one DiagnosticStatus "controller: base" / "controller: arm"; WARN while e-stopped,
         stopped or fallen back to LQR), at most once per ``DIAGNOSTICS_PERIOD_S`` per
-        subsystem and at once when the level changes. Relative: in the root namespace it is
-        the conventional ``/diagnostics`` that diagnostic_aggregator and rqt_robot_monitor read.
+        subsystem and at once when the level changes; with the command-input counts.
+        Relative: in the root namespace it is the conventional ``/diagnostics`` that
+        diagnostic_aggregator and rqt_robot_monitor read.
 
 Parameters: :class:`ControllerNodeConfig`, the tracker's settings nested as
 ``controller.*`` (e.g. ``controller.mode``), the node's watchdogs and waypoint tolerance at
@@ -47,7 +56,7 @@ from rclpy.time import Time
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped, Twist
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, KeyValue
 from katazuke_interfaces.msg import ControllerDiagnostics
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import JointState
@@ -60,6 +69,7 @@ from katazuke.control.tracking import (ControllerConfig, ErrorTracker, PathFollo
 from katazuke.geometry import world_to_base_twist
 from katazuke.ros.conversions import controller_diagnostic_status, diagnostic_array_msg
 from katazuke_ros import qos
+from katazuke_ros.command_inputs import CommandInputs, Throttle
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node
 
 __all__ = ["ControllerNode", "ControllerNodeConfig", "DIAGNOSTICS_PERIOD_S", "main"]
@@ -81,6 +91,9 @@ class ControllerNodeConfig:
         0.5, "watchdog: joint states older than this (s) stop the arm")
     path_waypoint_tolerance: float = positive(
         0.15, "a path waypoint counts as reached within this distance (m)")
+    log_period_s: float = positive(
+        2.0, "a rejected-command or command-flood warning of one kind is logged at most "
+             "once per this (wall s)")
 
 
 def _pose_xyyaw(pose: Any) -> np.ndarray:
@@ -111,10 +124,15 @@ class ControllerNode(Node):
         # Best effort subscriptions match both reliable and best-effort publishers.
         self.create_subscription(Odometry, "odom", self._on_odom, qos.SENSOR)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos.SENSOR)
-        self.create_subscription(PoseStamped, "goal_pose", self._on_goal, qos.COMMAND)
-        self.create_subscription(Path, "path", self._on_path, qos.COMMAND)
-        self.create_subscription(JointTrajectory, "arm/target", self._on_arm_target, qos.COMMAND)
-        self.create_subscription(Bool, "emergency_stop", self._on_estop, qos.LATCHED)
+        # Command inputs: taken once per tick by _tick (see the module docstring).
+        period = self.node_config.log_period_s
+        self.inputs = CommandInputs(self, self.config.rate_hz, period)
+        self.inputs.add(PoseStamped, "goal_pose", self._on_goal, qos.COMMAND)
+        self.inputs.add(Path, "path", self._on_path, qos.COMMAND)
+        self.inputs.add(JointTrajectory, "arm/target", self._on_arm_target, qos.COMMAND)
+        self.inputs.add(Bool, "emergency_stop", self._on_estop, qos.LATCHED)
+        self.rejected: dict[str, int] = {}          # rejected commands by topic
+        self._reject_log = Throttle(self.get_logger().error, period)
         self._base: ErrorTracker = base_tracker(self.config)
         self._arm: ErrorTracker | None = None
         self._pose: np.ndarray | None = None       # (x, y, yaw) in the odom frame
@@ -138,6 +156,11 @@ class ControllerNode(Node):
             f"odom_timeout={self.node_config.odom_timeout_s:g} s")
 
     # ------------------------------------------------------------------ inputs
+    def _reject(self, topic: str, text: str) -> None:
+        """Count and log (rate-limited per topic) one rejected command."""
+        self.rejected[topic] = self.rejected.get(topic, 0) + 1
+        self._reject_log.warn(topic, f"rejecting {topic}: {text}")
+
     def _on_odom(self, msg: Odometry) -> None:
         pose = msg.pose.pose
         if not _pose_finite(pose):
@@ -169,7 +192,7 @@ class ControllerNode(Node):
             self._stop_base()
             return
         if not all(_pose_finite(p) for p in poses):
-            self.get_logger().error(f"rejecting {what} with non-finite poses")
+            self._reject(what, "non-finite pose(s) (NaN/inf or zero quaternion)")
             return
         if frame and self._odom_frame and frame != self._odom_frame:
             self._log.warn(f"frame_{frame}", f"{what} frame '{frame}' differs from odometry frame "
@@ -190,11 +213,13 @@ class ControllerNode(Node):
 
     def _on_arm_target(self, msg: JointTrajectory) -> None:
         if not msg.points or not msg.joint_names:
-            self.get_logger().error("rejecting arm/target: it needs joint_names and a point")
+            self._reject("arm/target", "it needs joint_names and a point")
             return
         pos = list(msg.points[-1].positions)
         if len(pos) != len(msg.joint_names) or not all(math.isfinite(p) for p in pos):
-            self.get_logger().error("rejecting arm/target: positions must be finite, one per joint")
+            self._reject("arm/target", f"{len(pos)} positions for {len(msg.joint_names)} joint "
+                                       "names; the last point's positions must be finite, "
+                                       "one per joint")
             return
         names = list(msg.joint_names)
         if names != self._arm_names or self._arm is None:
@@ -292,6 +317,10 @@ class ControllerNode(Node):
     def _publish_standard_diagnostics(self, d: ControllerDiagnostics) -> None:
         """``diagnostics``: throttled to DIAGNOSTICS_PERIOD_S, immediate on a level change."""
         status = controller_diagnostic_status(d, self.get_name())
+        for topic, n in self.inputs.superseded.items():
+            status.values.append(KeyValue(key=f"{topic} superseded", value=str(n)))
+            status.values.append(KeyValue(key=f"{topic} rejected",
+                                          value=str(self.rejected.get(topic, 0))))
         now_ns = self.get_clock().now().nanoseconds
         last = self._std_diag_last.get(d.header.frame_id)
         if (last is not None and status.level == last[1]
@@ -302,6 +331,7 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ loop
     def _tick(self) -> None:
+        self.inputs.poll()  # the newest command of each input topic, at most one each
         if self._estop:
             self._stop_base(force=True)
             if self._base_active:

@@ -12,9 +12,18 @@ LATCHED: class id <-> category name, the objectness threshold) and ``detections/
 
 Colour and depth are paired by stamp (:class:`ApproximateTimeSync`, within ``sync_slop``);
 only the newest pair waits for inference (older pairs are dropped, never queued), and
-inference runs on its own thread. 3D: median valid depth in the central part of
-each box, back-projected through K at the box centre, pushed back by half the object's
-apparent size (the camera sees the front surface, the map wants the centre); then moved into
+inference runs on its own thread. With ``deterministic_replay`` (``katazuke bag play
+--deterministic``, ``deterministic:=true`` in the launch files) every pair is queued and
+processed in order, the camera and tf subscriptions are reliable KEEP_ALL, and a frame
+waits (up to ``input_wait_s``) until camera_info and every dynamic tf on its chain are
+known at or after its stamp, so the result never depends on which message arrived
+first. Every frame lost (stale, never paired, missing from the stamps) or processed
+without its transform is counted on ``diagnostics`` (:mod:`katazuke_ros.frame_stats`).
+
+3D (:func:`katazuke.perception.objectmap.lifting.box_to_3d`): the box's depth pixels become an
+Open3D point cloud, voxel down-sampled, cleaned of outliers and cut to the cluster at the box
+centre; its robust centre, pushed back to at least half the narrow side (the camera sees the
+front surface, the map wants the centre), and its extent are the object's; then moved into
 ``map_frame`` with :class:`TransformBuffer` (a small tf buffer: no tf2_ros here).
 
 The weights load at construction: a missing or corrupt file is a ``KatazukeError`` naming
@@ -26,6 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,8 +56,10 @@ from katazuke_interfaces.msg import Detection as DetectionMsg
 from katazuke_interfaces.msg import DetectionArray
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from katazuke_ros import qos
+from katazuke_ros.frame_stats import FrameStats
 from katazuke_ros.image_sync import ApproximateTimeSync
-from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
+from katazuke_ros.node_utils import (LogOnce, declare_config, replay_qos, run_node,
+                                     stamp_to_sec)
 from katazuke_ros.tf_buffer import TransformBuffer
 
 __all__ = ["DetectorNode", "DetectorNodeConfig", "main"]
@@ -67,6 +79,14 @@ class DetectorNodeConfig:
     centre_fraction: float = kfield(default=0.5, metadata={
         "help": "fraction of the box (width and height, centred) whose depths give the median"})
     max_depth: float = kfield(default=6.0, metadata={"help": "m; deeper readings are invalid"})
+    deterministic_replay: bool = kfield(default=False, metadata={
+        "help": "process every frame in order (queue, never drop stale frames), reliable "
+                "KEEP_ALL inputs, wait for tf/camera_info at each frame's stamp: for "
+                "`katazuke bag play --deterministic`; false (live) keeps only the newest frame"})
+    input_wait_s: float = kfield(default=2.0, metadata={
+        "help": "s (wall); deterministic_replay: longest wait for tf and camera_info at a "
+                "frame's stamp before it is processed without them (counted)",
+        "check": "non_negative"})
     publish_image: bool = kfield(default=True, metadata={
         "help": "publish the annotated debug image on detections/image (drawn only while "
                 "someone subscribes)"})
@@ -94,8 +114,11 @@ class DetectorNode(Node):
         self._info: CameraInfo | None = None
         self._undistort = None   # perception.camera.Undistorter of the current camera_info
         self._pending: _Frame | None = None
+        self._queue: deque[_Frame] = deque()   # deterministic_replay: every pair, in order
         self._lock = threading.Lock()
         self._event = threading.Event()
+        self._inputs = threading.Condition()   # tf / camera_info arrived (deterministic)
+        self.stats = FrameStats(self)
         self.frames_in = 0
         self.frames_done = 0
         self.frames_dropped = 0
@@ -107,11 +130,13 @@ class DetectorNode(Node):
         labels = label_info_msg(tuple(CATEGORIES) + (UNKNOWN,), self.cfg.detector.score_threshold)
         labels.header.stamp = self.get_clock().now().to_msg()
         self._pub_labels.publish(labels)
-        self.create_subscription(Image, "head_camera/image_raw", self._on_rgb, qos.SENSOR)
-        self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth, qos.SENSOR)
-        self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info, qos.SENSOR)
-        self.create_subscription(TFMessage, "/tf", lambda m: self._tf.add_tf_message(m, False), qos.STATE)
-        self.create_subscription(TFMessage, "/tf_static", lambda m: self._tf.add_tf_message(m, True),
+        det = self.cfg.deterministic_replay
+        sensor, state = replay_qos(qos.SENSOR, det), replay_qos(qos.STATE, det)
+        self.create_subscription(Image, "head_camera/image_raw", self._on_rgb, sensor)
+        self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth, sensor)
+        self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info, sensor)
+        self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), state)
+        self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True),
                                  qos.LATCHED)
         # Inference runs on its own thread, woken by each new frame pair: no polling timer
         # competing with the sim for the CPU, and the executor stays free for subscriptions.
@@ -120,9 +145,17 @@ class DetectorNode(Node):
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(f"detector ready; map_frame '{self.cfg.map_frame}', weights "
-                               f"'{self.cfg.detector.weights or 'committed default'}'")
+                               f"'{self.cfg.detector.weights or 'committed default'}'"
+                               + ("; deterministic replay (every frame, in order)" if det else ""))
 
     # -- inputs
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        rejected = self._tf.add_tf_message(msg, static)
+        if rejected:
+            self.stats.degrade("tf_rejected", len(rejected), "; ".join(rejected))
+        with self._inputs:
+            self._inputs.notify_all()
+
     def _on_info(self, msg: CameraInfo) -> None:
         try:
             self._undistort = undistorter_from_info(msg, self._undistort)
@@ -132,13 +165,17 @@ class DetectorNode(Node):
             self._log.error("distortion", f"head_camera/camera_info: {exc}; frames are processed "
                                           "without undistortion (boxes and 3D positions are off "
                                           "towards the image corners)")
-        self._info = msg
+        with self._inputs:
+            self._info = msg
+            self._inputs.notify_all()
 
     def _on_rgb(self, msg: Image) -> None:
         if msg.encoding != "rgb8":
             self._log.error("enc_rgb", f"head_camera/image_raw has encoding '{msg.encoding}'; "
                                        "publish rgb8 (3 x uint8, R first). Frames are skipped.")
+            self.stats.drop("bad_encoding_rgb")
             return
+        self.stats.received("rgb", stamp_to_sec(msg.header.stamp))
         self._offer(0, msg)
 
     def _on_depth(self, msg: Image) -> None:
@@ -146,18 +183,29 @@ class DetectorNode(Node):
             self._log.error("enc_depth", f"head_camera/depth/image_raw has encoding "
                                          f"'{msg.encoding}'; publish 32FC1 depth in metres "
                                          "or 16UC1 in millimetres. Frames are skipped.")
+            self.stats.drop("bad_encoding_depth")
             return
+        self.stats.received("depth", stamp_to_sec(msg.header.stamp))
         self._offer(1, msg)
 
     def _offer(self, stream: int, msg: Image) -> None:
         matched = self._sync.add(stream, stamp_to_sec(msg.header.stamp), msg)
+        self.stats.sync_unmatched(["rgb", "depth"], self._sync.unmatched)
         if matched is None:
             return
+        stale = False
         with self._lock:
-            if self._pending is not None:
-                self.frames_dropped += 1  # stale: a newer pair replaces it
-            self._pending = _Frame(matched[0], matched[1])
+            if self.cfg.deterministic_replay:
+                self._queue.append(_Frame(matched[0], matched[1]))
+            else:
+                stale = self._pending is not None
+                if stale:
+                    self.frames_dropped += 1  # a newer pair replaces it
+                self._pending = _Frame(matched[0], matched[1])
             self.frames_in += 1
+        if stale:
+            self.stats.drop("stale", 1, "inference is slower than the camera; the newest "
+                            "frame replaced one still waiting (live mode keeps only the newest)")
         self._event.set()
 
     # -- inference
@@ -183,24 +231,57 @@ class DetectorNode(Node):
             if not self._event.wait(timeout=0.2):
                 continue
             self._event.clear()
-            try:
-                self._process()
-            except Exception as exc:  # keep the node alive; say what failed once
-                self._log.error("process", f"detection failed on a frame: "
-                                           f"{type(exc).__name__}: {exc}")
+            while not self._stop.is_set():
+                with self._lock:
+                    if self.cfg.deterministic_replay:
+                        frame = self._queue.popleft() if self._queue else None
+                    else:
+                        frame, self._pending = self._pending, None
+                if frame is None:
+                    break
+                try:
+                    self._process(frame)
+                except Exception as exc:  # keep the node alive; say what failed once
+                    self.stats.drop("error", 1, f"{type(exc).__name__}: {exc}")
+                    self._log.error("process", f"detection failed on a frame: "
+                                               f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Stop the inference thread (run_node calls this before destroying the node)."""
         self._stop.set()
         self._event.set()
+        with self._inputs:
+            self._inputs.notify_all()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join(timeout=5.0)
 
-    def _process(self) -> None:
-        with self._lock:
-            frame, self._pending = self._pending, None
-        if frame is None:
-            return
+    def _inputs_ready(self, rgb_msg: Image) -> bool:
+        """camera_info and the tf chain are known at or after the frame's stamp."""
+        t = stamp_to_sec(rgb_msg.header.stamp)
+        info = self._info
+        # A camera_info stamped 0 (some drivers) carries no time: any one will do.
+        info_t = stamp_to_sec(info.header.stamp) if info is not None else -1.0
+        return (info is not None and (info_t == 0.0 or info_t >= t)
+                and self._tf.covers(self.cfg.map_frame, rgb_msg.header.frame_id, t))
+
+    def _wait_for_inputs(self, rgb_msg: Image) -> None:
+        """deterministic_replay: block until :meth:`_inputs_ready` or ``input_wait_s``."""
+        deadline = time.monotonic() + self.cfg.input_wait_s
+        with self._inputs:
+            while not self._inputs_ready(rgb_msg) and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.stats.degrade("inputs_incomplete", 1, (
+                        f"frame {stamp_to_sec(rgb_msg.header.stamp):.3f} s: no camera_info and "
+                        f"tf ({rgb_msg.header.frame_id} -> {self.cfg.map_frame}) at or after "
+                        f"its stamp within {self.cfg.input_wait_s} s; processed with what "
+                        "arrived (the replay may not be repeatable for this frame)"))
+                    return
+                self._inputs.wait(left)
+
+    def _process(self, frame: _Frame) -> None:
+        if self.cfg.deterministic_replay:
+            self._wait_for_inputs(frame.rgb)
         det = self._detector
         rgb_msg, depth_msg = frame.rgb, frame.depth
         try:
@@ -208,6 +289,7 @@ class DetectorNode(Node):
             depth = depth_to_metres(depth_msg)   # NaN = no return (16UC1 zeros too)
         except ValueError as exc:
             self._log.error("decode", f"cannot decode camera images: {exc}")
+            self.stats.drop("decode", 1, str(exc))
             return
         if depth.shape != rgb.shape[:2]:
             self._log.error("size", f"depth is {depth.shape[1]}x{depth.shape[0]} but colour is "
@@ -234,6 +316,7 @@ class DetectorNode(Node):
         if det.uses_depth and depth is None:
             self._log.error("rgbd", "the detector weights are RGB-D and need a depth image "
                                     "registered to the colour image; frame skipped")
+            self.stats.drop("no_depth_for_rgbd", 1)
             return
         t0 = time.perf_counter()
         dets = det.detect(rgb, depth if det.uses_depth else None)
@@ -242,11 +325,9 @@ class DetectorNode(Node):
         T_map_cam, reason = self._tf.lookup(self.cfg.map_frame, rgb_msg.header.frame_id, stamp,
                                             self.cfg.tf_tolerance)
         if T_map_cam is None:
-            self._log.warn("tf", f"no transform {rgb_msg.header.frame_id} -> {self.cfg.map_frame}: "
-                                 f"{reason}; publish /tf (and /tf_static) or set map_frame. "
-                                 "position_map is left unset.")
-        else:
-            self._log.clear("tf")
+            self.stats.degrade("tf_lookup_failed", 1, (
+                f"no transform {rgb_msg.header.frame_id} -> {self.cfg.map_frame}: {reason}; "
+                "publish /tf (and /tf_static) or set map_frame. position_map is left unset."))
         out = DetectionArray()
         out.header = rgb_msg.header
         out.map_frame = self.cfg.map_frame
@@ -280,6 +361,7 @@ class DetectorNode(Node):
         if self.cfg.publish_image and self._pub_img.get_subscription_count() > 0:
             self._pub_img.publish(self._annotated(rgb_msg, rgb, dets))
         self.frames_done += 1
+        self.stats.processed()
 
     def _annotated(self, src: Image, rgb: np.ndarray, dets) -> Image:
         from katazuke.perception.detection.viz import draw_detections

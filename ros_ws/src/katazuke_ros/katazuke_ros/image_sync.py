@@ -16,17 +16,30 @@ class ApproximateTimeSync:
     ``add(i, stamp, msg)`` returns the matched tuple (one message per stream, newest first
     preference) when stream ``i``'s new message completes a set, else None. Each stream keeps
     only ``depth`` recent messages, so nothing queues up behind a slow consumer.
+
+    ``unmatched[i]`` counts the messages of stream ``i`` that left the queue without ever
+    being part of a matched set (their partner never came, or came too late): frames the
+    node lost, for its diagnostics.
     """
 
     def __init__(self, n_streams: int, slop: float, depth: int = 5) -> None:
         self.slop = slop
         self._q = [deque(maxlen=depth) for _ in range(n_streams)]
+        self._used: list[set[int]] = [set() for _ in range(n_streams)]  # id()s matched
+        self.unmatched = [0] * n_streams
         self._last_matched = -np.inf
         self._lock = threading.Lock()
 
     def add(self, stream: int, stamp: float, msg) -> tuple | None:
         with self._lock:
-            self._q[stream].append((stamp, msg))
+            q = self._q[stream]
+            if len(q) == q.maxlen:
+                old = q[0][1]
+                if id(old) in self._used[stream]:
+                    self._used[stream].discard(id(old))
+                else:
+                    self.unmatched[stream] += 1
+            q.append((stamp, msg))
             best = None
             for t0, m0 in reversed(self._q[stream]):
                 picks = []
@@ -50,4 +63,6 @@ class ApproximateTimeSync:
             if stamp_ref <= self._last_matched:
                 return None
             self._last_matched = stamp_ref
+            for j, (_, m) in enumerate(best):
+                self._used[j].add(id(m))
             return tuple(m for _, m in best)

@@ -6,6 +6,7 @@
 - :func:`run_node` is the body of every node's ``main()``: init, spin with a
   multi-threaded executor (heavy callbacks use their own callback group), clean
   shutdown on Ctrl-C / SIGTERM, ``finally`` destroys the node.
+- :func:`replay_qos` is the subscription profile of an input in deterministic replay.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from katazuke.config import load_config
 from katazuke.errors import KatazukeError
@@ -28,7 +30,21 @@ from katazuke.ros.conversions import sec_to_stamp, stamp_to_sec  # re-exported f
 
 T = TypeVar("T")
 
-__all__ = ["declare_config", "run_node", "stamp_to_sec", "sec_to_stamp", "LogOnce"]
+__all__ = ["declare_config", "run_node", "stamp_to_sec", "sec_to_stamp", "LogOnce", "replay_qos"]
+
+
+def replay_qos(live: QoSProfile, deterministic: bool) -> QoSProfile:
+    """``live`` unchanged, or (``deterministic``) reliable KEEP_ALL with its durability.
+
+    In a deterministic replay (``katazuke bag play --deterministic`` publishes reliable
+    KEEP_ALL, lock-step with the consumers) nothing may be lost in transport or in a
+    reader's history; live, best-effort sensor streams keep their own profile (a reliable
+    reader would not match a best-effort camera).
+    """
+    if not deterministic:
+        return live
+    return QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=max(1, int(live.depth or 1)),
+                      reliability=ReliabilityPolicy.RELIABLE, durability=live.durability)
 
 
 def _ros_default(value: Any) -> Any:

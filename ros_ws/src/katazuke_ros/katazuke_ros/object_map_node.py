@@ -7,12 +7,21 @@ intrinsics and ``T_map_cam`` from tf form the :class:`CameraView` that lets the 
 objects a view should show but does not; without them the map only adds and merges.
 Publishes ``object_map`` (katazuke_interfaces/ObjectMap, LATCHED QoS) after every update.
 Serves ``where_is`` (katazuke_interfaces/srv/WhereIs).
+
+With ``deterministic_replay`` (``katazuke bag play --deterministic``) the inputs are
+reliable KEEP_ALL and each DetectionArray waits, in arrival order, until a depth image,
+camera_info and every dynamic tf on its chain are known at or after its stamp (or
+``input_wait_s`` passed), so the view it is fused with never depends on message timing.
+Updates without a view (no depth within ``depth_slop``, no transform) and depth frames
+missing from the stamps are counted on ``diagnostics`` (:mod:`katazuke_ros.frame_stats`).
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
@@ -28,8 +37,9 @@ from katazuke_interfaces.msg import DetectionArray
 from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.srv import WhereIs
 from katazuke_ros import qos
+from katazuke_ros.frame_stats import FrameStats
 from katazuke_ros.tf_buffer import TransformBuffer
-from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
+from katazuke_ros.node_utils import LogOnce, declare_config, replay_qos, run_node, stamp_to_sec
 
 __all__ = ["ObjectMapNode", "ObjectMapNodeConfig", "main"]
 
@@ -41,6 +51,14 @@ class ObjectMapNodeConfig:
     depth_slop: float = kfield(default=0.05, metadata={
         "help": "s; a depth image within this of a DetectionArray's stamp is its view"})
     tf_tolerance: float = kfield(default=0.2, metadata={"help": "s; tf lookup tolerance"})
+    deterministic_replay: bool = kfield(default=False, metadata={
+        "help": "reliable KEEP_ALL inputs; each detection waits for depth, camera_info and "
+                "tf at or after its stamp before it is fused (`katazuke bag play "
+                "--deterministic`); false (live) fuses each detection on arrival"})
+    input_wait_s: float = kfield(default=2.0, metadata={
+        "help": "s (wall); deterministic_replay: longest wait for a detection's depth, "
+                "camera_info and tf before it is fused without them (counted)",
+        "check": "non_negative"})
     map: ObjectMapConfig = kfield(default_factory=ObjectMapConfig, metadata={
         "help": "fusion/forgetting/query settings"})
 
@@ -63,14 +81,29 @@ class ObjectMapNode(Node):
         self._undistort = None   # perception.camera.Undistorter of the current camera_info
         self._frame = ""
         self.updates = 0
+        self.stats = FrameStats(self)
+        self._waiting: deque[tuple[float, DetectionArray]] = deque()  # (deadline, msg)
+        det = self.cfg.deterministic_replay
         self._pub = self.create_publisher(ObjectMapMsg, "object_map", qos.LATCHED)
-        self.create_subscription(DetectionArray, "detections", self._on_detections, qos.EVENTS)
-        self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth, qos.SENSOR)
-        self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info, qos.SENSOR)
-        self.create_subscription(TFMessage, "/tf", lambda m: self._tf.add_tf_message(m, False), qos.STATE)
-        self.create_subscription(TFMessage, "/tf_static", lambda m: self._tf.add_tf_message(m, True),
+        self.create_subscription(DetectionArray, "detections", self._on_detections,
+                                 replay_qos(qos.EVENTS, det))
+        self.create_subscription(Image, "head_camera/depth/image_raw", self._on_depth,
+                                 replay_qos(qos.SENSOR, det))
+        self.create_subscription(CameraInfo, "head_camera/camera_info", self._on_info,
+                                 replay_qos(qos.SENSOR, det))
+        self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False),
+                                 replay_qos(qos.STATE, det))
+        self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True),
                                  qos.LATCHED)
         self.create_service(WhereIs, "where_is", self._on_where_is)
+        if det:  # a detection whose inputs never come is fused at its deadline
+            self.create_timer(0.05, self._fuse_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        rejected = self._tf.add_tf_message(msg, static)
+        if rejected:
+            self.stats.degrade("tf_rejected", len(rejected), "; ".join(rejected))
+        self._fuse_ready()
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
@@ -81,28 +114,61 @@ class ObjectMapNode(Node):
             self._log.error("distortion", f"head_camera/camera_info: {exc}; depth is used "
                                           "without undistortion for forgetting objects")
         self._info = msg
+        self._fuse_ready()
 
     def _on_depth(self, msg: Image) -> None:
         if msg.encoding not in DEPTH_ENCODINGS:
             self._log.error("enc_depth", f"depth encoding '{msg.encoding}'; publish 32FC1 metres "
                                          "or 16UC1 millimetres (without depth the map cannot "
                                          "forget objects)")
+            self.stats.drop("bad_encoding_depth")
             return
-        self._depths.append((stamp_to_sec(msg.header.stamp), msg))
+        t = stamp_to_sec(msg.header.stamp)
+        self.stats.received("depth", t)
+        self._depths.append((t, msg))
+        self._fuse_ready()
+
+    def _inputs_ready(self, msg: DetectionArray) -> bool:
+        """Depth, camera_info and tf are known at or after the detection's stamp."""
+        t = stamp_to_sec(msg.header.stamp)
+        info = self._info
+        info_t = stamp_to_sec(info.header.stamp) if info is not None else -1.0
+        return (bool(self._depths) and self._depths[-1][0] >= t
+                and info is not None and (info_t == 0.0 or info_t >= t)
+                and self._tf.covers(msg.map_frame, msg.header.frame_id, t))
+
+    def _fuse_ready(self) -> None:
+        """deterministic_replay: fuse waiting detections, in order, whose inputs are in
+        (or whose deadline passed)."""
+        while self._waiting:
+            deadline, msg = self._waiting[0]
+            if not self._inputs_ready(msg):
+                if time.monotonic() < deadline:
+                    return
+                self.stats.degrade("inputs_incomplete", 1, (
+                    f"detections {stamp_to_sec(msg.header.stamp):.3f} s: depth, camera_info "
+                    f"or tf at its stamp did not arrive within {self.cfg.input_wait_s} s; "
+                    "fused with what arrived (the replay may not be repeatable)"))
+            self._waiting.popleft()
+            self._fuse(msg)
 
     def _view_for(self, msg: DetectionArray) -> CameraView | None:
         t = stamp_to_sec(msg.header.stamp)
         info = self._info
         cands = [(abs(ts - t), m) for ts, m in list(self._depths)]
         if info is None or not cands:
-            self._log.warn("view", "no camera_info/depth yet: objects are added but not forgotten")
+            self.stats.degrade("no_view", 1, "no camera_info/depth yet: objects are added but "
+                               "not forgotten")
             return None
         dt, dmsg = min(cands, key=lambda c: c[0])
         if dt > self.cfg.depth_slop:
+            self.stats.degrade("depth_unmatched", 1, (
+                f"no depth image within depth_slop {self.cfg.depth_slop} s of detections at "
+                f"{t:.3f} s (nearest {dt:.3f} s away): objects are added but not forgotten"))
             return None
         T, reason = self._tf.lookup(msg.map_frame, msg.header.frame_id, t, self.cfg.tf_tolerance)
         if T is None:
-            self._log.warn("tf_view", f"no camera pose for forgetting: {reason}")
+            self.stats.degrade("tf_lookup_failed", 1, f"no camera pose for forgetting: {reason}")
             return None
         try:
             depth = depth_to_metres(dmsg)
@@ -110,10 +176,19 @@ class ObjectMapNode(Node):
                 depth = self._undistort.rectify_depth(depth)   # same rectified image as the detector
         except ValueError as exc:
             self._log.error("decode", f"cannot decode depth: {exc}")
+            self.stats.degrade("decode", 1, str(exc))
             return None
         return CameraView(T, np.asarray(info.k, float).reshape(3, 3), depth)
 
     def _on_detections(self, msg: DetectionArray) -> None:
+        self.stats.received("detections", stamp_to_sec(msg.header.stamp), detect_gaps=False)
+        if self.cfg.deterministic_replay:
+            self._waiting.append((time.monotonic() + self.cfg.input_wait_s, msg))
+            self._fuse_ready()
+            return
+        self._fuse(msg)
+
+    def _fuse(self, msg: DetectionArray) -> None:
         obs = []
         for d in msg.detections:
             if not d.has_position_map:
@@ -131,6 +206,7 @@ class ObjectMapNode(Node):
         self._frame = msg.map_frame
         self._pub.publish(self._map_msg(msg.header.stamp))
         self.updates += 1
+        self.stats.processed()
 
     def _map_msg(self, stamp) -> ObjectMapMsg:
         out = ObjectMapMsg()

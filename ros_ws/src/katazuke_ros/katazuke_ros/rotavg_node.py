@@ -4,7 +4,10 @@ Serves ``katazuke_interfaces/srv/RotationAveraging`` on ``rotation_averaging`` (
 backend calls it to initialise global BA). Requests are answered one at a time on the
 node's single executor thread (a second request waits for the first; parameter services
 wait too while a solve runs). Bad requests (inconsistent sizes, NaN, bad anchor) get
-``success = false`` and a message, never a crash.
+``success = false`` and a message, never a crash. Relative rotations follow the rule of
+:mod:`katazuke.perception.rotavg.validate`: within ``ROTATION_TOL`` (1e-2, largest
+``|singular value - 1|``) they are projected to SO(3); further off, the request is refused
+with a message naming the edge and its deviation.
 
 Parameters: one per :class:`katazuke.perception.rotavg.RotAvgConfig` field (``robust``
 and ``anchor`` come from each request instead).
@@ -12,7 +15,6 @@ and ``anchor`` come from each request instead).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -49,10 +51,10 @@ class RotAvgServer(Node):
             raise KatazukeError(f"weights needs one value per edge ({m}) or none, got {w.size}")
         if m == 0:
             raise KatazukeError("request has no edges")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # projection to SO(3) is reported in the message
-            return ViewGraph.from_arrays(n, np.stack([ei, ej], axis=1), rel.reshape(m, 3, 3),
-                                         w if w.size else None, source="request")
+        # The rotation rule of perception/rotavg/validate.py: within ROTATION_TOL projected,
+        # beyond it an InputError naming the edge (the response's message).
+        return ViewGraph.from_arrays(n, np.stack([ei, ej], axis=1), rel.reshape(m, 3, 3),
+                                     w if w.size else None, source="request")
 
     def _on_request(self, req: RotationAveragingSrv.Request,
                     resp: RotationAveragingSrv.Response) -> RotationAveragingSrv.Response:

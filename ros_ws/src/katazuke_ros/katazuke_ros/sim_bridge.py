@@ -19,7 +19,10 @@ Published (relative names, so a namespace applies):
     sim_bridge/rejected            std_msgs/String "kind: reason"     (EVENTS)
     sim/ground_truth/...           base_pose, objects, containers, markers (never for algorithms)
 
-Subscribed:
+Subscribed (each taken once per control step, KEEP_LAST 1: a command is applied at the
+next step; of several arriving within one step only the newest is applied, the older ones
+are dropped inside DDS, counted (:attr:`SimBridge.superseded`) and warned about when a
+topic carries more than one per step, so a flood cannot slow the physics loop):
     cmd_vel          geometry_msgs/Twist (base frame, holonomic; stops after ``cmd_timeout_s``)
     arm/command      trajectory_msgs/JointTrajectory (last point's positions become targets)
     gripper/command  katazuke_interfaces/GripperCommand
@@ -69,6 +72,7 @@ from katazuke.ros.conversions import (camera_info_msg, depth_to_msg, header, ima
 from katazuke.sim import EnvConfig
 from katazuke_interfaces.msg import GripperCommand
 from katazuke_ros import qos
+from katazuke_ros.command_inputs import CommandInputs
 from katazuke_ros.node_utils import declare_config, run_node, sec_to_stamp
 from katazuke_ros.sim_commands import SimCommands, Throttle
 from katazuke_ros.sim_ground_truth import GroundTruthPublisher
@@ -280,14 +284,16 @@ class SimBridge(Node):
         self._gt = (GroundTruthPublisher(self, self.env, cfg.map_frame)
                     if cfg.publish_ground_truth else None)
 
+        # Commands are taken by the simulation thread, one per topic per step (see
+        # katazuke_ros.command_inputs): a flood is dropped in DDS, the loop keeps its rate.
         cmd = self.commands
-        self.create_subscription(Twist, "cmd_vel", cmd.on_cmd_vel, qos.COMMAND)
-        self.create_subscription(JointTrajectory, "arm/command", cmd.on_arm, qos.COMMAND)
-        self.create_subscription(GripperCommand, "gripper/command", cmd.on_gripper, qos.COMMAND)
-        self.create_subscription(JointTrajectory, "head/command", cmd.on_head, qos.COMMAND)
-        self.create_subscription(Vector3, "sim/disturbance/base_force", cmd.on_base_force,
-                                 qos.COMMAND)
-        self.create_subscription(Float64, "sim/friction", cmd.on_friction, qos.COMMAND)
+        self.inputs = inputs = CommandInputs(self, cfg.sim.control_hz, cfg.log_period_s)
+        inputs.add(Twist, "cmd_vel", cmd.on_cmd_vel, qos.COMMAND)
+        inputs.add(JointTrajectory, "arm/command", cmd.on_arm, qos.COMMAND)
+        inputs.add(GripperCommand, "gripper/command", cmd.on_gripper, qos.COMMAND)
+        inputs.add(JointTrajectory, "head/command", cmd.on_head, qos.COMMAND)
+        inputs.add(Vector3, "sim/disturbance/base_force", cmd.on_base_force, qos.COMMAND)
+        inputs.add(Float64, "sim/friction", cmd.on_friction, qos.COMMAND)
 
         self._publish_static_tf()
         self._publish(render_head=True)
@@ -303,10 +309,22 @@ class SimBridge(Node):
         """Rejected commands so far, by kind (``"arm/command"``, ``"cmd_vel"``, ...)."""
         return self.commands.rejected
 
+    @property
+    def steps(self) -> int:
+        """Control steps taken since the start."""
+        return self._steps
+
+    @property
+    def superseded(self) -> dict[str, int]:
+        """Commands superseded before a step took them (dropped in DDS), by topic."""
+        return self.inputs.superseded
+
     # ------------------------------------------------------------------- loop
     def step_once(self) -> None:
-        """Apply the newest commands, step the simulator once and publish (one control tick)."""
+        """Take the newest command of each topic, step the simulator once with the newest
+        valid commands and publish (one control tick)."""
         t0 = time.perf_counter()
+        self.inputs.poll()
         self.commands.step()
         self._steps += 1
         cfg = self.cfg

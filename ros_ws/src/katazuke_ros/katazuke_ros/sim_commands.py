@@ -2,7 +2,8 @@
 
 :class:`SimCommands` holds the newest valid commands of the simulated robot (base twist,
 arm, gripper and head targets, and the simulation-only push and floor friction), written
-by the node's subscription callbacks and read by its simulation thread under one lock.
+by the node's command handlers (called once per tick by the simulation thread, see
+:class:`katazuke_ros.command_inputs.CommandInputs`) and read by it under one lock.
 Bad commands (NaN, unknown joint, wrong length, out of limits) are rejected with a reason:
 logged (rate-limited per kind by :class:`Throttle`), counted in :attr:`SimCommands.rejected`
 and announced through the node's callback (``sim_bridge/rejected``); the previous valid
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -24,32 +24,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from katazuke.errors import KatazukeError
 from katazuke_interfaces.msg import GripperCommand
+from katazuke_ros.command_inputs import Throttle  # re-exported: its home before
 
 __all__ = ["SimCommands", "Targets", "Throttle"]
-
-
-class Throttle:
-    """Log each kind of problem at most once per ``period`` wall seconds, counting repeats.
-
-    Args:
-        warn: logs one warning line (e.g. ``node.get_logger().warning``).
-        period: seconds between two lines of one kind (wall clock).
-    """
-
-    def __init__(self, warn: Callable[[str], Any], period: float) -> None:
-        self._warn, self._period = warn, period
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warn(self, kind: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -math.inf) >= self._period:
-            n = self._suppressed.pop(kind, 0)
-            extra = f" ({n} more like this suppressed)" if n else ""
-            self._warn(text + extra)
-            self._last[kind] = now
-        else:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
 
 
 class Targets:

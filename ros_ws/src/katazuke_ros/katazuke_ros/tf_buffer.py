@@ -87,6 +87,47 @@ class TransformBuffer:
         T[:3, 3] = tr
         return T
 
+    def _path(self, target: str, source: str) -> dict[str, tuple[str, str, str] | None]:
+        """Breadth-first search from source; ``prev`` links (caller holds the lock)."""
+        adj: dict[str, list[tuple[str, str, str]]] = {}
+        for p, c in list(self._static) + list(self._dyn):
+            adj.setdefault(p, []).append((c, p, c))
+            adj.setdefault(c, []).append((p, p, c))
+        prev: dict[str, tuple[str, str, str] | None] = {source: None}
+        queue = deque([source])
+        while queue and target not in prev:
+            f = queue.popleft()
+            for nb, p, c in adj.get(f, []):
+                if nb not in prev:
+                    prev[nb] = (f, p, c)
+                    queue.append(nb)
+        return prev
+
+    def covers(self, target: str, source: str, t: float) -> bool:
+        """True when a lookup at ``t`` needs no extrapolation: a chain from source to target
+        exists and every dynamic edge on it has a sample stamped at or after ``t``.
+
+        Samples of one edge arrive in order, so once this holds the answer of
+        :meth:`lookup` at ``t`` no longer changes as newer transforms arrive: what a
+        deterministic replay waits for before using a transform.
+        """
+        target, source = target.lstrip("/"), source.lstrip("/")
+        if target == source:
+            return True
+        with self._lock:
+            prev = self._path(target, source)
+            if target not in prev:
+                return False
+            f = target
+            while prev[f] is not None:
+                g, p, c = prev[f]
+                if (p, c) not in self._static:
+                    ts = self._dyn[(p, c)][0]
+                    if not ts or ts[-1] < t:
+                        return False
+                f = g
+            return True
+
     def lookup(self, target: str, source: str, t: float, tolerance: float = 0.2
                ) -> tuple[np.ndarray | None, str]:
         """``T_target_source`` (4, 4) at time t, or (None, reason)."""
@@ -94,21 +135,9 @@ class TransformBuffer:
         if target == source:
             return np.eye(4), ""
         with self._lock:
-            adj: dict[str, list[tuple[str, str, str]]] = {}
-            for p, c in list(self._static) + list(self._dyn):
-                adj.setdefault(p, []).append((c, p, c))
-                adj.setdefault(c, []).append((p, p, c))
-            # Breadth-first search from source to target.
-            prev: dict[str, tuple[str, str, str] | None] = {source: None}
-            queue = deque([source])
-            while queue and target not in prev:
-                f = queue.popleft()
-                for nb, p, c in adj.get(f, []):
-                    if nb not in prev:
-                        prev[nb] = (f, p, c)
-                        queue.append(nb)
+            prev = self._path(target, source)
             if target not in prev:
-                known = sorted(adj)
+                known = sorted({f for edge in list(self._static) + list(self._dyn) for f in edge})
                 return None, (f"no transform chain from '{source}' to '{target}' "
                               f"(known frames: {known[:12]})")
             T = np.eye(4)  # accumulates T_target_<frame> walking back from target
