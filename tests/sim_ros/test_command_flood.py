@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import threading
 import time
 from typing import Any
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.ros
 TIMEOUT = 60.0
 NS = f"/flood{os.getpid()}"
 FLOOD_HZ = 12000.0      # bad commands / s, all topics together (control: 30 Hz)
-FLOOD_S = 3.0
+FLOOD_S = 4.0
 WINDOW_S = 3.0          # no-flood window
 
 
@@ -88,6 +89,14 @@ class Harness:
             arrivals = list(self.clock)
         return rate_between(arrivals, t0, t1)
 
+    def median_rate(self, t0: float, t1: float) -> float:
+        """Median of the /clock rates of the whole seconds in ``[t0, t1]``: one second stalled
+        by something outside the test (on the development VM, the kernel paging library code
+        out and back in: ~1 s stalls with dozens of major faults, with or without a flood)
+        does not decide the comparison."""
+        n = max(1, int(t1 - t0))
+        return statistics.median(self.clock_rate(t0 + i, t0 + i + 1.0) for i in range(n))
+
     def joint(self, name: str) -> float:
         js = self.joints
         return js.position[list(js.name).index(name)]
@@ -116,22 +125,36 @@ def test_a_flood_of_bad_commands_keeps_the_clock_rate_and_commands_still_apply()
     try:
         assert wait_for(lambda: len(h.clock) > 30 and h.odom is not None
                         and h.joints is not None, TIMEOUT), "the bridge published no clock/odom"
-        t0 = time.monotonic()
-        time.sleep(WINDOW_S)  # a measurement window, not a wait for a condition
-        baseline = h.clock_rate(t0, time.monotonic())
-        assert baseline > 0.5 * h.bridge.cfg.sim.control_hz, baseline
-
+        # the bridge's first seconds can stall (start-up, first renders): measure the baseline
+        # once the last second ran at >= 90 % of nominal
+        nominal = h.bridge.cfg.sim.control_hz
+        assert wait_for(lambda: h.clock_rate(time.monotonic() - 1.0, time.monotonic())
+                        >= 0.9 * nominal, TIMEOUT), "the bridge's /clock never reached its rate"
         topics = [f"{NS}/{t}" for t in BRIDGE_TOPICS]
-        rejected0 = dict(h.bridge.rejected)
-        steps0 = h.bridge.steps
-        fl = finish_flooders(start_flooders(",".join(topics), FLOOD_HZ, FLOOD_S, 1, core),
-                             FLOOD_S)
-        steps = h.bridge.steps - steps0
-        flooded = h.clock_rate(fl["t0"] + 0.5, fl["t1"] - 0.5)
-        print(f"flood {fl['rate_hz']:.0f}/s ({fl['sent']} sent): /clock {flooded:.1f} Hz "
-              f"vs {baseline:.1f} Hz before")
-        assert fl["rate_hz"] > 0.8 * FLOOD_HZ, fl  # the flood was real
-        assert flooded >= 0.9 * baseline, (flooded, baseline, fl)
+        # The rate comparison is a timing measurement on a shared VM whose vCPUs are
+        # sometimes taken away for ~1 s (steal time): up to 3 attempts, each a no-flood
+        # baseline then a flood; the counting checks below are exact and need no retry (they
+        # are what fails first with a callback per message).
+        attempts = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            time.sleep(WINDOW_S)  # a measurement window, not a wait for a condition
+            baseline = h.median_rate(t0, time.monotonic())
+            rejected0 = dict(h.bridge.rejected)
+            counts0 = h.bridge.inputs.counts()
+            steps0 = h.bridge.steps
+            fl = finish_flooders(start_flooders(",".join(topics), FLOOD_HZ, FLOOD_S, 1, core),
+                                 FLOOD_S)
+            steps = h.bridge.steps - steps0
+            flooded = h.median_rate(fl["t0"] + 0.5, fl["t1"] - 0.5)
+            attempts.append((round(flooded, 1), round(baseline, 1)))
+            print(f"flood {fl['rate_hz']:.0f}/s ({fl['sent']} sent): /clock {flooded:.1f} Hz "
+                  f"vs {baseline:.1f} Hz before")
+            assert fl["rate_hz"] > 0.8 * FLOOD_HZ, fl  # the flood was real
+            if flooded >= 0.9 * baseline and baseline > 0.5 * h.bridge.cfg.sim.control_hz:
+                break
+        assert flooded >= 0.9 * baseline, ("(flooded, baseline) Hz per attempt", attempts)
+        assert baseline > 0.5 * h.bridge.cfg.sim.control_hz, attempts
 
         # at most one command per topic and step reached Python ...
         for kind in BRIDGE_TOPICS:
@@ -144,7 +167,10 @@ def test_a_flood_of_bad_commands_keeps_the_clock_rate_and_commands_still_apply()
 
         def accounted() -> bool:
             counts = h.bridge.inputs.counts()
-            return all(0 <= per_topic - (counts[k].taken + counts[k].superseded) <= first + 2
+            # per_topic is the mean over topics: the flooder's round robin gives each topic
+            # within one message of it
+            return all(-1 <= per_topic - (counts[k].taken - counts0[k].taken + counts[k].superseded
+                                          - counts0[k].superseded) <= first + 2
                        for k in BRIDGE_TOPICS)
 
         assert wait_for(accounted, 5.0), (h.bridge.inputs.counts(), per_topic)
