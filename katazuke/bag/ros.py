@@ -57,7 +57,7 @@ from katazuke.bag.writer import BagWriter
 from katazuke.errors import InputError
 
 __all__ = ["Recorder", "Player", "PlayResult", "DeterministicConfig", "header_stamp_ns",
-           "message_class", "to_profile", "to_spec"]
+           "message_class", "to_profile", "to_spec", "play_bag"]
 
 
 @kdataclass(frozen=True)
@@ -694,3 +694,119 @@ class Player:
             self._await_acks(pending)
         self.result.loops = 1
         return self.result
+
+
+def play_bag(config: PlayConfig, det: DeterministicConfig, outputs: str = "", stats_json: str = "") -> int:
+    """``katazuke bag play``: open the bag, play it with a :class:`Player` on a node of its
+    own (SIGINT/SIGTERM stop it cleanly), print the summary and write ``outputs`` (the
+    acknowledging messages of a deterministic replay, as a bag) and ``stats_json``.
+
+    Args:
+        config: a :class:`katazuke.bag.config.PlayConfig`.
+        det: the deterministic (lock-step) settings; ``det.enabled`` false = timed replay.
+        outputs: directory for the bag of acknowledgements ("" = none; needs ``det.enabled``).
+        stats_json: path for per-topic counts and timing ("" = none).
+
+    Returns:
+        The exit status: 1 when a frame was not acknowledged in time, else 0.
+    """
+    import json
+    import signal
+    import sys
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    from katazuke.bag.reader import open_bag
+
+    if outputs and not det.enabled:
+        raise InputError("--outputs needs --deterministic (the outputs are the acknowledgements)")
+    with open_bag(config.bag) as bag:
+        if bag.summary.recovery:
+            print(f"note: {bag.summary.recovery}", file=sys.stderr)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = rclpy.create_node("katazuke_bag_player")
+        spinner = None
+        try:
+            player = Player(node, bag, config, deterministic=det)
+            if det.enabled:   # the acknowledgements arrive through the executor
+                spinner = _Spinner(node)
+
+            def on_signal(signum: int, frame: object) -> None:
+                del signum, frame
+                player.stop()
+
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            if not player.publishers:
+                print("nothing to play: none of the selected topics has a message type available "
+                      "here", file=sys.stderr)
+            result = player.play()
+        finally:
+            if spinner is not None:
+                spinner.stop()
+            node.destroy_node()
+            rclpy.try_shutdown()
+    t = result.timing.summary_ms()
+    n = sum(result.published.values())
+    print(f"published {n} messages on {len(result.published)} topics"
+          + (f", {result.clock_ticks} /clock ticks" if result.clock_ticks else "")
+          + (f"; publish-time error median {t['median_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms"
+             if n and not det.enabled else ""))
+    late = sum(result.ack_timeouts.values())
+    if det.enabled:
+        print(f"deterministic: {result.frames} frames on {det.frame_topic}; acknowledged "
+              + ", ".join(f"{k} {v}" for k, v in sorted(result.acked.items()))
+              + (f"; NOT acknowledged in time: "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(result.ack_timeouts.items()))
+                 if late else "") + f"; {result.wall_s:.1f} s wall")
+    if outputs:
+        _write_outputs(outputs, result)
+    if stats_json:
+        with open(stats_json, "w", encoding="utf-8") as fh:
+            json.dump({"published": result.published, "skipped": result.skipped,
+                       "clock_ticks": result.clock_ticks, "loops": result.loops, "timing": t,
+                       "publish_call": result.publish_call_s.summary_ms(),
+                       "frames": result.frames, "acked": result.acked,
+                       "ack_timeouts": result.ack_timeouts, "wall_s": result.wall_s},
+                      fh, indent=2)
+    return 1 if late else 0
+
+
+class _Spinner:
+    """Spin ``node`` on a background thread until :meth:`stop`."""
+
+    def __init__(self, node) -> None:
+        import threading
+
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(node)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bag-play-spin", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self._executor.spin_once(timeout_sec=0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5.0)
+        self._executor.shutdown()
+
+
+def _write_outputs(path: str, result) -> None:
+    """The acknowledging messages into a new bag, logged at their header stamps."""
+    from katazuke.bag.writer import BagWriter
+
+    writer = BagWriter(path)
+    try:
+        for topic, msgs in sorted(result.outputs.items()):
+            writer.add_topic(topic, result.output_types[topic])
+            for stamp, data in msgs:
+                writer.write(topic, stamp, data)
+    finally:
+        writer.close()
+    print(f"outputs: {sum(len(m) for m in result.outputs.values())} messages -> {path}")
