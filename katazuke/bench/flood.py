@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import select
 import shutil
@@ -444,20 +443,16 @@ def markdown(res: dict[str, Any], command: str = "") -> str:
 
     c = res["config"]
     parts = []
-    if "bridge" in res:
-        b = res["bridge"]
-        parts.append(f"## sim_bridge (nominal /clock {b['nominal_hz']:g} Hz)\n\n"
-                     f"{_rows(b, '/clock Hz received')}\n\n"
-                     f"Flood warnings the bridge logged: {b['flood_warnings_logged']}"
-                     + (f"; the last: `{b['last_flood_warning']}`" if b["last_flood_warning"]
-                        else "") + ".")
-    if "controller" in res:
-        k = res["controller"]
-        parts.append(f"## controller (nominal {k['nominal_hz']:g} Hz)\n\n"
-                     f"{_rows(k, 'cmd_vel Hz received')}\n\n"
-                     f"Flood warnings the controller logged: {k['flood_warnings_logged']}"
-                     + (f"; the last: `{k['last_flood_warning']}`" if k["last_flood_warning"]
-                        else "") + ".")
+    for key, title, rate, who in (("bridge", "sim_bridge (nominal /clock", "/clock Hz received",
+                                   "the bridge"),
+                                  ("controller", "controller (nominal", "cmd_vel Hz received",
+                                   "the controller")):
+        if key in res:
+            b = res[key]
+            parts.append(f"## {title} {b['nominal_hz']:g} Hz)\n\n{_rows(b, rate)}\n\n"
+                         f"Flood warnings {who} logged: {b['flood_warnings_logged']}"
+                         + (f"; the last: `{b['last_flood_warning']}`"
+                            if b["last_flood_warning"] else "") + ".")
     body = "\n\n".join(parts)
     return f"""# Command flood: control loops under {c['rate_hz']:g} bad commands / s
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
-from katazuke.launcher.supervisor import child_processes
+from katazuke.launcher.supervisor import child_processes, descendants, process_alive
 from katazuke.rosenv import repo_root, workspace_install
 from katazuke.testing import finish_process, start_process
 
@@ -48,23 +48,6 @@ def _node_processes(launcher_pid: int) -> list[int]:
     (``katazuke/launcher/_guard.py``)."""
     return [pid for guard in child_processes(launcher_pid) for pid in child_processes(guard)]
 
-
-def _descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (guards, nodes and what they started)."""
-    out, todo = [], [pid]
-    while todo:
-        kids = child_processes(todo.pop())
-        out += kids
-        todo += kids
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 _NAMESPACES = ("bench_a", "bench_b", "bench_c")
 
@@ -184,7 +167,7 @@ def _shutdown_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dic
 
         t_ready, _ = out.wait_for(all_talking, timeout)
         kids = _node_processes(launcher.pid)
-        tree = _descendants(launcher.pid)
+        tree = descendants(launcher.pid)
         if len(kids) != 2 * len(_NAMESPACES):
             raise KatazukeError(f"expected {2 * len(_NAMESPACES)} node processes, found {len(kids)}")
         t_sig = time.monotonic()
@@ -193,7 +176,7 @@ def _shutdown_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dic
         t_exit = time.monotonic()
         # every process of the tree (guards, nodes and anything they started), after the
         # launcher has exited
-        orphans = [k for k in tree if _alive(k)]
+        orphans = [k for k in tree if process_alive(k)]
         return {"startup_s": t_ready - t0, "shutdown_s": t_exit - t_sig, "rc": rc,
                 "orphans": len(orphans)}
     finally:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from katazuke.bench.harness import Bar, evaluate_bars
-from katazuke.config import dataclass, field, positive
+from katazuke.config import dataclass, positive
 from katazuke.errors import InputError
 
 __all__ = ["NetworkBenchConfig", "BARS", "QUICK", "Socket", "list_sockets", "exposed_sockets",
@@ -122,23 +122,10 @@ def list_sockets(netns: str | None = None) -> list[Socket]:
 
 
 def descendants(pid: int) -> set[int]:
-    """``pid`` and every process below it (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d.name))
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        if p not in found:
-            found.add(p)
-            todo += children.get(p, [])
-    return found
+    """``pid`` and every live process below it (from /proc)."""
+    from katazuke.launcher.supervisor import descendants as below
+
+    return {pid, *below(pid)}
 
 
 def exposed_sockets(pids: set[int], netns: str | None = None) -> list[Socket]:

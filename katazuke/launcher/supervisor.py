@@ -56,7 +56,8 @@ from typing import IO, Any, Callable, Iterator
 from katazuke.errors import KatazukeError
 from katazuke.launcher.graph import LaunchGraph, ProcessSpec
 
-__all__ = ["Supervisor", "ProcessEvent", "process_group_members", "child_processes"]
+__all__ = ["Supervisor", "ProcessEvent", "process_group_members", "child_processes", "descendants",
+           "process_alive"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -121,6 +122,30 @@ def process_group_members(pgid: int) -> list[int]:
 def child_processes(ppid: int) -> list[int]:
     """PIDs of live (non-zombie) direct children of ``ppid`` (Linux /proc)."""
     return [pid for pid, rest in _live_processes() if int(rest[1]) == ppid]
+
+
+def descendants(pid: int) -> list[int]:
+    """PIDs of every live (non-zombie) process below ``pid``, at any depth (one /proc scan)."""
+    kids: dict[int, list[int]] = {}
+    for child, rest in _live_processes():
+        kids.setdefault(int(rest[1]), []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a zombie is dead, only not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return False
+    rest = stat[stat.rfind(")") + 2:].split()
+    return bool(rest) and rest[0] != "Z"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from katazuke.launcher.supervisor import process_alive as alive
 from katazuke.ros.probe import Probe
 from katazuke.testing import finish_process, start_process, wait_for
 
@@ -31,11 +32,6 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return s[s.rfind(")") + 2:].split()
-
-
-def alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[0] != "Z"
 
 
 def children(ppid: int) -> dict[int, str]:

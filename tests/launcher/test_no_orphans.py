@@ -29,6 +29,8 @@ import pytest
 
 from katazuke.errors import KatazukeError
 from katazuke.launcher import Supervisor, load_launch
+from katazuke.launcher.supervisor import descendants
+from katazuke.launcher.supervisor import process_alive as alive
 from katazuke.testing import wait_for
 
 LAUNCH = """<?xml version="1.0"?>
@@ -58,12 +60,6 @@ def _stat(pid: int) -> list[str] | None:
     return s[s.rfind(")") + 2:].split()
 
 
-def alive(pid: int) -> bool:
-    """Running or sleeping, not a zombie (a zombie is dead, only not yet reaped)."""
-    st = _stat(pid)
-    return st is not None and st[0] != "Z"
-
-
 def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -80,23 +76,6 @@ def marked(marker: str) -> dict[int, str]:
         if d.isdigit() and alive(int(d)) and token in _read(f"/proc/{d}/environ").split(b"\0"):
             out[int(d)] = _read(f"/proc/{d}/cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
     return out
-
-
-def descendants(root: int) -> set[int]:
-    """Live descendants of ``root`` (walk of the /proc parent links)."""
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = _stat(int(d))
-            if st is not None and st[0] != "Z":
-                kids.setdefault(int(st[1]), []).append(int(d))
-    found, todo = set(), [root]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            if k not in found:
-                found.add(k)
-                todo.append(k)
-    return found
 
 
 def test_sigkilled_launcher_leaves_no_process_of_its_tree(tmp_path, fake_env):
@@ -119,7 +98,7 @@ def test_sigkilled_launcher_leaves_no_process_of_its_tree(tmp_path, fake_env):
             return (all(sleeps.count(arg) == n for arg, n in SLEEPS.items())
                     and len(pids) == PID_LINES and all(alive(p) for p in pids))
         assert wait_for(up, 30.0), f"tree not up: {marked(marker)}\n{Path(log.name).read_text()}"
-        tree = (descendants(launcher.pid) | set(marked(marker))) - {launcher.pid}
+        tree = (set(descendants(launcher.pid)) | set(marked(marker))) - {launcher.pid}
         # every process written to the pid file is part of what we watch
         assert {int(x) for x in _read(str(pid_file)).split()} <= tree
         launcher.kill()

@@ -15,18 +15,10 @@ from pathlib import Path
 import pytest
 
 from katazuke.launcher import Supervisor, load_launch, process_group_members
+from katazuke.launcher.supervisor import process_alive as alive
 from katazuke.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def graph_from(tmp_path: Path, env: dict, body: str):
