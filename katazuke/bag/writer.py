@@ -38,6 +38,7 @@ __all__ = ["BagWriter", "WriterStats", "STORAGES"]
 
 STORAGES = ("mcap", "sqlite3")
 _STOP = object()
+_FLUSH = object()
 
 
 @dataclass
@@ -118,6 +119,13 @@ class BagWriter:
             raise InputError(f"bag writer failed: {self._error}")
         self._queue.put(("msg", topic, int(timestamp_ns), data))
 
+    def flush(self) -> None:
+        """Ask the writer thread to close the open chunk after what is queued so far
+        (in addition to the periodic flush); never blocks on disk."""
+        if self._error is not None:
+            raise InputError(f"bag writer failed: {self._error}")
+        self._queue.put(_FLUSH)
+
     def close(self) -> WriterStats:
         """Drain the queue, write the index/footer and ``metadata.yaml``; idempotent."""
         if not self._closed:
@@ -160,6 +168,10 @@ class BagWriter:
                     item = None
                 if item is _STOP:
                     break
+                if item is _FLUSH:
+                    self._flush()
+                    last_flush = time.monotonic()
+                    continue
                 if item is not None:
                     self._handle(item)
                     self.stats.max_queue = max(self.stats.max_queue, self._queue.qsize())
