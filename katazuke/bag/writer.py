@@ -119,12 +119,15 @@ class BagWriter:
             raise InputError(f"bag writer failed: {self._error}")
         self._queue.put(("msg", topic, int(timestamp_ns), data))
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False, timeout: float = 30.0) -> bool:
         """Ask the writer thread to close the open chunk after what is queued so far
-        (in addition to the periodic flush); never blocks on disk."""
+        (in addition to the periodic flush). ``wait``: return once it is on disk (True),
+        or False when ``timeout`` passed first; otherwise never blocks on disk."""
         if self._error is not None:
             raise InputError(f"bag writer failed: {self._error}")
-        self._queue.put(_FLUSH)
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        return done.wait(timeout) if wait else True
 
     def close(self) -> WriterStats:
         """Drain the queue, write the index/footer and ``metadata.yaml``; idempotent."""
@@ -168,9 +171,10 @@ class BagWriter:
                     item = None
                 if item is _STOP:
                     break
-                if item is _FLUSH:
+                if isinstance(item, tuple) and item[0] is _FLUSH:
                     self._flush()
                     last_flush = time.monotonic()
+                    item[1].set()
                     continue
                 if item is not None:
                     self._handle(item)

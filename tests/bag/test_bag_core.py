@@ -160,14 +160,14 @@ def test_recovery_of_truncated_mcap_at_every_kind_of_cut(tmp_path: Path) -> None
 
 
 _KILLED_WRITER = r"""
-import os, signal, sys, time
+import os, signal, sys
 from katazuke.bag import BagWriter
 w = BagWriter(sys.argv[1], storage=sys.argv[2], flush_interval_s=0.05)
 w.add_topic("/det", "katazuke_interfaces/msg/Detection")
 for i in range(400):
     w.write("/det", 1_000_000_000 + i * 1_000_000, bytes([i % 256]) * 100)
     if i == 299:
-        time.sleep(0.5)  # at least one flush covers the first 300
+        assert w.flush(wait=True)  # the first 300 are on disk
 print("killing", flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
