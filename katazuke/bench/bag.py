@@ -32,7 +32,7 @@ from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import InputError
 
-__all__ = ["BagBenchConfig", "BARS", "MODES", "CAMERA_TOPICS", "camera_loss", "run", "markdown"]
+__all__ = ["BagBenchConfig", "BARS", "MODES", "CAMERA_TOPICS", "camera_loss", "bag_camera_loss", "run", "markdown"]
 
 # scheduler name -> extra `katazuke bag play` options
 MODES = {"sleep only (peer)": ["--spin-ms", "0"], "sleep + spin (default)": [],
@@ -52,7 +52,21 @@ BARS = (
         note="real sim bridge streams; ticks the bridge published missing from the bag"),
     Bar("sim camera recording: depth frames lost", "summary.camera_lost.depth", "==", 0),
     Bar("sim camera recording: camera_info lost", "summary.camera_lost.camera_info", "==", 0),
+    Bar("one flipped byte: `bag info --verify` exits 1 naming exactly the flipped chunk",
+        "integrity.flipped.named_only_the_flipped_chunk", "==", True,
+        note="on the sim camera recording above"),
+    Bar("one flipped byte: messages lost outside the bad chunk (reading)",
+        "integrity.flipped.lost_outside_bad_chunk", "==", 0),
+    Bar("one flipped byte: `bag play` exits 0, warns, publishes every message outside the chunk",
+        "integrity.flipped.play_ok", "==", True),
+    Bar("last 1-100 bytes cut: messages lost (worst cut)", "integrity.truncated.worst_lost",
+        "==", 0),
+    Bar("cut early: `bag info` exits non-zero with 'nothing recoverable'",
+        "integrity.early.refused_clearly", "==", True),
 )
+
+#: Bytes cut off the end of the camera bag in the truncation check.
+TAIL_CUTS = (1, 10, 50, 100)
 
 #: The head camera topics of the sim bridge, by short name.
 CAMERA_TOPICS = {"rgb": "/head_camera/image_raw", "depth": "/head_camera/depth/image_raw",
@@ -260,13 +274,112 @@ def _camera_recording(tmp: Path, seconds: float, camera_hz: float) -> dict[str, 
         stop_node(bridge)
     if rec.returncode != 0:
         raise InputError(f"recorder failed (exit {rec.returncode}): {out.strip()[-300:]}")
+    res = bag_camera_loss(bag)
+    res.update(seconds=seconds, camera_hz=camera_hz)
+    return res
+
+
+def bag_camera_loss(bag: Path) -> dict[str, Any]:
+    """:func:`camera_loss` of the head camera topics (:data:`CAMERA_TOPICS`) of a recorded
+    bag, plus ``bag_bytes`` and ``in_bag`` (messages per topic)."""
+    from katazuke.bag.reader import open_bag
+
     with open_bag(bag) as b:
         stamps = {name: [_header_stamp_ns(d) for _, _, d in b.messages([topic])]
                   for name, topic in CAMERA_TOPICS.items()}
         size = b.summary.size_bytes
     res = camera_loss(stamps)
-    res.update(seconds=seconds, camera_hz=camera_hz, bag_bytes=size,
-               in_bag={k: len(v) for k, v in stamps.items()})
+    res.update(bag_bytes=size, in_bag={k: len(v) for k, v in stamps.items()})
+    return res
+
+
+def _copy_bag(src: Path, dst: Path, data: bytes) -> Path:
+    """A copy of bag directory ``src`` named ``dst`` whose MCAP file holds ``data``."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    (dst / f"{src.name}.mcap").unlink()
+    (dst / f"{dst.name}.mcap").write_bytes(data)
+    meta = dst / "metadata.yaml"
+    meta.write_text(meta.read_text().replace(f"{src.name}.mcap", f"{dst.name}.mcap"))
+    return dst
+
+
+def _bag_cli(*args: str) -> tuple[int, str]:
+    import subprocess
+
+    from katazuke.rosenv import ros_environment
+
+    p = subprocess.run([_katazuke(), "bag", *args], env=ros_environment(), capture_output=True,
+                       text=True, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
+def _integrity(bag: Path) -> dict[str, Any]:
+    """Corrupt and cut copies of ``bag`` (a recorded MCAP bag directory): what ``bag info
+    --verify``, reading and ``bag play`` make of them."""
+    import logging
+    import re
+    from collections import Counter
+
+    from katazuke.bag.integrity import read_index
+    from katazuke.bag.reader import open_bag
+
+    mcap = bag / f"{bag.name}.mcap"
+    raw = mcap.read_bytes()
+    index = read_index(mcap)
+    with open_bag(bag) as b:
+        clean = Counter((topic, t) for topic, t, _ in b.messages())
+    rc_clean, _ = _bag_cli("info", "--verify", str(bag))
+    res: dict[str, Any] = {"bag_bytes": len(raw), "chunks": len(index.chunks),
+                           "messages": sum(clean.values()), "clean_verify_rc": rc_clean}
+    # -- one flipped byte in the middle of the middle chunk
+    ref = index.chunks[len(index.chunks) // 2]
+    at = ref.offset + ref.length // 2
+    flipped = bytearray(raw)
+    flipped[at] ^= 0xFF
+    fbag = _copy_bag(bag, bag.parent / "flipped", bytes(flipped))
+    rc, out = _bag_cli("info", "--verify", str(fbag))
+    named = [int(m.group(1)) for m in re.finditer(r"^bad chunk (\d+) \[", out, re.M)]
+    logging.getLogger("katazuke.bag").setLevel(logging.ERROR)  # the skip warning is expected
+    with open_bag(fbag) as b:
+        got = Counter((topic, t) for topic, t, _ in b.messages())
+        bad = list(b.bad_chunks)
+    lost = clean - got
+    outside = sum(n for (_, t), n in lost.items() if not ref.start_ns <= t <= ref.end_ns)
+    info_topic = CAMERA_TOPICS["camera_info"]
+    stats = bag.parent / "flipped_play.json"
+    prc, pout = _bag_cli("play", str(fbag), "--topics", info_topic, "--rate", "20",
+                         "--stats-json", str(stats))
+    played = json.loads(stats.read_text())["published"].get(info_topic) if stats.exists() else None
+    expected = sum(n for (topic, _), n in got.items() if topic == info_topic)
+    warned = bool(re.search(r"chunk", pout, re.I)) and bool(re.search(r"skip|bad|crc", pout, re.I))
+    res["flipped"] = {
+        "byte_offset": at, "chunk": ref.index, "chunk_time_ns": [ref.start_ns, ref.end_ns],
+        "verify_rc": rc, "verify_named": named,
+        "named_only_the_flipped_chunk": rc == 1 and named == [ref.index],
+        "read_bad_chunks": len(bad), "messages_read": sum(got.values()),
+        "lost_in_bad_chunk": sum(lost.values()) - outside, "lost_outside_bad_chunk": outside,
+        "play_rc": prc, "play_warned": warned, "play_published": played,
+        "play_expected": expected,
+        "play_ok": prc == 0 and warned and played == expected}
+    # -- the last bytes cut
+    cuts = {}
+    for n in TAIL_CUTS:
+        cbag = _copy_bag(bag, bag.parent / f"cut_{n}", raw[:-n])
+        with open_bag(cbag) as b:
+            read = Counter((topic, t) for topic, t, _ in b.messages())
+        rc, out = _bag_cli("info", str(cbag))
+        cuts[str(n)] = {"lost": sum((clean - read).values()), "info_rc": rc,
+                        "info_messages": int(m.group(1)) if (m := re.search(
+                            r"Messages:\s+(\d+)", out)) else None}
+    res["truncated"] = {"cuts": cuts, "worst_lost": max(c["lost"] for c in cuts.values())}
+    # -- cut early: the header and the start of the first chunk only
+    ebag = _copy_bag(bag, bag.parent / "cut_early", raw[:index.chunks[0].offset + 100])
+    rc, out = _bag_cli("info", str(ebag))
+    res["early"] = {"bytes_kept": index.chunks[0].offset + 100, "info_rc": rc,
+                    "message": out.strip().splitlines()[-1] if out.strip() else "",
+                    "refused_clearly": rc != 0 and "nothing recoverable" in out}
     return res
 
 
@@ -284,12 +397,13 @@ def run(cfg: BagBenchConfig) -> dict[str, Any]:
         play = _playback(tmp, cfg.play_seconds, cfg.repeats)
         rec = _recording(tmp, cfg.record_seconds)
         cam = _camera_recording(tmp, cfg.record_seconds, cfg.camera_hz)
+        integrity = _integrity(tmp / "rec_camera")
     default = play["modes"].get(DEFAULT_MODE, {})
     realtime = play["modes"].get(REALTIME_MODE, {})
     return {
         "settings": {"play_seconds": cfg.play_seconds, "record_seconds": cfg.record_seconds,
                      "repeats": cfg.repeats, "quick": cfg == QUICK},
-        "playback": play, "recording": rec, "camera_recording": cam,
+        "playback": play, "recording": rec, "camera_recording": cam, "integrity": integrity,
         "summary": {"default_median_ms": default.get("median_ms"),
                     "default_p99_ms": default.get("p99_ms"),
                     "realtime_p99_ms": realtime.get("p99_ms"),
@@ -348,4 +462,28 @@ def markdown(res: dict[str, Any]) -> str:
     for name, topic in CAMERA_TOPICS.items():
         lines.append(f"| {topic} | {cam['ticks']} | {cam['recorded'][name]} | {cam['lost'][name]} |")
     lines += ["", f"Stamps off the grid: {cam['off_grid']}; bag size {cam['bag_bytes'] / 2**20:.1f} MiB."]
+    if "integrity" in res:
+        lines += ["", *_integrity_markdown(res["integrity"])]
     return "\n".join(lines) + "\n"
+
+
+def _integrity_markdown(g: dict[str, Any]) -> list[str]:
+    f, e = g["flipped"], g["early"]
+    t0, t1 = (t / 1e9 for t in f["chunk_time_ns"])
+    rows = [f"| last {n} B cut | {c['lost']} | {c['info_rc']} | {c['info_messages']} |"
+            for n, c in g["truncated"]["cuts"].items()]
+    return ["## Integrity (corrupted and cut copies of the camera recording)", "",
+            f"The camera bag above ({g['bag_bytes'] / 2**20:.1f} MiB, {g['chunks']} chunks, "
+            f"{g['messages']} messages; clean `info --verify` exit {g['clean_verify_rc']}).", "",
+            f"- **One flipped byte** at offset {f['byte_offset']} (middle of chunk {f['chunk']}, "
+            f"[{t0:.3f}, {t1:.3f}] s): `bag info --verify` exit {f['verify_rc']}, bad chunks named "
+            f"{f['verify_named']}; reading skipped {f['read_bad_chunks']} chunk(s) and returned "
+            f"{f['messages_read']} messages ({f['lost_in_bad_chunk']} lost inside the bad chunk, "
+            f"{f['lost_outside_bad_chunk']} outside it); `bag play --topics "
+            f"{CAMERA_TOPICS['camera_info']} --rate 20` exit {f['play_rc']}, warned: "
+            f"{'yes' if f['play_warned'] else 'NO'}, published {f['play_published']} of the "
+            f"{f['play_expected']} outside the chunk.",
+            f"- **Cut early** (kept {e['bytes_kept']} B: header and the start of the first chunk): "
+            f"`bag info` exit {e['info_rc']}: \"{e['message']}\"", "",
+            "| tail cut | messages lost | `bag info` exit | `Messages:` printed |", "|---|---|---|---|",
+            *rows]

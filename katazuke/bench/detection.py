@@ -54,6 +54,13 @@ BARS = (
         unit="ms"),
     Bar("detector node end-to-end rate with the sim running (wall clock), median of the runs",
         "node.detections_hz_wall", ">=", 10.0, unit="Hz"),
+    Bar("detector node with the sim running: rgb frames received / published (worst run)",
+        "node.worst_received_fraction", ">=", 0.99,
+        note="issue 12; published = received + the gaps in the received stamps "
+             "(lost_in_transport_rgb), over the node's life"),
+    Bar("(stricter than the bar) frames answered with detections / camera frames the bridge "
+        "published (worst run)", "node.worst_processed_fraction", ">=", 0.99,
+        note="every camera tick between the first and last answered stamp"),
     _MAPPED,
     _SPURIOUS,
 )
@@ -221,6 +228,7 @@ def bench_latency(weights: str, images: list, frames: int, repeats: int,
 def bench_node(weights: str, seconds: float, camera_hz: float, threads: int = 1) -> dict:
     """DetectionArray rate of a detector node fed by a sim_bridge, both real processes."""
     import numpy as np
+    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
     from katazuke.rosenv import ros_environment, workspace_install
@@ -247,6 +255,7 @@ def bench_node(weights: str, seconds: float, camera_hz: float, threads: int = 1)
         probe = Probe("bench_detector_probe")
         dets = probe.collect(f"{ns}/detections", DetectionArray, "events")
         cams = probe.collect(f"{ns}/head_camera/image_raw", Image, "sensor", keep=False)
+        diags = probe.collect(f"{ns}/diagnostics", DiagnosticArray, "events")
         if not probe.wait_for(lambda: len(dets) >= 5, timeout=90):
             return {"error": "no detections within 90 s of starting sim_bridge + detector"}
         n0, c0, t0 = len(dets), len(cams), time.monotonic()
@@ -255,7 +264,13 @@ def bench_node(weights: str, seconds: float, camera_hz: float, threads: int = 1)
         window = dets[n0:]
         inf_ms = np.array([m.inference_time_ms for _, m in window]) if window else np.zeros(0)
         stamps = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in window])
-        return {"detections_hz_wall": (len(dets) - n0) / (t1 - t0),
+        frames = frame_accounting([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                                   for _, m in window], camera_hz)
+        cnt = frames["node_counters"] = _frame_counters(diags)
+        if cnt.get("received_rgb"):
+            got, lost = cnt["received_rgb"], cnt.get("dropped_lost_in_transport_rgb", 0)
+            frames["received_fraction"] = got / (got + lost)
+        return {"frames_processed": frames,"detections_hz_wall": (len(dets) - n0) / (t1 - t0),
                 "camera_hz_wall_received": (len(cams) - c0) / (t1 - t0),
                 "camera_hz_sim_param": camera_hz, "detector_threads": threads,
                 "sim_seconds_covered": float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0,
@@ -273,6 +288,32 @@ def bench_node(weights: str, seconds: float, camera_hz: float, threads: int = 1)
             finish_process(p, sig=None, timeout=15.0)
 
 
+def frame_accounting(stamps_ns: list[int], camera_hz: float) -> dict:
+    """Frames the detector answered vs the camera ticks the bridge published in between.
+
+    The bridge publishes one frame per tick of ``1 / camera_hz`` sim seconds (stamps are sim
+    time), so the ticks between the first and the last answered stamp are what was
+    published in that window; the nominal period is used (a median spacing would hide a
+    node that answers every other frame)."""
+    if len(stamps_ns) < 2:
+        return {"published": 0, "processed": len(set(stamps_ns)), "fraction": float("nan")}
+    period = 1e9 / camera_hz
+    s = sorted(set(stamps_ns))
+    ticks = int(round((s[-1] - s[0]) / period)) + 1
+    return {"published": ticks, "processed": len(s), "fraction": len(s) / ticks,
+            "window_ns": [s[0], s[-1]]}
+
+
+def _frame_counters(diags: list) -> dict:
+    """The detector's last ``detector: frames`` diagnostics counters (received, processed,
+    dropped), {} when none arrived."""
+    for _, msg in reversed(diags):
+        for st in msg.status:
+            if st.name.endswith(": frames"):
+                return {kv.key: int(kv.value) for kv in st.values}
+    return {}
+
+
 def _node_runs(cfg: DetectionBenchConfig, weights: str) -> dict:
     runs = [bench_node(weights, cfg.node_seconds, cfg.camera_hz, cfg.node_threads)
             for _ in range(cfg.node_runs)]
@@ -280,6 +321,13 @@ def _node_runs(cfg: DetectionBenchConfig, weights: str) -> dict:
     # the median run (the lower middle one for an even count) carries the details
     node = dict(ok[(len(ok) - 1) // 2]) if ok else dict(runs[0])
     node["runs_hz_wall"] = [r.get("detections_hz_wall") for r in runs]
+    node["runs_processed_fraction"] = [r.get("frames_processed", {}).get("fraction") for r in runs]
+    node["worst_processed_fraction"] = min((f for f in node["runs_processed_fraction"]
+                                            if f is not None), default=float("nan"))
+    node["runs_received_fraction"] = [r.get("frames_processed", {}).get("received_fraction")
+                                      for r in runs]
+    node["worst_received_fraction"] = min((f for f in node["runs_received_fraction"]
+                                           if f is not None), default=float("nan"))
     return node
 
 
@@ -640,6 +688,20 @@ def markdown(res: dict[str, Any], command: str = "") -> str:
         each = ", ".join("failed" if h is None else f"{h:.1f} Hz" for h in node["runs_hz_wall"])
         lines += ["", f"Node rate runs: {each}; camera received at "
                   f"{node['camera_hz_wall_received']:.1f} Hz in the median run."]
+        fp = node.get("frames_processed")
+        if fp:
+            cnt = fp.get("node_counters", {})
+            lines += ["", f"Frames (median run): the bridge published {fp['published']} camera "
+                      f"frames between the first and last answered stamp, the detector answered "
+                      f"{fp['processed']} ({100 * fp['fraction']:.1f} %; per run: "
+                      + ", ".join(f"{100 * f:.1f} %" for f in node["runs_processed_fraction"]
+                                  if f is not None)
+                      + f"); received / published over the node's life: "
+                      + ", ".join(f"{100 * f:.2f} %" for f in node["runs_received_fraction"]
+                                  if f is not None)
+                      + f"; node counters at the end: received_rgb "
+                      f"{cnt.get('received_rgb', '?')}, processed {cnt.get('processed', '?')}, "
+                      f"dropped_total {cnt.get('dropped_total', '?')}."]
     elif node:
         lines += ["", f"Node rate: {node['error']}."]
     if om:

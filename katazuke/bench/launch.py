@@ -11,7 +11,13 @@ Three measurements, all with the real ``katazuke_ros`` talker/listener nodes:
    talking) is recorded too.
 2. **Peer, same run**: the same six node processes started directly (no launcher)
    and SIGINTed together: the floor any launcher's clean shutdown can reach.
-3. **Respawn latency**: a talker with ``respawn="true" respawn_delay="0"`` next to a
+3. **kill -9 of the launcher** (bar: 0 processes of the tree alive 2 s later): a talker and a
+   listener next to three ``<executable>`` shells that leave grandchildren (``sh -c 'a & b'``,
+   ``sh -c 'a & wait'`` and a ``setsid`` daemon reparented while the launcher runs). Every
+   process carries a unique environment marker, so survivors are found wherever they were
+   reparented. The launcher is SIGKILLed once everything is up; we count the tree's
+   processes alive 2 s later and time until the last one is gone.
+4. **Respawn latency**: a talker with ``respawn="true" respawn_delay="0"`` next to a
    listener; the talker is SIGKILLed repeatedly and we time kill -> new pid and kill ->
    the listener receiving the new talker's first message. The launcher's scheduled
    backoff delay is subtracted to give the launcher's own overhead.
@@ -36,7 +42,8 @@ from typing import Any, Callable
 from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
-from katazuke.launcher.supervisor import child_processes, descendants, process_alive
+from katazuke.launcher.supervisor import (child_processes, descendants, process_alive,
+                                          processes_with_env)
 from katazuke.rosenv import repo_root, workspace_install
 from katazuke.testing import finish_process, start_process
 
@@ -56,7 +63,13 @@ BARS = (
     Bar("clean shutdown of a 6-node launch (SIGINT -> all reaped, median)",
         "shutdown_median_s", "<", 5.0, unit="s"),
     Bar("processes left alive after the clean shutdowns", "orphans", "==", 0),
+    Bar("kill -9 of the launcher (nodes + <executable> shells with grandchildren): processes "
+        "of the tree alive 2 s later, all runs", "kill9.alive_after_2s", "==", 0),
 )
+
+#: ``sleep`` arguments the kill -9 file's shells leave running, with their counts.
+_KILL9_SLEEPS = {"3601": 2, "3602": 1, "3603": 1, "3604": 1}
+_MARK = "KATAZUKE_BENCH_TREE"
 
 
 @dataclass(frozen=True)
@@ -142,10 +155,26 @@ def _respawn_file(tmp: Path) -> Path:
     return p
 
 
-def _launch(path: Path, domain: int, log_dir: Path) -> tuple[Any, _Lines]:
+def _kill9_file(tmp: Path) -> Path:
+    p = tmp / "kill9.launch.xml"
+    p.write_text("""<?xml version="1.0"?>
+<launch>
+  <push_ros_namespace namespace="bench_kill9"/>
+  <node pkg="katazuke_ros" exec="talker" name="talker"/>
+  <node pkg="katazuke_ros" exec="listener" name="listener" output="screen"/>
+  <executable cmd="sh -c 'sleep 3601 &amp; sleep 3601'" name="sh_two"/>
+  <executable cmd="sh -c 'sleep 3602 &amp; wait'" name="sh_wait"/>
+  <executable cmd="sh -c '(setsid sleep 3603 &amp;); sleep 3604'" name="sh_setsid"/>
+</launch>
+""")
+    return p
+
+
+def _launch(path: Path, domain: int, log_dir: Path, env: dict[str, str] | None = None
+            ) -> tuple[Any, _Lines]:
     cmd = [sys.executable, "-P", "-m", "katazuke.cli", "launch", str(path), "--domain-id",
            str(domain), "--log-dir", str(log_dir)]
-    p = start_process(cmd, env=dict(os.environ))
+    p = start_process(cmd, env=dict(env or os.environ))
     return p, _Lines(p)
 
 
@@ -213,6 +242,50 @@ def _peer_run(domain: int, timeout: float) -> dict:
             finish_process(p, signal.SIGKILL, timeout=10.0)
 
 
+def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
+    """One kill -9 of the launcher once its whole tree is up; see the module docstring."""
+    import uuid
+
+    marker = uuid.uuid4().hex
+    launcher, out = _launch(path, domain, log_dir, dict(os.environ, **{_MARK: marker}))
+    try:
+        out.wait_for(lambda line: bool(_STATUS.match(line)), timeout)  # the nodes talk
+
+        def sleeps_up() -> bool:
+            args = [c.split()[-1] for c in processes_with_env(_MARK, marker).values()
+                    if c.split()[:1] == ["sleep"]]
+            return all(args.count(a) == n for a, n in _KILL9_SLEEPS.items())
+
+        deadline = time.monotonic() + timeout
+        while not sleeps_up():
+            if time.monotonic() > deadline:
+                raise KatazukeError(f"kill -9 run: the shells' sleeps did not all start: "
+                                    f"{processes_with_env(_MARK, marker)}")
+            time.sleep(0.05)
+        tree = (set(descendants(launcher.pid)) | set(processes_with_env(_MARK, marker))) - {launcher.pid}
+        t_kill = time.monotonic()
+        launcher.kill()
+        launcher.wait(timeout=10)
+        t_gone = None  # first check that found none alive: an upper bound of the time
+        while t_gone is None and time.monotonic() - t_kill < 2.0:
+            if not (any(process_alive(p) for p in tree) or processes_with_env(_MARK, marker)):
+                t_gone = time.monotonic()
+            else:
+                time.sleep(0.005)
+        # the count at 2 s after the kill, as the bar says
+        time.sleep(max(0.0, t_kill + 2.0 - time.monotonic()))
+        alive = {p for p in tree if process_alive(p)} | set(processes_with_env(_MARK, marker))
+        return {"tree": len(tree), "alive_after_2s": len(alive),
+                "all_gone_s": None if t_gone is None else t_gone - t_kill}
+    finally:
+        finish_process(launcher, signal.SIGKILL, timeout=10.0)
+        for pid in processes_with_env(_MARK, marker):  # never leave orphans, even on failure
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _respawn_run(path: Path, domain: int, log_dir: Path, kills: int, timeout: float,
                  bar: Any) -> list[dict]:
     launcher, out = _launch(path, domain, log_dir)
@@ -251,13 +324,15 @@ def run(cfg: LaunchBenchConfig) -> dict[str, Any]:
 
     domain = cfg.domain_id if cfg.domain_id >= 0 else 150 + os.getpid() % 80
     tmp = Path(tempfile.mkdtemp(prefix="katazuke_bench_launch_"))
-    six, resp = _six_node_file(tmp), _respawn_file(tmp)
-    runs, peers = [], []
-    with tqdm(total=2 * (cfg.repeats + 1) + cfg.respawns, desc="bench launch", unit="run") as bar:
+    six, resp, k9 = _six_node_file(tmp), _respawn_file(tmp), _kill9_file(tmp)
+    runs, peers, kills = [], [], []
+    with tqdm(total=3 * (cfg.repeats + 1) + cfg.respawns, desc="bench launch", unit="run") as bar:
         for i in range(cfg.repeats + 1):
             r = _shutdown_run(six, domain, tmp / "log", cfg.timeout)
             bar.update(1)
             p = _peer_run(domain, cfg.timeout)
+            bar.update(1)
+            kills.append(_kill9_run(k9, domain, tmp / "log", cfg.timeout))  # every run counts
             bar.update(1)
             if i > 0:  # the first pair is the warm-up
                 runs.append(r)
@@ -274,11 +349,21 @@ def run(cfg: LaunchBenchConfig) -> dict[str, Any]:
         "peer_direct_sigint_shutdown_s": peer, "peer_direct_sigint_shutdown_median_s": median(peer),
         "launcher_exit_codes": sorted({r["rc"] for r in runs}),
         "orphans": sum(r["orphans"] for r in runs),
+        "kill9": {"runs": kills, "alive_after_2s": sum(k["alive_after_2s"] for k in kills),
+                  "tree_sizes": sorted({k["tree"] for k in kills}),
+                  "all_gone_median_s": median(k["all_gone_s"] for k in kills
+                                              if k["all_gone_s"] is not None)
+                  if any(k["all_gone_s"] is not None for k in kills) else None},
         "respawn": respawns,
         "respawn_overhead_median_s": median(r["launcher_overhead_s"] for r in respawns),
         "respawn_first_kill_to_new_pid_s": first["kill_to_new_pid_s"],
         "respawn_first_kill_to_first_message_s": first["kill_to_first_message_s"],
     }
+
+
+def _gone(k: dict[str, Any]) -> str:
+    t = k.get("all_gone_median_s")
+    return "some processes outlived the 2 s" if t is None else f"median time until none was left (first check finding none): {t * 1000:.0f} ms"
 
 
 def markdown(res: dict[str, Any], command: str = "") -> str:
@@ -305,6 +390,12 @@ namespace each). Median of {res['repeats']} runs after 1 warm-up.
 | startup: launch -> every listener has received a message | {median(startup):.2f} s | {", ".join(f"{x:.2f}" for x in startup)} |
 
 Launcher exit codes: {res['launcher_exit_codes']}; processes left alive after shutdown: {res['orphans']}.
+
+kill -9 of the launcher running a talker, a listener and three `<executable>` shells with
+grandchildren (`sh -c 'a & b'`, `sh -c 'a & wait'`, a `setsid` daemon): {len(res['kill9']['runs'])}
+runs, {", ".join(str(n) for n in res['kill9']['tree_sizes'])} processes in the tree (guards
+included); **{res['kill9']['alive_after_2s']} alive 2 s after the kill** (all runs together);
+{_gone(res['kill9'])}.
 
 Respawn (`respawn="true" respawn_delay="0"`, talker SIGKILLed once it has published ~5 s;
 quick repeated crashes double the delay from 0.1 s, so the scheduled delay grows):

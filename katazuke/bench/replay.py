@@ -45,6 +45,11 @@ BARS = (
     Bar("replay 1 == replay 2, message for message", "summary.differing_messages", "==", 0,
         note="DetectionArray and ObjectMap fields compared in order; inference_time_ms excluded"),
     Bar("no frame unacknowledged", "summary.ack_timeouts", "==", 0),
+    Bar("main job's bag: rgb frames lost (vs the camera ticks the bridge published)",
+        "bag.camera.lost.rgb", "==", 0, note="issue 12; every tick of the camera's stamp grid "
+        "between the first and last tick all three topics hold"),
+    Bar("main job's bag: depth frames lost", "bag.camera.lost.depth", "==", 0),
+    Bar("main job's bag: camera_info lost", "bag.camera.lost.camera_info", "==", 0),
 )
 
 
@@ -227,6 +232,9 @@ def run(cfg: ReplayBenchConfig) -> dict[str, Any]:
             recorded = time.monotonic() - t0
             bag = tmp / "tour" / "bag"
         frames, duration = _frames_in(bag, cfg.frame_topic)
+        from katazuke.bench.bag import bag_camera_loss
+
+        camera = bag_camera_loss(bag)
         replays = []
         for i in (1, 2):
             print(f"replay {i}: {frames} frames ...", file=sys.stderr)
@@ -247,7 +255,8 @@ def run(cfg: ReplayBenchConfig) -> dict[str, Any]:
     return {
         "settings": {"bag": cfg.bag or f"recorded: the main job's tour, seed {cfg.seed}, at most {cfg.duration_s:g} s",
                      "frame_topic": cfg.frame_topic, "ack_timeout_s": cfg.ack_timeout_s},
-        "bag": {"frames": frames, "duration_s": duration, "record_wall_s": recorded},
+        "bag": {"frames": frames, "duration_s": duration, "record_wall_s": recorded,
+                "camera": camera},
         "replays": replays, "comparison": comparison,
         "summary": {
             "detections_minus_frames_1": replays[0]["detections"] - frames,
@@ -256,6 +265,18 @@ def run(cfg: ReplayBenchConfig) -> dict[str, Any]:
             "differing_messages": comparison["differing_messages"],
             "ack_timeouts": sum(r["ack_timeouts"] for r in replays)},
     }
+
+
+def _camera_lines(cam: dict[str, Any] | None) -> list[str]:
+    if not cam:
+        return []
+    rows = [f"| {name} | {cam['ticks']} | {cam['recorded'][name]} | {cam['lost'][name]} |"
+            for name in cam["recorded"]]
+    return ["## The main job's bag: camera frames", "",
+            f"Published = every tick of the head camera's stamp grid (period "
+            f"{cam['period_ns'] / 1e6:.1f} ms of sim time) between the first and last tick all "
+            f"three topics hold: {cam['ticks']} ticks; stamps off the grid: {cam['off_grid']}.", "",
+            "| stream | published ticks | in the bag | lost |", "|---|---|---|---|", *rows, ""]
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -270,6 +291,7 @@ def markdown(res: dict[str, Any]) -> str:
              "and `katazuke bag play --deterministic --clock` (lock-step: each frame waits for "
              "its detections and object map).", "",
              "## Bars", "", bars_markdown(evaluate_bars(res, BARS)), "",
+             *_camera_lines(b.get("camera")),
              "## Replays", "",
              "| replay | frames | detections | object maps | not acknowledged | wall time | wall / bag duration |",
              "|---|---|---|---|---|---|---|"]

@@ -57,6 +57,7 @@ from katazuke.errors import KatazukeError
 from katazuke.launcher.graph import LaunchGraph, ProcessSpec
 
 __all__ = ["Supervisor", "ProcessEvent", "process_group_members", "child_processes", "descendants",
+           "processes_with_env",
            "process_alive"]
 
 _PR_SET_PDEATHSIG = 1
@@ -146,6 +147,28 @@ def process_alive(pid: int) -> bool:
         return False
     rest = stat[stat.rfind(")") + 2:].split()
     return bool(rest) and rest[0] != "Z"
+
+
+def _read_proc(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def processes_with_env(name: str, value: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``name=value``.
+
+    Finds a process tree's members wherever they were reparented (PID 1 included), when
+    the tree's root started them with a unique marker in the environment."""
+    token = f"{name}={value}".encode()
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit() and process_alive(int(d)) and token in _read_proc(f"/proc/{d}/environ").split(b"\0"):
+            cmd = _read_proc(f"/proc/{d}/cmdline").replace(b"\0", b" ")
+            out[int(d)] = cmd.decode(errors="replace").strip()
+    return out
 
 
 @dataclass(frozen=True)

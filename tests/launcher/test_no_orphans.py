@@ -31,6 +31,7 @@ from katazuke.errors import KatazukeError
 from katazuke.launcher import Supervisor, load_launch
 from katazuke.launcher.supervisor import descendants
 from katazuke.launcher.supervisor import process_alive as alive
+from katazuke.launcher.supervisor import processes_with_env
 from katazuke.testing import wait_for
 
 LAUNCH = """<?xml version="1.0"?>
@@ -70,12 +71,7 @@ def _read(path: str) -> bytes:
 
 def marked(marker: str) -> dict[int, str]:
     """pid -> command line of every live process whose environment holds ``marker``."""
-    token = f"KZ_TREE_MARK={marker}".encode()
-    out = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit() and alive(int(d)) and token in _read(f"/proc/{d}/environ").split(b"\0"):
-            out[int(d)] = _read(f"/proc/{d}/cmdline").replace(b"\0", b" ").decode(errors="replace").strip()
-    return out
+    return processes_with_env("KZ_TREE_MARK", marker)
 
 
 def test_sigkilled_launcher_leaves_no_process_of_its_tree(tmp_path, fake_env):
