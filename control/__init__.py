@@ -16,7 +16,7 @@ from katazuke.control.systems import (LinearSystem, arm_joint, benchmark_systems
                                       double_integrator, holonomic_base, is_stabilisable,
                                       random_stabilisable)
 from katazuke.control.tracking import (ControllerConfig, ErrorTracker, PathFollower, TrackerOutput,
-                                       arm_tracker, base_tracker, wrap_angle, yaw_from_quaternion)
+                                       TrajectoryFollower, arm_tracker, base_tracker, wrap_angle, yaw_from_quaternion)
 
 __all__: list[str] = [
     "FAMILIES", "make_disturbance", "worst_case_sinusoid",
@@ -26,6 +26,7 @@ __all__: list[str] = [
     "exploration_actions", "identify",
     "LinearSystem", "arm_joint", "benchmark_systems", "double_integrator", "holonomic_base",
     "is_stabilisable", "random_stabilisable",
-    "ControllerConfig", "ErrorTracker", "PathFollower", "TrackerOutput", "arm_tracker",
+    "ControllerConfig", "ErrorTracker", "PathFollower", "TrackerOutput", "TrajectoryFollower",
+    "arm_tracker",
     "base_tracker", "wrap_angle", "yaw_from_quaternion",
 ]

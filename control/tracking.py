@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass as _plain_dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from katazuke.control.lqr import dlqr
 from katazuke.errors import ConfigError, InputError
 from katazuke.geometry import yaw_from_quaternion  # re-exported: part of this module's API
 
-__all__ = ["ControllerConfig", "ErrorTracker", "TrackerOutput", "PathFollower", "wrap_angle",
+__all__ = ["ControllerConfig", "ErrorTracker", "TrackerOutput", "PathFollower",
+           "TrajectoryFollower", "wrap_angle",
            "yaw_from_quaternion", "base_tracker", "arm_tracker"]
 
 
@@ -307,3 +308,71 @@ class PathFollower:
             self.index += 1
             e = self.error(pose)
         return e
+
+
+class TrajectoryFollower:
+    """A timed base reference with velocity feedforward (a stamped path).
+
+    At time ``now`` the reference is ``sample(now - t0 - paused)``; the controller commands
+    the feedforward plus its feedback on ``pose - reference``, so a pure tracking lag of the
+    feedback loop (the reference moving away at speed) is cancelled by the feedforward. While
+    the base lags more than ``hold_error_m`` behind the reference (a push, saturation), the
+    reference clock pauses and the feedforward is zero, so the reference cannot run away.
+
+    Args:
+        sample: ``tau -> (pose (3,), velocity (3,))``, the reference and feedforward
+            ``(vx, vy, wz)`` in the odometry frame at ``tau`` s from the start (clamped:
+            after the end the last pose, zero velocity), e.g. ``TimedPath.sample``.
+        duration: s from the first to the last reference.
+        t0: clock time (s) of the first reference.
+        goal: (3,) the last reference, held after ``duration``.
+        hold_error_m: planar lag (m) above which the reference clock pauses.
+
+    Raises:
+        InputError: a non-finite duration, t0 or goal, or a hold error that is not > 0.
+    """
+
+    def __init__(self, sample: Callable[[float], tuple[np.ndarray, np.ndarray]], duration: float,
+                 t0: float, goal: Sequence[float], hold_error_m: float = 0.3) -> None:
+        goal_arr = np.asarray(goal, dtype=np.float64).reshape(3)
+        if not (math.isfinite(duration) and duration >= 0 and math.isfinite(t0)
+                and np.all(np.isfinite(goal_arr))):
+            raise InputError("a trajectory needs a finite duration >= 0, start time and goal")
+        if not (math.isfinite(hold_error_m) and hold_error_m > 0):
+            raise InputError(f"hold_error_m must be a finite number > 0; got {hold_error_m}")
+        self._sample = sample
+        self.duration = float(duration)
+        self.t0 = float(t0)
+        self.goal = goal_arr
+        self.hold_error_m = float(hold_error_m)
+        self.paused = 0.0
+        self._last_now: float | None = None
+
+    def tau(self, now: float) -> float:
+        """Reference time (s from the start, pauses excluded) at clock time ``now``."""
+        return now - self.t0 - self.paused
+
+    def finished(self, now: float) -> bool:
+        return self.tau(now) >= self.duration
+
+    def step(self, now: float, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Error ``pose - reference`` (yaw wrapped) and the feedforward at clock time ``now``.
+
+        Args:
+            now: clock time (s), non-decreasing between calls.
+            pose: (3,) base pose (x, y, yaw) in the odometry frame.
+
+        Returns:
+            ``(e (3,), u_ff (3,))``; ``u_ff`` is zero while paused and after the end.
+        """
+        if self._last_now is not None and now < self._last_now:
+            now = self._last_now  # a clock step back (sim reset) must not rewind the reference
+        dt = 0.0 if self._last_now is None else now - self._last_now
+        self._last_now = now
+        ref, u_ff = self._sample(max(0.0, self.tau(now)))
+        e = np.asarray(pose, dtype=np.float64) - ref
+        e[2] = wrap_angle(e[2])
+        if float(np.hypot(e[0], e[1])) > self.hold_error_m and not self.finished(now):
+            self.paused += dt
+            return e, np.zeros(3)
+        return e, np.asarray(u_ff, dtype=np.float64)

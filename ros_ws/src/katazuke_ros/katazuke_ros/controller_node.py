@@ -9,7 +9,10 @@ Subscribes:
     odom (nav_msgs/Odometry): base pose in the odom frame (best-effort or reliable).
     goal_pose (geometry_msgs/PoseStamped): a pose goal (replaces any path).
     path (nav_msgs/Path): waypoints followed in order, the last one held as the goal
-        (:class:`~katazuke.control.tracking.PathFollower`).
+        (:class:`~katazuke.control.tracking.PathFollower`). A path whose poses carry
+        strictly increasing stamps (the navigator's, ``katazuke.planning.navigation.TimedPath``)
+        is a trajectory: the reference moves with the stamps and its velocity is fed forward
+        (:class:`~katazuke.control.tracking.TrajectoryFollower`), so the base does not lag.
     joint_states (sensor_msgs/JointState): arm joint positions (by name).
     arm/target (trajectory_msgs/JointTrajectory): joint targets (last point's positions).
     emergency_stop (std_msgs/Bool, latched): true stops everything until false arrives.
@@ -65,8 +68,10 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from katazuke.config import dataclass, field, positive
 from katazuke.control.tracking import (ControllerConfig, ErrorTracker, PathFollower, TrackerOutput,
+                                       TrajectoryFollower,
                                        arm_tracker, base_tracker, yaw_from_quaternion)
 from katazuke.geometry import world_to_base_twist
+from katazuke.planning.navigation import TimedPath
 from katazuke.ros.conversions import controller_diagnostic_status, diagnostic_array_msg
 from katazuke_ros import qos
 from katazuke_ros.command_inputs import CommandInputs, Throttle
@@ -91,6 +96,10 @@ class ControllerNodeConfig:
         0.5, "watchdog: joint states older than this (s) stop the arm")
     path_waypoint_tolerance: float = positive(
         0.15, "a path waypoint counts as reached within this distance (m)")
+    path_hold_error: float = positive(
+        0.3, "stamped paths: the reference clock pauses while the base lags more than this (m)")
+    path_stale_s: float = positive(
+        0.5, "stamped paths: a first stamp older than this (s) is moved to now (with a warning)")
     log_period_s: float = positive(
         2.0, "a rejected-command or command-flood warning of one kind is logged at most "
              "once per this (wall s)")
@@ -139,6 +148,7 @@ class ControllerNode(Node):
         self._odom_rx: Time | None = None
         self._odom_frame = ""
         self._path: PathFollower | None = None      # (x, y, yaw) references, odom frame
+        self._traj: TrajectoryFollower | None = None  # a stamped path: timed reference + feedforward
         self._base_active = False
         self._base_stopped = True                  # last published cmd_vel was zero
         self._joint_pos: dict[str, float] = {}
@@ -184,7 +194,9 @@ class ControllerNode(Node):
             self._joint_pos[name] = float(pos)
         self._joints_rx = self.get_clock().now()
 
-    def _set_waypoints(self, poses: list[Any], frame: str, what: str) -> None:
+    def _set_waypoints(self, poses: list[Any], frame: str, what: str,
+                       stamps: list[float] | None = None) -> None:
+        self._traj = None
         if not poses:
             self._path = None
             self._base_active = False
@@ -197,19 +209,37 @@ class ControllerNode(Node):
         if frame and self._odom_frame and frame != self._odom_frame:
             self._log.warn(f"frame_{frame}", f"{what} frame '{frame}' differs from odometry frame "
                            f"'{self._odom_frame}'; treating it as the odometry frame")
-        self._path = PathFollower([_pose_xyyaw(p) for p in poses],
-                                  self.node_config.path_waypoint_tolerance)
+        xyyaw = [_pose_xyyaw(p) for p in poses]
+        if stamps is not None and len(poses) >= 2 and all(b > a for a, b in zip(stamps, stamps[1:])):
+            # a stamped path is a trajectory: timed reference + velocity feedforward; the last
+            # pose is held as the goal afterwards
+            timed = TimedPath.from_stamped(xyyaw, stamps)
+            now = self._now_s()
+            t0 = stamps[0]
+            if t0 < now - self.node_config.path_stale_s:
+                self._log.warn("path_stale", f"{what}: its first stamp is {now - t0:.2f} s in the "
+                               "past; starting it now")
+                t0 = now
+            self._traj = TrajectoryFollower(timed.sample, timed.duration, t0, xyyaw[-1],
+                                            self.node_config.path_hold_error)
+            xyyaw = xyyaw[-1:]
+        self._path = PathFollower(xyyaw, self.node_config.path_waypoint_tolerance)
         self._base_active = True
         e = self._base_error()
         self._base.reference_changed(e if e is not None else np.zeros(3))
-        self.get_logger().info(f"new {what}: {len(poses)} pose(s), final "
+        timing = (f", timed {self._traj.duration:.1f} s with feedforward" if self._traj is not None
+                  else "")
+        self.get_logger().info(f"new {what}: {len(poses)} pose(s){timing}, final "
                                f"{np.array2string(self._path.goal, precision=3)}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         self._set_waypoints([msg.pose], msg.header.frame_id, "goal_pose")
 
     def _on_path(self, msg: Path) -> None:
-        self._set_waypoints([p.pose for p in msg.poses], msg.header.frame_id, "path")
+        stamps = [p.header.stamp.sec + 1e-9 * p.header.stamp.nanosec for p in msg.poses]
+        timed = any(stamps)  # all-zero stamps: plain waypoints
+        self._set_waypoints([p.pose for p in msg.poses], msg.header.frame_id, "path",
+                            stamps if timed else None)
 
     def _on_arm_target(self, msg: JointTrajectory) -> None:
         if not msg.points or not msg.joint_names:
@@ -251,6 +281,9 @@ class ControllerNode(Node):
         if stamp is None:
             return math.inf
         return (self.get_clock().now() - stamp).nanoseconds * 1e-9
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _base_error(self) -> np.ndarray | None:
         if self._pose is None or self._path is None:
@@ -359,14 +392,20 @@ class ControllerNode(Node):
             self._odom_stale = False
             self.get_logger().info("odometry back: resuming base control")
         assert self._pose is not None and self._path is not None
-        e = self._path.advance(self._pose)   # the last waypoint is held
+        u_ff = None
+        if self._traj is not None and not self._traj.finished(self._now_s()):
+            e, u_ff = self._traj.step(self._now_s(), self._pose)
+        else:
+            self._traj = None
+            e = self._path.advance(self._pose)   # the last waypoint is held
         out = self._base.step(e)
         if out.fallback_active:
             self._log.warn(f"fallback_base_{out.fallback_reason}",
                            f"base: GPC -> LQR fallback: {out.fallback_reason}")
+        u = out.u if u_ff is None else self._base.saturate(out.u + u_ff)[0]
         yaw = float(self._pose[2]) if self._pose is not None else 0.0
         cmd = Twist()
-        cmd.linear.x, cmd.linear.y, cmd.angular.z = world_to_base_twist(out.u, yaw)
+        cmd.linear.x, cmd.linear.y, cmd.angular.z = world_to_base_twist(u, yaw)
         self._cmd_pub.publish(cmd)
         self._base_stopped = False
         self._diagnose("base", out, self._base, float(np.hypot(e[0], e[1])))
