@@ -281,6 +281,12 @@ class TidyEnv:
         self.cameras.image_effects = value
 
     @property
+    def robot_urdf_path(self) -> str:
+        """The robot's URDF file (planar base joints, Panda with gripper, head mast): what a
+        kinematics library or robot_description reads; the meshes are absolute paths."""
+        return self._robot_urdf
+
+    @property
     def joint_names(self) -> list[str]:
         """Arm joints, finger joints, head pan/tilt (ROS names)."""
         return list(JOINT_NAMES)
