@@ -18,6 +18,9 @@ NODES = {
     "tour": "tour_node",
     "bag_recorder": "bag_record_node",
     "bag_player": "bag_play_node",
+    "navigator": "navigator_node",      # issue 13: cost map, global planner, Navigate action
+    "task_manager": "task_manager_node",  # issue 13: Tidy action, instruction topic
+    "manipulator": "manipulator_node",  # issue 13: Manipulate action (grasping, IK, arm paths)
 }
 
 # Launch files and params live at the repository root (launch/); install them into
