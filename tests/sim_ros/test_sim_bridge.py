@@ -80,6 +80,7 @@ class Harness:
         o.create_subscription(TFMessage, "/tf", keep("tf", 500), qos.STATE)
         o.create_subscription(TFMessage, "/tf_static", keep("tf_static"), qos.LATCHED)
         o.create_subscription(String, f"{ns}/sim_bridge/rejected", keep("rejected"), qos.EVENTS)
+        o.create_subscription(String, f"{ns}/robot_description", keep("description"), qos.LATCHED)
         o.create_subscription(PoseStamped, f"{ns}/sim/ground_truth/base_pose", keep("gt_pose", 2000),
                               qos.STATE)
         o.create_subscription(ObjectMap, f"{ns}/sim/ground_truth/objects", keep("gt_objects"),
@@ -375,6 +376,20 @@ def test_ground_truth_objects(sim: Harness) -> None:
     cats = {"toy", "kitchenware", "stationery", "bottle", "box", "soft"}
     assert 3 <= len(om.objects) <= 4
     assert all(o.category in cats and o.destination for o in om.objects)
+
+
+def test_robot_description_is_the_urdf_a_kinematics_library_loads(sim: Harness) -> None:
+    """robot_description (latched, as robot_state_publisher's on hardware) is the URDF the
+    simulator runs: Pinocchio builds the Panda from it with the same forward kinematics."""
+    from katazuke.planning.manipulation import ArmModel
+
+    assert wait_for(lambda: len(sim.get("description")) > 0, TIMEOUT)
+    urdf = sim.get("description")[-1].data
+    assert urdf.lstrip().startswith("<") and "panda_joint7" in urdf and "head_tilt_joint" in urdf
+    arm = ArmModel(urdf)
+    q = np.array([0.1, -0.4, 0.2, -2.0, 0.1, 1.8, 0.5])
+    assert np.allclose(arm.fk(q), ArmModel(sim.bridge.env.robot_urdf_path).fk(q))
+    assert arm.n == 7
 
 
 def test_tour_node_drives_the_path_on_odometry_and_exits(sim: Harness) -> None:

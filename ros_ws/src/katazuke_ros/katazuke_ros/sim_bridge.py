@@ -16,6 +16,8 @@ Published (relative names, so a namespace applies):
     joint_states                   sensor_msgs/JointState             (STATE)
     odom                           nav_msgs/Odometry (wheel odometry, drifts) (STATE)
     /tf, /tf_static                tf2_msgs/TFMessage                 (STATE, LATCHED)
+    robot_description              std_msgs/String: the robot's URDF, once (LATCHED), as
+                                   robot_state_publisher publishes it on hardware
     sim_bridge/rejected            std_msgs/String "kind: reason"     (EVENTS)
     sim/ground_truth/...           base_pose, objects, containers, markers (never for algorithms)
 
@@ -295,6 +297,9 @@ class SimBridge(Node):
         inputs.add(Vector3, "sim/disturbance/base_force", cmd.on_base_force, qos.COMMAND)
         inputs.add(Float64, "sim/friction", cmd.on_friction, qos.COMMAND)
 
+        self._description_pub = self.create_publisher(String, "robot_description", qos.LATCHED)
+        with open(self.env.robot_urdf_path, encoding="utf-8") as fh:
+            self._description_pub.publish(String(data=fh.read()))
         self._publish_static_tf()
         self._publish(render_head=True)
         self._thread = threading.Thread(target=self._loop, name="sim_bridge_loop", daemon=True)
