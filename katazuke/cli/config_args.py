@@ -38,10 +38,37 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *,
                 parser.add_argument(_option(f.name), dest=f.name, action="store_true",
                                     help=help_ or None)
             continue
+        item = _tuple_item(hints[f.name])
+        if item is not None:  # tuple[X, ...]: a comma-separated list
+            shown = ",".join(str(v) for v in default)
+            parser.add_argument(_option(f.name), dest=f.name, type=_comma_list(item),
+                                default=tuple(default),
+                                help=f"{help_}; comma-separated (default {shown!r})")
+            continue
         kind = type(default) if isinstance(default, (int, float, str)) else str
         parser.add_argument(_option(f.name), dest=f.name, type=kind, default=default,
                             help=f"{help_} (default {default!r})" if help_ else
                             f"default {default!r}")
+
+
+def _tuple_item(hint: Any) -> type | None:
+    """``X`` of a ``tuple[X, ...]`` hint with X in (int, float, str), else None."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float, str):
+            return args[0]
+    return None
+
+
+def _comma_list(item: type) -> Any:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {item.__name__} values, got {text!r}") from None
+    parse.__name__ = f"{item.__name__} list"
+    return parse
 
 
 def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
