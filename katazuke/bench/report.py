@@ -18,7 +18,7 @@ from katazuke.bench.harness import evaluate_bars
 __all__ = ["ORDER", "HEADER", "collect_bars", "summary_table", "assemble", "run"]
 
 ORDER = ("setup", "launch", "bag", "replay", "network", "sim", "sim_bridge", "flood", "control",
-         "control_iid", "control_sim", "rotavg", "detection", "grasp")
+         "control_iid", "control_sim", "rotavg", "detection", "grasp", "tidy")
 
 HEADER = """# Katazuke benchmarks
 

@@ -60,6 +60,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "sim": ("katazuke.cli.bench_sim", "simulator frame rate and dataset throughput"),
         "detector": ("katazuke.cli.bench_detector",
                      "detector accuracy, latency, node rate and the object-map tour"),
+        "tidy": ("katazuke.cli.bench_tidy",
+                 "end-to-end tidy-up episodes in the simulator, scored from ground truth (resumable)"),
         "grasp": ("katazuke.cli.bench_grasp",
                   "grasp planner pick success per category vs the scripted grasp"),
         "sim-bridge": ("katazuke.cli.bench_sim_bridge", "sim bridge real time vs the bare sim"),
