@@ -447,13 +447,13 @@ class TidyBehaviour:
                     it.transition(ItemState.PENDING)
             return
         task.explored = True        # MOVE / LOOK_AT: explore only when the object is not found
+        task.item_ids = []          # before any early end: the result counts only this task's items
         if g.container and g.container not in {c.id for c in self.config.containers}:
             known = ", ".join(self.parser.known_containers())
             self._stack.pop()
             self._finish(task, TaskPhase.FAILED, False,
                          f"unknown container '{g.container}'; I know: {known}")
             return
-        task.item_ids = []
 
     def _resolve(self, task: _Task) -> int:
         g = task.goal

@@ -595,6 +595,8 @@ def test_move_unknown_container_id_fails_without_motion():
     b.submit(TidyGoal(GoalMode.MOVE, object_id=1, container="bin_purple"), 0.0)
     (res,) = b.pop_results()
     assert not res.success and "bin_purple" in res.message and "red bin" in res.message
+    # the result counts this task's items only (none), not every item of the planner
+    assert len(res.items) == 0 and (res.items_placed, res.items_failed, res.items_skipped) == (0, 0, 0)
     b.tick(0.1)
     assert sk.calls == [] and not b.busy
 
