@@ -37,7 +37,7 @@ from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
 
 __all__ = ["TidyBenchConfig", "BARS", "object_in_container", "score_objects", "EpisodeStore",
-           "run_episode", "run", "summarise", "markdown"]
+           "run_episode", "run", "run_demo", "summarise", "markdown"]
 
 BARS = (
     Bar("objects in their correct container (pooled over all episodes)", "summary.success_rate",
@@ -205,14 +205,26 @@ def summarise(episodes: dict[str, dict[str, Any]], cfg: TidyBenchConfig) -> dict
 
 
 # ------------------------------------------------------------------ one episode
-def _launch_args(cfg: TidyBenchConfig, seed: int) -> list[str]:
+def _launch_args(cfg: TidyBenchConfig, seed: int, bag: Path | None = None) -> list[str]:
     from katazuke.rosenv import repo_root
 
     args = [str(repo_root() / "launch" / "tidy_sim.launch.xml"), f"seed:={seed}",
             f"profile:={cfg.profile}", f"real_time_factor:={cfg.real_time_factor:g}"]
     if cfg.objects:
         args.append(f"n_objects:=[{cfg.objects}, {cfg.objects}]")
+    if bag is not None:
+        args += ["record:=true", f"bag:={bag}"]
     return args
+
+
+def _containers_of_config() -> list[tuple]:
+    """(id, colour, centre_xy, size_xy) of the task manager's containers (launch/params/tidy.yaml)."""
+    from katazuke.planning.tasks import load_tidy_config
+    from katazuke.rosenv import repo_root
+
+    cfg = load_tidy_config(repo_root() / "launch" / "params" / "tidy.yaml")
+    return [(c.id, c.colour, tuple(c.position[:2]), tuple(c.size_xy)) for c in cfg.containers
+            if c.position is not None]
 
 
 def _scan_logs(log_dir: Path) -> dict[str, int]:
@@ -227,8 +239,16 @@ def _scan_logs(log_dir: Path) -> dict[str, int]:
 
 
 def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """One seeded episode of the whole stack; see the module docstring."""
+                progress: Callable[[str], None] | None = None, video: Path | None = None,
+                bag: Path | None = None, camera_hz: float = 10.0) -> dict[str, Any]:
+    """One seeded episode of the whole stack; see the module docstring.
+
+    Args:
+        video: also write the demo video there (:class:`katazuke.bench.tidy_view.TidyView`).
+        bag: also record the run into this (new) bag directory.
+        camera_hz: the head camera's rate (the video's frame rate).
+        progress: called with ``(text)`` about every 2 s (wall) while the task runs.
+    """
     from rclpy.action import ActionClient
     from rosgraph_msgs.msg import Clock
 
@@ -243,11 +263,15 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     log_dir.mkdir(parents=True, exist_ok=True)
     launcher = start_process([sys.executable, "-P", "-m", "katazuke.cli", "launch",
-                              *_launch_args(cfg, seed), "--log-dir", str(log_dir)], env=env)
+                              *_launch_args(cfg, seed, bag), "--log-dir", str(log_dir)], env=env)
     t_wall0 = time.monotonic()
-    probe = None
+    probe = view = None
     try:
         probe = Probe("bench_tidy", parameter_overrides={"use_sim_time": True})
+        if video is not None:
+            from katazuke.bench.tidy_view import TidyView
+
+            view = TidyView(probe, video, _containers_of_config(), camera_hz)
         gt_objects = probe.collect("sim/ground_truth/objects", ObjectMap, "latched")
         gt_containers = probe.collect("sim/ground_truth/containers", ObjectMap, "latched")
         clock: list[float] = []
@@ -275,7 +299,9 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
             if progress and feedback and time.monotonic() - last[0] > 2.0:
                 st = feedback[-1].status
                 last[0] = time.monotonic()
-                progress(f"seed {seed}: {st.progress * 100:.0f} % {st.current_step}")
+                done = sum(it.state in (3, 4, 5) for it in st.items)
+                progress(f"seed {seed}: {done}/{len(st.items)} items done, "
+                         f"{clock[-1] - t_sim0:.0f} sim s: {st.current_step}")
             return result_future.done() or clock[-1] - t_sim0 > budget
         probe.wait_for(finished, 1e9)
         cancelled = not result_future.done()
@@ -297,10 +323,13 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
                 "startup_wall_s": round(t_wall_start - t_wall0, 1), "budget_s": budget,
                 "budget_exhausted": cancelled, "items": items,
                 "result_message": result.message if result is not None else "",
-                "logs": str(log_dir)}
+                "logs": str(log_dir),
+                "video_frames": view.video_frames if view is not None else None}
     finally:
         if probe is not None:
             probe.close()
+        if view is not None:
+            view.close()
         finish_process(launcher, signal.SIGINT, timeout=60.0)
 
 
@@ -328,6 +357,50 @@ def run(cfg: TidyBenchConfig, out_dir: str | Path,
             ep = {"seed": seed, "error": str(exc), **_scan_logs(log_dir)}
         res = store.add(key, ep, cfg)
     return res
+
+
+def run_demo(out: Path, seed: int = 0, objects: int = 3, profile: str = "none",
+             real_time_factor: float = 1.0) -> dict[str, Any]:
+    """The README's main job: one tidy-up episode with its video, bag and summary.
+
+    Writes ``out/tidy.mp4`` (:class:`~katazuke.bench.tidy_view.TidyView`), ``out/bag/``,
+    ``out/logs/`` and ``out/summary.json`` (objects tidied, sim seconds per item, failures by
+    cause, per object), printing progress (items done / total, current step) on stderr.
+
+    Raises:
+        KatazukeError: the stack did not come up, or ``out/bag`` exists and is not a bag.
+    """
+    import shutil
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = out / "bag"
+    if bag.exists():
+        if not ((bag / "metadata.yaml").exists() or any(bag.glob("*.mcap"))):
+            raise KatazukeError(f"{bag} exists and is not a bag: remove it or choose another --out")
+        shutil.rmtree(bag)  # the bag of an earlier demo run
+    cfg = TidyBenchConfig(seeds=(seed,), profile=profile, objects=objects,
+                          real_time_factor=real_time_factor)
+    ep = run_episode(cfg, seed, out / "logs",
+                     progress=lambda text: print(text, file=sys.stderr, flush=True),
+                     video=out / "tidy.mp4", bag=bag)
+    ep.update(_scan_logs(out / "logs"))
+    n = len(ep["objects"])
+    causes: dict[str, int] = {}
+    for it in ep["items"]:
+        if it.get("cause"):
+            causes[it["cause"]] = causes.get(it["cause"], 0) + 1
+    summary = {"seed": seed, "profile": profile, "objects": n, "tidied": ep["tidied"],
+               "success_rate": ep["tidied"] / n if n else 0.0,
+               "sim_s": ep["sim_s"], "wall_s": ep["wall_s"],
+               "sim_s_per_item": ep["sim_s"] / n if n else math.nan,
+               "real_time_factor": ep["sim_s"] / ep["wall_s"] if ep["wall_s"] else math.nan,
+               "failures_by_cause": causes, "budget_exhausted": ep["budget_exhausted"],
+               "node_respawns": ep["respawns"], "unhandled_exceptions": ep["exceptions"],
+               "per_object": ep["objects"], "items": ep["items"],
+               "files": {"video": str(out / "tidy.mp4"), "bag": str(bag), "logs": str(out / "logs")}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def markdown(res: dict[str, Any]) -> str:
