@@ -54,5 +54,5 @@ def test_frame_shows_the_cost_map_items_by_state_plan_and_robot(tmp_path):
         assert "2/2 done (1 placed, 1 failed)" in view.caption() and "pre-grasp" in view.caption()
         frame = view.compose(np.zeros((240, 320, 3), np.uint8))
         assert frame.shape[0] % 8 == 0 and frame.shape[1] % 8 == 0
-        assert frame.shape[1] >= 346 + 256  # camera (346 px at 260 high) + top view
+        assert frame.shape[1] == (346 + 260) // 8 * 8  # camera (346 px at 260 high) + top view
         view.close()
