@@ -275,7 +275,14 @@ def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
         # the count at 2 s after the kill, as the bar says
         time.sleep(max(0.0, t_kill + 2.0 - time.monotonic()))
         alive = {p for p in tree if process_alive(p)} | set(processes_with_env(_MARK, marker))
-        return {"tree": len(tree), "alive_after_2s": len(alive),
+        survivors = {}
+        for pid in sorted(alive):  # what outlived the kill, for the report
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    survivors[str(pid)] = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                survivors[str(pid)] = "(gone while reading)"
+        return {"tree": len(tree), "alive_after_2s": len(alive), "survivors": survivors,
                 "all_gone_s": None if t_gone is None else t_gone - t_kill}
     finally:
         finish_process(launcher, signal.SIGKILL, timeout=10.0)
