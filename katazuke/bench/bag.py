@@ -378,7 +378,9 @@ def _integrity(bag: Path) -> dict[str, Any]:
     ebag = _copy_bag(bag, bag.parent / "cut_early", raw[:index.chunks[0].offset + 100])
     rc, out = _bag_cli("info", str(ebag))
     res["early"] = {"bytes_kept": index.chunks[0].offset + 100, "info_rc": rc,
-                    "message": out.strip().splitlines()[-1] if out.strip() else "",
+                    # the temporary folder is machine-local: name the bag as <tmp>/...
+                    "message": (out.strip().splitlines()[-1].replace(str(bag.parent), "<tmp>")
+                                if out.strip() else ""),
                     "refused_clearly": rc != 0 and "nothing recoverable" in out}
     return res
 
