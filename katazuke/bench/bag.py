@@ -32,7 +32,7 @@ from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import InputError
 
-__all__ = ["BagBenchConfig", "BARS", "MODES", "CAMERA_TOPICS", "camera_loss", "bag_camera_loss", "run", "markdown"]
+__all__ = ["BagBenchConfig", "BARS", "MODES", "CAMERA_TOPICS", "camera_loss", "bag_camera_loss", "copy_bag", "run", "markdown"]
 
 # scheduler name -> extra `katazuke bag play` options
 MODES = {"sleep only (peer)": ["--spin-ms", "0"], "sleep + spin (default)": [],
@@ -293,7 +293,7 @@ def bag_camera_loss(bag: Path) -> dict[str, Any]:
     return res
 
 
-def _copy_bag(src: Path, dst: Path, data: bytes) -> Path:
+def copy_bag(src: Path, dst: Path, data: bytes) -> Path:
     """A copy of bag directory ``src`` named ``dst`` whose MCAP file holds ``data``."""
     import shutil
 
@@ -338,7 +338,7 @@ def _integrity(bag: Path) -> dict[str, Any]:
     at = ref.offset + ref.length // 2
     flipped = bytearray(raw)
     flipped[at] ^= 0xFF
-    fbag = _copy_bag(bag, bag.parent / "flipped", bytes(flipped))
+    fbag = copy_bag(bag, bag.parent / "flipped", bytes(flipped))
     rc, out = _bag_cli("info", "--verify", str(fbag))
     named = [int(m.group(1)) for m in re.finditer(r"^bad chunk (\d+) \[", out, re.M)]
     logging.getLogger("katazuke.bag").setLevel(logging.ERROR)  # the skip warning is expected
@@ -366,7 +366,7 @@ def _integrity(bag: Path) -> dict[str, Any]:
     # -- the last bytes cut
     cuts = {}
     for n in TAIL_CUTS:
-        cbag = _copy_bag(bag, bag.parent / f"cut_{n}", raw[:-n])
+        cbag = copy_bag(bag, bag.parent / f"cut_{n}", raw[:-n])
         with open_bag(cbag) as b:
             read = Counter((topic, t) for topic, t, _ in b.messages())
         rc, out = _bag_cli("info", str(cbag))
@@ -375,7 +375,7 @@ def _integrity(bag: Path) -> dict[str, Any]:
                             r"Messages:\s+(\d+)", out)) else None}
     res["truncated"] = {"cuts": cuts, "worst_lost": max(c["lost"] for c in cuts.values())}
     # -- cut early: the header and the start of the first chunk only
-    ebag = _copy_bag(bag, bag.parent / "cut_early", raw[:index.chunks[0].offset + 100])
+    ebag = copy_bag(bag, bag.parent / "cut_early", raw[:index.chunks[0].offset + 100])
     rc, out = _bag_cli("info", str(ebag))
     res["early"] = {"bytes_kept": index.chunks[0].offset + 100, "info_rc": rc,
                     # the temporary folder is machine-local: name the bag as <tmp>/...

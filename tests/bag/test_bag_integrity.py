@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from katazuke.bag import BagWriter, open_bag
 from katazuke.bag.integrity import format_ns, read_index, verify_mcap
+from katazuke.bench.bag import copy_bag
 from katazuke.errors import InputError
 from katazuke.rosenv import ros_environment
 
@@ -58,16 +58,6 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     sent = _write(bag)
     assert len(read_index(bag / "clean.mcap").chunks) >= 4
     return bag, sent
-
-
-def _copy(src: Path, dst: Path, data: bytes) -> Path:
-    """A copy of bag directory ``src`` as ``dst`` whose MCAP holds ``data``."""
-    shutil.copytree(src, dst)
-    (dst / f"{src.name}.mcap").unlink()
-    (dst / f"{dst.name}.mcap").write_bytes(data)
-    meta = dst / "metadata.yaml"
-    meta.write_text(meta.read_text().replace(f"{src.name}.mcap", f"{dst.name}.mcap"))
-    return dst
 
 
 def _read_all(bag: Path) -> tuple[list, list]:
@@ -131,7 +121,7 @@ def test_flipped_byte_names_the_chunk_and_reading_skips_only_it(
     raw = bytearray((src / "clean.mcap").read_bytes())
     ref = read_index(src / "clean.mcap").chunks[2]
     raw[ref.offset + ref.length // 2] ^= 0x04  # inside the chunk's records
-    bag = _copy(src, tmp_path / "flipped", bytes(raw[:len(raw) - tail_cut]))
+    bag = copy_bag(src, tmp_path / "flipped", bytes(raw[:len(raw) - tail_cut]))
     span = f"[{format_ns(ref.start_ns)}, {format_ns(ref.end_ns)}]"
 
     out = _katazuke("bag", "info", "--verify", str(bag))
@@ -155,7 +145,7 @@ def test_bag_with_its_last_bytes_cut_reads_fully(clean: tuple[Path, list], tmp_p
                                                  cut: int) -> None:
     src, sent = clean
     raw = (src / "clean.mcap").read_bytes()
-    bag = _copy(src, tmp_path / f"cut{cut}", raw[:-cut])
+    bag = copy_bag(src, tmp_path / f"cut{cut}", raw[:-cut])
     with open_bag(bag) as b:
         assert list(b.messages()) == sent
         assert b.summary.message_count == len(sent)
@@ -179,7 +169,7 @@ def test_bag_cut_early_exits_nonzero_with_nothing_recoverable(
     n = {"100B": 100, "1KB": 1024, "first-chunk-minus-1": first.offset + first.length - 1,
          "header-cut": 30}[keep]
     assert n < first.offset + first.length  # nothing complete is left
-    bag = _copy(src, tmp_path / "early", raw[:n])
+    bag = copy_bag(src, tmp_path / "early", raw[:n])
     with pytest.raises(InputError, match="nothing recoverable") as err:
         open_bag(bag)
     assert "summary section" in str(err.value) and "\n" not in str(err.value)
