@@ -249,7 +249,7 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
         camera_hz: the head camera's rate (the video's frame rate).
         progress: called with ``(text)`` about every 2 s (wall) while the task runs.
     """
-    from rclpy.action import ActionClient
+    from katazuke.ros.actions import ActionClient
     from rosgraph_msgs.msg import Clock
 
     from katazuke.ros.probe import Probe

@@ -117,7 +117,7 @@ class Harness:
 
     def __init__(self) -> None:
         import rclpy
-        from rclpy.action import ActionClient
+        from katazuke.ros.actions import ActionClient
         from rclpy.context import Context
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter

@@ -75,7 +75,7 @@ class Harness:
         import rclpy
         from katazuke_interfaces.action import Navigate
         from nav_msgs.msg import OccupancyGrid, Odometry, Path
-        from rclpy.action import ActionClient
+        from katazuke.ros.actions import ActionClient
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import CameraInfo, Image
@@ -412,7 +412,7 @@ def test_pregrasp_in_sim_parks_beside_the_table_without_touching_it(ros_context,
     from geometry_msgs.msg import PoseStamped
     from katazuke_interfaces.action import Navigate
     from nav_msgs.msg import OccupancyGrid
-    from rclpy.action import ActionClient
+    from katazuke.ros.actions import ActionClient
     from rclpy.executors import SingleThreadedExecutor
 
     from katazuke.planning.navigation import reach_of

@@ -91,7 +91,7 @@ class Harness:
     def __init__(self, ctx: Any, navigator: bool = True, **params: Any) -> None:
         import rclpy
         from nav_msgs.msg import Path
-        from rclpy.action import ActionClient
+        from katazuke.ros.actions import ActionClient
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from std_msgs.msg import String

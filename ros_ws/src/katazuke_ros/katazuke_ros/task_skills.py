@@ -40,12 +40,12 @@ from typing import Any
 
 from action_msgs.msg import GoalStatus
 from nav_msgs.msg import Path
-from rclpy.action import ActionClient
 from rclpy.node import Node
 
 from katazuke.config import dataclass, field, non_negative, positive
 from katazuke.planning.tasks import (Container, DoneHandle, NavTarget, SkillHandle, SkillResult,
                                      SkillStatus, TidyConfig, split_object_map)
+from katazuke.ros.actions import ActionClient
 from katazuke.ros.conversions import sec_to_stamp, stamp_to_sec
 from katazuke_interfaces.action import Manipulate, Navigate
 from katazuke_ros import qos
