@@ -86,6 +86,8 @@ class _Task:
     explored: bool = False
     tries: int = 0                          # LOOK_AT tries / searches for the object
     spent: bool = False                     # budget exhausted: only making safe remains
+    scan_failures: int = 0                  # failed scans of the room (explore)
+    scan_retry_at: float = 0.0              # robot clock: no new scan before this
     message: str = ""
 
 
@@ -473,10 +475,19 @@ class TidyBehaviour:
             self._carry(self._holding)
             return
         if not task.explored:
+            if self._now < task.scan_retry_at:
+                return                              # wait before the next scan try
+
+            def scan_failed(r: SkillResult) -> None:
+                task.scan_failures += 1
+                self._message = f"exploration failed ({r.cause})"
+                if task.scan_failures <= self.cfg.explore_retries:
+                    task.explored = False           # try again after explore_retry_s
+                    task.scan_retry_at = self._now + self.cfg.explore_retry_s
+
             task.explored = True
             self._set("scan the room", TaskPhase.EXPLORING, self.skills.explore,
-                      lambda r: None, lambda r: setattr(self, "_message",
-                                                        f"exploration failed ({r.cause})"))
+                      lambda r: None, scan_failed)
             return
         g = task.goal
         if g.mode != GoalMode.TIDY_ALL and task.item_ids == []:
@@ -504,6 +515,12 @@ class TidyBehaviour:
         order = self.planner.plan(self._robot_xy, self.travel_cost, only=task.item_ids)
         if not order:
             ids = self._task_ids(task)
+            if not ids and task.scan_failures > self.cfg.explore_retries:
+                # nothing known and the room was never scanned: not "nothing to tidy"
+                self._end_task(task, TaskPhase.FAILED, False,
+                               f"could not scan the room ({task.scan_failures} tries): "
+                               f"{self._message}")
+                return
             its = [self.planner.item(i) for i in ids]
             ok = all(it.state == ItemState.PLACED or it.cause == "already_in_container"
                      for it in its)

@@ -56,6 +56,10 @@ class BehaviourConfig:
 
     explore_first: bool = field(default=True, metadata={
         "help": "scan the room (Skills.explore) at the start of a tidy-all task"})
+    explore_retries: int = non_negative(3, "scans tried again after a failed scan of the room "
+                                        "(a node still starting, tf not yet there) before "
+                                        "the task fails")
+    explore_retry_s: float = non_negative(2.0, "robot-clock seconds between two scan tries")
     approach_poses: int = positive(3, "distinct approach poses the navigator is asked for "
                                    "(approach index 0..n-1) before an approach failure counts "
                                    "against the same pose again")

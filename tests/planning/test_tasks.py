@@ -642,3 +642,40 @@ def test_unreachable_item_skipped_by_the_navigators_cost_and_feedback_consistent
     assert by_id[2].state == ItemState.SKIPPED and by_id[2].cause == "unreachable"
     assert res.items_placed == 2 and res.items_skipped == 1 and not res.success
     assert all(c[1].object_id != 2 for c in sk.calls if c[0] == "navigate_to")
+
+
+SCAN_FAIL = SkillResult(SkillStatus.FAILURE, "timeout", "look at: tf not available yet")
+
+
+def test_a_failed_scan_is_tried_again_after_the_retry_delay_and_the_items_follow():
+    sk = FakeSkills({"explore": [SCAN_FAIL, SCAN_FAIL]})
+    b = TidyBehaviour(CFG, sk)
+    b.update_robot((0.0, 0.0))
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    t, starts = 0.0, []
+    while b.busy:
+        n = len(sk.calls)
+        b.tick(t)
+        if len(sk.calls) > n and sk.calls[-1][0] == "explore":
+            starts.append(t)
+            if len(starts) == 3:
+                b.update_map(room(2))   # the third scan sees the room (the nodes are up)
+        t += 0.1
+        assert t < 2000
+    (res,) = b.pop_results()
+    assert len(starts) == 3
+    assert all(b2 - b1 >= CFG.behaviour.explore_retry_s - 1e-9
+               for b1, b2 in zip(starts, starts[1:]))
+    assert res.success and res.items_placed == 2
+
+
+def test_a_room_that_can_never_be_scanned_fails_the_task_with_the_cause():
+    sk = FakeSkills({"explore": [SCAN_FAIL] * 20})
+    b = TidyBehaviour(CFG, sk)
+    b.update_robot((0.0, 0.0))
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    run(b)
+    (res,) = b.pop_results()
+    assert not res.success and res.state == TaskPhase.FAILED
+    assert sk.names().count("explore") == CFG.behaviour.explore_retries + 1
+    assert "could not scan the room" in res.message and "timeout" in res.message

@@ -173,6 +173,14 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as exc:
+        if rclpy.ok():
+            raise
+        # SIGINT shut the context down while the executor was taking a message: rclpy then
+        # raises from the take ("Unable to convert call argument", InvalidHandle). That is
+        # the shutdown asked for, not a crash: one line, and the node's own exit code.
+        print(f"[INFO] shut down while taking a message ({type(exc).__name__})",
+              file=sys.stderr, flush=True)
     finally:
         # A second Ctrl-C during clean-up would raise KeyboardInterrupt inside
         # destroy_node; the launcher escalates to SIGTERM/SIGKILL if clean-up hangs.

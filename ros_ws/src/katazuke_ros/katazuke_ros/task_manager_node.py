@@ -45,6 +45,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -380,7 +381,11 @@ class TaskManagerNode(Node):
         """Cancel running skills, then destroy the action server and clients with the node
         (rclpy does not destroy action entities with their node)."""
         if self.behaviour.busy:
-            self.behaviour.cancel(self.now_s())
+            if rclpy.ok(context=self.context):
+                self.behaviour.cancel(self.now_s())
+            else:  # shut down by a signal: nothing can be published to stop the robot
+                self.get_logger().warning("shut down with a task running; the controller's "
+                                          "path watchdog stops the base")
         self._server.destroy()
         self.skills.destroy()
         super().destroy_node()
