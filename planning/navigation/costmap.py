@@ -204,7 +204,8 @@ class CostMap:
             self._pixels[key] = (u.astype(np.float32), v.astype(np.float32))
         return self._pixels[key]
 
-    def update(self, depth: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray) -> dict:
+    def update(self, depth: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray,
+               exclude: np.ndarray | None = None) -> dict:
         """Fuse one depth image.
 
         Args:
@@ -213,9 +214,13 @@ class CostMap:
             K: ``(3, 3)`` pinhole intrinsics, pixels.
             T_map_cam: ``(4, 4)`` pose of the camera's optical frame (z forward, x right,
                 y down) in ``map``.
+            exclude: ``(M, 4)`` spheres ``x, y, z, radius`` (map, m) of the robot's own body
+                (arm links, a held object): returns inside them are dropped as if there were
+                none, so the robot never marks itself as an obstacle (a self filter).
 
         Returns:
-            ``{"rays": rays used, "hits": cells marked, "misses": cells cleared}``.
+            ``{"rays": rays used, "hits": cells marked, "misses": cells cleared,
+            "self": returns dropped by ``exclude``}``.
 
         Raises:
             InputError: wrong shapes or non-finite ``K`` / ``T_map_cam``.
@@ -239,6 +244,18 @@ class CostMap:
         R = T[:3, :3].astype(np.float32)
         c = T[:3, 3]
         pts = np.stack([x, y, z], 1) @ R.T + c.astype(np.float32)
+        n_self = 0
+        if exclude is not None and len(exclude):
+            ex = np.asarray(exclude, np.float32).reshape(-1, 4)
+            if not np.isfinite(ex).all():
+                raise InputError("exclude spheres must be finite (x, y, z, radius) rows")
+            own = np.zeros(len(pts), bool)
+            for cx, cy, cz_, r in ex:           # a few dozen spheres: a loop is cheapest
+                dd = pts - np.array([cx, cy, cz_], np.float32)
+                own |= np.einsum("ij,ij->i", dd, dd) <= r * r
+            n_self = int(own.sum())
+            pts = pts[~own]
+            z = z[~own]
         d = pts - c.astype(np.float32)
         rng = np.sqrt(np.einsum("ij,ij->i", d, d))
         far = rng > cfg.max_range_m
@@ -276,7 +293,8 @@ class CostMap:
         L[hit_mask] += cfg.log_odds_hit
         np.clip(L, cfg.log_odds_min, cfg.log_odds_max, out=L)
         self._changed()
-        return {"rays": int(z.size), "hits": int(hit_mask.sum()), "misses": int(miss.sum())}
+        return {"rays": int(z.size), "hits": int(hit_mask.sum()), "misses": int(miss.sum()),
+                "self": n_self}
 
     def _trace(self, a: np.ndarray, b: np.ndarray, include_end: np.ndarray) -> np.ndarray:
         """Cells crossed by the 2-D segments ``a -> b`` (``(R, 2)`` map m), as a mask: a DDA on

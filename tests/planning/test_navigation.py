@@ -432,3 +432,23 @@ def test_camera_above_the_band():
     st = cm.state()
     assert (st[cells_in(cm, BOX[0][:2], BOX[1][:2], shrink=0.03)] == CellState.OCCUPIED).mean() > 0.9
     assert (st[cells_in(cm, (0.2, -0.3), (0.8, 0.3))] == CellState.FREE).mean() > 0.97
+
+
+def test_self_filter_drops_the_robots_own_body_and_keeps_the_rest(box_view):
+    """A held object in front of the camera (a small box at 0.5 m) is dropped by an exclude
+    sphere around it; the box behind stays an obstacle; bad spheres are refused."""
+    T, _ = box_view
+    held = ((-0.35, -0.08, 0.35), (-0.2, 0.08, 0.5))          # in the gripper, ahead of the camera
+    depth = render_depth([BOX, held], T, K)
+    plain, filtered = CostMap(CostMapConfig(pixel_stride=2)), CostMap(CostMapConfig(pixel_stride=2))
+    plain.update(depth, K, T)
+    centre = 0.5 * (np.add(held[0], held[1]))
+    out = filtered.update(depth, K, T, exclude=np.array([[*centre, 0.16]]))
+    held_cells = cells_in(plain, held[0][:2], held[1][:2], shrink=0.02)
+    assert (plain.state()[held_cells] == CellState.OCCUPIED).any()      # without: an obstacle
+    assert not (filtered.state()[held_cells] == CellState.OCCUPIED).any()
+    assert out["self"] > 0
+    box = cells_in(filtered, BOX[0][:2], BOX[1][:2], shrink=0.03)
+    assert (filtered.state()[box] == CellState.OCCUPIED).mean() > 0.9   # the rest is kept
+    with pytest.raises(InputError):
+        filtered.update(depth, K, T, exclude=np.array([[np.nan, 0.0, 0.0, 0.1]]))

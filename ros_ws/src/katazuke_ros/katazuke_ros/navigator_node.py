@@ -126,6 +126,15 @@ class NavigatorNodeConfig:
                                     "skipped")
     footprint_padding_m: float = non_negative(0.05, "the robot's own footprint, grown by this, "
                                               "is cleared after every update, m")
+    self_filter_frames: tuple[str, ...] = field(default=(
+        "panda_link1", "panda_link2", "panda_link3", "panda_link4", "panda_link5",
+        "panda_link6", "panda_link7", "panda_hand", "panda_grasptarget"), metadata={
+        "help": "tf frames of the arm, in chain order: depth returns within "
+                "self_filter_radius_m of each frame (and of the midpoint of two consecutive "
+                "ones) are the robot itself, not obstacles ([] turns the filter off)"})
+    self_filter_radius_m: float = non_negative(0.12, "sphere radius around each arm frame, m")
+    held_object_radius_m: float = non_negative(0.16, "sphere radius around the last frame "
+                                               "(the grasp point): a held object, m")
     position_tolerance_m: float = positive(0.1, "default goal position tolerance, m")
     yaw_tolerance_rad: float = positive(0.15, "default goal yaw tolerance, rad")
     max_replans: int = field(default=3, metadata={"help": "re-plans per goal (blocked path or "
@@ -329,6 +338,30 @@ class NavigatorNode(Node):
         return _xyyaw_of(T), T_map_odom, odom[1]
 
     # ------------------------------------------------------------------ cost map
+    def _self_spheres(self, t: float) -> np.ndarray | None:
+        """``(M, 4)`` spheres (map) around the arm's frames at time ``t``: the self filter."""
+        frames = self.cfg.self_filter_frames
+        if not frames:
+            return None
+        centres, missing = [], []
+        for f in frames:
+            T, _ = self._T_map(f, t)
+            if T is None:
+                missing.append(f)
+            else:
+                centres.append(T[:3, 3])
+        if missing:
+            self._log.warn("self_filter", f"self filter: no tf for {', '.join(missing)}: the "
+                                          "arm may be mapped as an obstacle there")
+        if not centres:
+            return None
+        r = self.cfg.self_filter_radius_m
+        rows = [(*c, r) for c in centres]
+        rows += [(*(0.5 * (a + b)), r) for a, b in zip(centres, centres[1:])]
+        if not missing or missing[-1] != frames[-1]:
+            rows.append((*centres[-1], max(r, self.cfg.held_object_radius_m)))
+        return np.asarray(rows, float)
+
     def _update_costmap(self) -> None:
         msg, self._depth = self._depth, None
         if msg is None:
@@ -365,10 +398,11 @@ class NavigatorNode(Node):
             base = here[0] if here is not None else None
         else:
             base = _xyyaw_of(T_map_base)
+        own = self._self_spheres(t)
         t0 = time.perf_counter()
         with self._map_lock:
             try:
-                self.costmap.update(depth, K, T_map_cam)
+                self.costmap.update(depth, K, T_map_cam, exclude=own)
             except InputError as exc:
                 self.stats.drop("bad_image", detail=f"cost map update: {exc}")
                 return
