@@ -45,7 +45,7 @@ from katazuke.errors import ConfigError, KatazukeError
 from katazuke.launcher.supervisor import (child_processes, descendants, process_alive,
                                           processes_with_env)
 from katazuke.rosenv import repo_root, workspace_install
-from katazuke.testing import finish_process, start_process
+from katazuke.testing import describe_process, finish_process, start_process
 
 __all__ = ["LaunchBenchConfig", "BARS", "run", "markdown"]
 
@@ -242,20 +242,6 @@ def _peer_run(domain: int, timeout: float) -> dict:
             finish_process(p, signal.SIGKILL, timeout=10.0)
 
 
-def _describe(pid: int) -> str:
-    """``"<command line> (state S, ppid P, pgrp G, session S)"`` of a live process."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            st = fh.read()
-    except OSError:
-        return "(gone while reading)"
-    f = st[st.rfind(b")") + 2:].split()  # state ppid pgrp session ...
-    return (f"{cmd[-100:]} (state {f[0].decode()}, ppid {int(f[1])}, pgrp {int(f[2])}, "
-            f"session {int(f[3])})")
-
-
 def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
     """One kill -9 of the launcher once its whole tree is up; see the module docstring."""
     import uuid
@@ -277,7 +263,7 @@ def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
                                     f"{processes_with_env(_MARK, marker)}")
             time.sleep(0.05)
         tree = (set(descendants(launcher.pid)) | set(processes_with_env(_MARK, marker))) - {launcher.pid}
-        tree_cmds = {str(pid): _describe(pid) for pid in sorted(tree)}
+        tree_cmds = {str(pid): describe_process(pid) for pid in sorted(tree)}
         t_kill = time.monotonic()
         launcher.kill()
         launcher.wait(timeout=10)
@@ -292,7 +278,7 @@ def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
         alive = {p for p in tree if process_alive(p)} | set(processes_with_env(_MARK, marker))
         survivors = {}
         for pid in sorted(alive):  # what outlived the kill, for the report
-            survivors[str(pid)] = _describe(pid)
+            survivors[str(pid)] = describe_process(pid)
         if survivors:  # the tree as it was at the kill, to tell whose child each survivor was
             survivors["tree_at_kill"] = tree_cmds  # type: ignore[assignment]
         return {"tree": len(tree), "alive_after_2s": len(alive), "survivors": survivors,
