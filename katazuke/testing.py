@@ -101,17 +101,3 @@ def stop_node(proc: "subprocess.Popen[str]", timeout: float = 10.0) -> str:
     """SIGINT the node's process group (SIGKILL after ``timeout``); return its output."""
     return finish_process(proc, signal.SIGINT, timeout)
 
-
-def describe_process(pid: int) -> str:
-    """``"<command line> (state S, ppid P, pgrp G, session S)"`` of a live process, from
-    /proc (for reports of processes that should not be there)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            st = fh.read()
-    except OSError:
-        return "(gone while reading)"
-    f = st[st.rfind(b")") + 2:].split()  # state ppid pgrp session ...
-    return (f"{cmd[-100:]} (state {f[0].decode()}, ppid {int(f[1])}, pgrp {int(f[2])}, "
-            f"session {int(f[3])})")

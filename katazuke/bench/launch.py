@@ -42,10 +42,10 @@ from typing import Any, Callable
 from katazuke.bench.harness import Bar, evaluate_bars, median
 from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
-from katazuke.launcher.supervisor import (child_processes, descendants, process_alive,
-                                          processes_with_env)
+from katazuke.launcher.supervisor import (child_processes, describe_process, descendants,
+                                          process_alive, processes_with_env)
 from katazuke.rosenv import repo_root, workspace_install
-from katazuke.testing import describe_process, finish_process, start_process
+from katazuke.testing import finish_process, start_process
 
 __all__ = ["LaunchBenchConfig", "BARS", "run", "markdown"]
 
@@ -276,13 +276,13 @@ def _kill9_run(path: Path, domain: int, log_dir: Path, timeout: float) -> dict:
         # the count at 2 s after the kill, as the bar says
         time.sleep(max(0.0, t_kill + 2.0 - time.monotonic()))
         alive = {p for p in tree if process_alive(p)} | set(processes_with_env(_MARK, marker))
-        survivors = {}
-        for pid in sorted(alive):  # what outlived the kill, for the report
-            survivors[str(pid)] = describe_process(pid)
-        if survivors:  # the tree as it was at the kill, to tell whose child each survivor was
-            survivors["tree_at_kill"] = tree_cmds  # type: ignore[assignment]
-        return {"tree": len(tree), "alive_after_2s": len(alive), "survivors": survivors,
-                "all_gone_s": None if t_gone is None else t_gone - t_kill}
+        # what outlived the kill and, then, the tree as it was at the kill (whose child it was)
+        survivors = {str(pid): describe_process(pid) for pid in sorted(alive)}
+        run = {"tree": len(tree), "alive_after_2s": len(alive), "survivors": survivors,
+               "all_gone_s": None if t_gone is None else t_gone - t_kill}
+        if survivors:
+            run["tree_at_kill"] = tree_cmds
+        return run
     finally:
         finish_process(launcher, signal.SIGKILL, timeout=10.0)
         for pid in processes_with_env(_MARK, marker):  # never leave orphans, even on failure

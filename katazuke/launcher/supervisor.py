@@ -57,7 +57,7 @@ from katazuke.errors import KatazukeError
 from katazuke.launcher.graph import LaunchGraph, ProcessSpec
 
 __all__ = ["Supervisor", "ProcessEvent", "process_group_members", "child_processes", "descendants",
-           "processes_with_env",
+           "processes_with_env", "describe_process",
            "process_alive"]
 
 _PR_SET_PDEATHSIG = 1
@@ -155,6 +155,18 @@ def _read_proc(path: str) -> bytes:
             return fh.read()
     except OSError:
         return b""
+
+
+def describe_process(pid: int) -> str:
+    """``"<command line> (state S, ppid P, pgrp G, session S)"`` of a live process, from
+    /proc (for reports of processes that should not be there)."""
+    stat = _read_proc(f"/proc/{pid}/stat")
+    rest = stat[stat.rfind(b")") + 2:].split()  # state ppid pgrp session ...
+    if len(rest) < 4:
+        return "(gone while reading)"
+    cmd = _read_proc(f"/proc/{pid}/cmdline").replace(b"\0", b" ").decode(errors="replace")
+    return (f"{cmd.strip()[-100:]} (state {rest[0].decode()}, ppid {int(rest[1])}, "
+            f"pgrp {int(rest[2])}, session {int(rest[3])})")
 
 
 def processes_with_env(name: str, value: str) -> dict[int, str]:

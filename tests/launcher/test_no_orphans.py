@@ -29,10 +29,10 @@ import pytest
 
 from katazuke.errors import KatazukeError
 from katazuke.launcher import Supervisor, load_launch
-from katazuke.launcher.supervisor import descendants
+from katazuke.launcher.supervisor import descendants, describe_process
 from katazuke.launcher.supervisor import process_alive as alive
 from katazuke.launcher.supervisor import processes_with_env
-from katazuke.testing import describe_process, wait_for
+from katazuke.testing import wait_for
 
 LAUNCH = """<?xml version="1.0"?>
 <launch>

@@ -358,7 +358,7 @@ class NavigatorNode(Node):
         r = self.cfg.self_filter_radius_m
         rows = [(*c, r) for c in centres]
         rows += [(*(0.5 * (a + b)), r) for a, b in zip(centres, centres[1:])]
-        if not missing or missing[-1] != frames[-1]:
+        if frames[-1] not in missing:           # the grasp point: a held object
             rows.append((*centres[-1], max(r, self.cfg.held_object_radius_m)))
         return np.asarray(rows, float)
 
