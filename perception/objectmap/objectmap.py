@@ -117,6 +117,12 @@ class WhereIsResult:
     matches: list
 
 
+def _inside(points: np.ndarray, spheres: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: points ``(N, 3)`` inside any sphere of ``(M, 4)``."""
+    d2 = ((points[:, None, :] - spheres[None, :, :3]) ** 2).sum(-1)
+    return np.any(d2 <= spheres[None, :, 3] ** 2, axis=1)
+
+
 def _parse_pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
     for it in items:
@@ -187,13 +193,21 @@ class ObjectMap:
             return True
         return bool(scores[ic] >= self.config.min_category_compat)
 
-    def update(self, t: float, detections: list[Observation3D], view: CameraView | None = None) -> None:
+    def update(self, t: float, detections: list[Observation3D], view: CameraView | None = None,
+               exclude: np.ndarray | None = None) -> int:
         """Fuse one frame's detections.
 
         Args:
             t: stamp of the frame, seconds.
             detections: the frame's 3D detections (map frame).
             view: camera pose, intrinsics and depth of the frame; without it nothing is forgotten.
+            exclude: ``(M, 4)`` spheres ``x, y, z, radius`` (map, m) of the robot's own body
+                (arm, gripper, a held object): detections inside them are the robot and are
+                dropped, and instances inside them are not charged a miss (the arm hides
+                them; no evidence either way).
+
+        Returns:
+            The number of detections dropped by ``exclude``.
 
         Raises:
             InputError: a detection with a non-finite position or wrong score length.
@@ -210,6 +224,16 @@ class ObjectMap:
                                  f"({list(CATEGORY_NAMES)}), got {s.shape}")
             if d.objectness >= c.min_objectness:
                 dets.append((p, float(d.objectness), s, np.asarray(d.extent, float).reshape(3)))
+        ex = None
+        n_self = 0
+        if exclude is not None and len(exclude):
+            ex = np.asarray(exclude, float).reshape(-1, 4)
+            if not np.all(np.isfinite(ex)):
+                raise InputError("exclude spheres must be finite (x, y, z, radius) rows")
+            if dets:
+                own = _inside(np.array([d[0] for d in dets]), ex)
+                n_self = int(own.sum())
+                dets = [d for d, o in zip(dets, own) if not o]
         insts = list(self._instances.values())
         pairs = []
         for di, (p, _, s, _) in enumerate(dets):
@@ -236,12 +260,15 @@ class ObjectMap:
             for inst in list(self._instances.values()):
                 if inst.id in used_i:
                     continue
+                if ex is not None and _inside(inst.position[None], ex)[0]:
+                    continue
                 if self.should_be_visible(inst.position, view):
                     inst.misses += 1
                     inst.confidence *= c.miss_decay
                     if inst.misses >= c.forget_after_misses or inst.confidence < c.min_confidence:
                         del self._instances[inst.id]
         self._merge()
+        return n_self
 
     def _observe(self, inst: Instance, t: float, p: np.ndarray, o: float, s: np.ndarray,
                  e: np.ndarray) -> None:

@@ -38,6 +38,13 @@ class PlannerConfig:
                 "of the space extent)", "check": "non_negative"})
     try_direct: bool = field(default=True, metadata={
         "help": "return the straight joint segment when it is collision free"})
+    start_escape_rad: float = field(default=0.0, metadata={
+        "help": "when the start collides (a held object's sphere touching the body model, a "
+                "perceived point inside the gripper), start from the nearest free "
+                "configuration within this joint distance (max over joints, rad): first along "
+                "the straight segment to the goal, then among random samples (MoveIt's "
+                "'fix start state collision'); 0 = fail", "check": "non_negative"})
+    start_escape_samples: int = positive(300, "random samples of the start escape")
 
 
 @_plain_dataclass(frozen=True)
@@ -46,8 +53,11 @@ class PlanResult:
 
     Attributes:
         path: ``(N, n)`` waypoints (rad), ``path[0]`` = start, ``path[-1]`` = goal; straight
-            joint-space segments between them are collision free.
-        planner: ``"direct"`` or ``"rrtconnect"``.
+            joint-space segments between them are collision free (but the first one of an
+            escape, which leaves the colliding start).
+        planner: ``"direct"`` or ``"rrtconnect"``, with ``"+escape"`` when the start
+            collided and the path begins with the step out of collision
+            (``start_escape_rad``).
         planning_time_s: wall time spent (s), checks and simplification included.
     """
 
@@ -86,24 +96,56 @@ class MotionPlanner:
         arm, cc, cfg = self.checker.arm, self.checker, self.config
         qs = arm.check_q(q_start, "q_start")
         qg = arm.check_q(q_goal, "q_goal")
+        q_from = None          # the colliding start, when an escape replaced it
         for name, q in (("start", qs), ("goal", qg)):
             if not arm.within_limits(q, tol=1e-6):
                 raise PlanningError(f"plan: the {name} configuration is outside the joint limits")
             if not cc.is_collision_free(np.clip(q, arm.lower, arm.upper)):
+                if name == "start" and cfg.start_escape_rad > 0:
+                    qe = self._escape(np.clip(q, arm.lower, arm.upper), qg)
+                    if qe is not None:
+                        q_from, qs = np.clip(q, arm.lower, arm.upper), qe
+                        continue
                 raise PlanningError(f"plan: the {name} configuration collides "
                                     f"({', '.join(cc.colliding_links(q)) or 'limits'}); "
                                     "move it clear of the obstacles first")
         qs, qg = np.clip(qs, arm.lower, arm.upper), np.clip(qg, arm.lower, arm.upper)
+
+        def done(path: np.ndarray, how: str) -> PlanResult:
+            if q_from is not None:
+                path, how = np.vstack([q_from[None], path]), how + "+escape"
+            return PlanResult(path, how, time.perf_counter() - t0)
         if cfg.try_direct and cc.path_collision_free(np.stack([qs, qg])):
-            return PlanResult(np.stack([qs, qg]), "direct", time.perf_counter() - t0)
+            return done(np.stack([qs, qg]), "direct")
         for _ in range(cfg.attempts):
             path = self._rrt_connect(qs, qg)
             if path is not None and cc.path_collision_free(path):
                 path[0], path[-1] = qs, qg
-                return PlanResult(path, "rrtconnect", time.perf_counter() - t0)
+                return done(path, "rrtconnect")
         raise PlanningError(f"plan: RRT-Connect found no collision-free path in "
                             f"{cfg.attempts} x {cfg.time_limit_s} s; the goal may be walled in "
                             "by obstacles (check the obstacle model) or choose another goal")
+
+    def _escape(self, qs: np.ndarray, qg: np.ndarray) -> np.ndarray | None:
+        """The nearest collision-free configuration within ``start_escape_rad`` of a colliding
+        start: along the straight segment to the goal, else the nearest of random samples."""
+        arm, cc, cfg = self.checker.arm, self.checker, self.config
+        r = cfg.start_escape_rad
+        d = qg - qs
+        span = float(np.max(np.abs(d)))
+        if span > 0:
+            for f in np.linspace(0.0, min(1.0, r / span), 12)[1:]:
+                q = qs + f * d
+                if cc.is_collision_free(q):
+                    return q
+        rng = np.random.default_rng(0)    # deterministic: the same start escapes the same way
+        qq = np.clip(qs + rng.uniform(-r, r, (cfg.start_escape_samples, arm.n)), arm.lower,
+                     arm.upper)
+        order = np.argsort(np.max(np.abs(qq - qs), axis=1))
+        for q in qq[order]:
+            if cc.is_collision_free(q):
+                return q
+        return None
 
     def _rrt_connect(self, qs: np.ndarray, qg: np.ndarray) -> np.ndarray | None:
         from ompl import base as ob

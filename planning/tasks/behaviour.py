@@ -152,8 +152,25 @@ class TidyBehaviour:
     # ------------------------------------------------------------------ inputs
     def update_map(self, objects: Iterable[MapObject],
                    containers: Iterable[Container] | None = None) -> bool:
-        """A new object map (see :meth:`TaskPlanner.update_map`); the next choice re-plans."""
-        return self.planner.update_map(objects, containers)
+        """A new object map (see :meth:`TaskPlanner.update_map`); the next choice re-plans.
+
+        Items the planner handed over to a re-created object (a new id) are followed: the
+        current item, the object in hand, the tasks' item lists and the approach counters
+        take the new id; a running skill's handle keeps the id it was started with (the
+        skills look the object up by the id the planner resolves when they start).
+        """
+        changed = self.planner.update_map(objects, containers)
+        ren = self.planner.pop_renames()
+        if ren:
+            r = self.planner.resolve
+            self._item_id, self._holding = r(self._item_id), r(self._holding)
+            for t in self._stack + self._queued:
+                if t.item_ids is not None:
+                    t.item_ids = [r(i) for i in t.item_ids]
+            for table in (self._approach, self._item_time, self._item_ticks):
+                for old in [k for k in table if k in ren]:
+                    table[r(old)] = table.pop(old)
+        return changed
 
     def update_robot(self, robot_xy: Sequence[float]) -> None:
         """The robot's position in the map frame, m (for planning and grounding)."""
@@ -522,7 +539,8 @@ class TidyBehaviour:
                                f"{self._message}")
                 return
             its = [self.planner.item(i) for i in ids]
-            ok = all(it.state == ItemState.PLACED or it.cause == "already_in_container"
+            ok = all(it.state == ItemState.PLACED
+                     or it.cause in ("already_in_container", "in_another_container")
                      for it in its)
             self._end_task(task, TaskPhase.SUCCEEDED if ok else TaskPhase.FAILED, ok, "")
             return
@@ -600,33 +618,37 @@ class TidyBehaviour:
 
     def _look(self, oid: int, pos: tuple[float, float, float]) -> None:
         self._set("look at the object", TaskPhase.LOOKING, lambda: self.skills.look_at(pos),
-                  lambda r: self._perceive(oid), lambda r: self._fail_try(r.cause or "look_failed"))
+                  lambda r: self._perceive(self.planner.resolve(oid)),
+                  lambda r: self._fail_try(r.cause or "look_failed"))
 
     def _perceive(self, oid: int) -> None:
         def failed(r: SkillResult) -> None:
             if self._perceive_retries < self.cfg.max_perceive_retries:
                 self._perceive_retries += 1
                 self._set("re-perceive the object", TaskPhase.RECOVERING,
-                          lambda: self.skills.perceive(oid), lambda r2: self._grasp(oid), failed)
+                          lambda: self.skills.perceive(self.planner.resolve(oid)),
+                          lambda r2: self._grasp(self.planner.resolve(oid)), failed)
             else:
                 self._fail_try(r.cause or "not_found")
 
-        self._set("segment the object", TaskPhase.LOOKING, lambda: self.skills.perceive(oid),
-                  lambda r: self._grasp(oid), failed)
+        self._set("segment the object", TaskPhase.LOOKING,
+                  lambda: self.skills.perceive(self.planner.resolve(oid)),
+                  lambda r: self._grasp(self.planner.resolve(oid)), failed)
 
     def _grasp(self, oid: int) -> None:
         def start() -> SkillHandle:
             self.planner.item(oid).attempts += 1
-            return self.skills.grasp(oid)
+            return self.skills.grasp(self.planner.resolve(oid))
 
-        self._set("grasp", TaskPhase.GRASPING, start, lambda r: self._lift(oid),
+        self._set("grasp", TaskPhase.GRASPING, start,
+                  lambda r: self._lift(self.planner.resolve(oid)),
                   lambda r: self._fail_try(r.cause or "grasp_failed", arm_out=True))
 
     def _lift(self, oid: int) -> None:
         def ok(_r: SkillResult) -> None:
             self.planner.item(oid).transition(ItemState.IN_HAND)
-            self._holding = oid
-            self._carry(oid)
+            self._holding = self.planner.resolve(oid)
+            self._carry(self._holding)
 
         self._set("lift and verify", TaskPhase.GRASPING, self.skills.lift_and_verify, ok,
                   lambda r: self._fail_try(r.cause or "dropped", arm_out=True))
@@ -682,11 +704,12 @@ class TidyBehaviour:
     def _fail_try(self, cause: str, arm_out: bool = False) -> None:
         """One failed try of the current item: count it, make the robot safe (put down what
         is in hand, stow), then continue with the next choice."""
-        oid = self._item_id
+        oid0 = self._item_id
         self._safe = self._release_steps() if (self._holding or arm_out) else []
         held = self._holding
 
         def after() -> None:
+            oid = self.planner.resolve(oid0)
             if oid and self.planner.has_item(oid):
                 it = self.planner.item(oid)
                 if it.state in (ItemState.ACTIVE, ItemState.IN_HAND):
@@ -696,8 +719,8 @@ class TidyBehaviour:
                                      + (" -> FAILED" if failed else ", retrying"))
             if held:
                 self._holding = 0
-            self._item_id = 0 if not oid or self.planner.item(oid).state != ItemState.PENDING \
-                else oid
+            self._item_id = 0 if not self.planner.has_item(oid) or \
+                self.planner.item(oid).state != ItemState.PENDING else oid
             self._start_queued_if_preempting()
         self._after_safe = after
 

@@ -47,6 +47,14 @@ class TaskPlannerConfig:
                                          "footprint when known) counts as already tidied, m")
     improve_rounds: int = non_negative(20, "rounds of 2-opt / relocate improvement after the "
                                        "greedy order (0 = greedy only)")
+    reassociate_radius_m: float = non_negative(
+        0.25, "an item whose object left the map is handed to a new map object within this "
+              "xy distance of where it was last seen (the object map re-created it under a new "
+              "id), keeping its state and counts, m (0 = never)")
+    ignore_in_containers: bool = field(default=True, metadata={
+        "help": "tidy-all leaves objects seen inside any container alone (a container's rim "
+                "detected as an object, an object someone put there); a user's MOVE command "
+                "still takes them"})
 
 
 @dataclass(frozen=True)

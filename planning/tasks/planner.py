@@ -102,6 +102,9 @@ class TaskPlanner:
         self._containers: dict[str, Container] = dict(self._prior_containers)
         self._order: list[int] = []
         self._map_version = 0
+        self._last_xyz: dict[int, tuple[float, float, float]] = {}   # item id -> last seen
+        self._alias: dict[int, int] = {}      # old object id -> the id its item moved to
+        self._renamed: dict[int, int] = {}    # renames since the last pop_renames()
 
     # ------------------------------------------------------------------ map
     @property
@@ -162,10 +165,12 @@ class TaskPlanner:
                     changed = True
                     break
         self._objects = new
+        changed |= self._hand_over(new)
         for oid, o in new.items():
             it = self._items.get(oid)
             if it is None:
-                if self.is_inside_destination(o):
+                if self.is_inside_destination(o) or (self.cfg.ignore_in_containers
+                                                     and self.container_of(o)):
                     continue
                 self._items[oid] = TaskItem(oid, o.category, self.destination_for(o))
             else:
@@ -174,11 +179,67 @@ class TaskPlanner:
                     if not it.user_destination:
                         it.destination = self.destination_for(o)
         for oid, it in self._items.items():
-            if oid not in new and it.state == ItemState.PENDING:
+            if oid in new:
+                self._last_xyz[oid] = new[oid].position
+            elif it.state == ItemState.PENDING:
                 it.transition(ItemState.SKIPPED, "not_found")
         if changed:
             self._map_version += 1
         return changed
+
+    def _hand_over(self, new: dict[int, MapObject]) -> bool:
+        """Give items whose object left the map to new objects near where it was last seen.
+
+        The object map may forget an instance (a view missed it, the arm hid it) and create it
+        again under a new id; without this the item would be lost (``not_found``) and a fresh
+        PENDING item made for the same object. Items in hand or placed are not handed over
+        (their object is expected to move). Nearest pairs first, each object once.
+        """
+        r = self.cfg.reassociate_radius_m
+        if r <= 0:
+            return False
+        lost = [oid for oid, it in self._items.items() if oid not in new
+                and oid in self._last_xyz
+                and it.state not in (ItemState.IN_HAND, ItemState.PLACED)]
+        fresh = [oid for oid in new if oid not in self._items]
+        pairs = sorted((math.dist(self._last_xyz[a][:2], new[b].position[:2]), a, b)
+                       for a in lost for b in fresh)
+        done_a: set[int] = set()
+        done_b: set[int] = set()
+        for d, a, b in pairs:
+            if d > r or a in done_a or b in done_b:
+                continue
+            done_a.add(a)
+            done_b.add(b)
+            it = self._items.pop(a)
+            it.object_id = b
+            self._items[b] = it
+            self._last_xyz[b] = self._last_xyz.pop(a)
+            self._alias[a] = b
+            for k, v in list(self._alias.items()):
+                if v == a:
+                    self._alias[k] = b
+            self._renamed[a] = b
+            self._order = [b if i == a else i for i in self._order]
+        return bool(done_a)
+
+    def resolve(self, object_id: int) -> int:
+        """The id an object's item has now (itself unless the item was handed over)."""
+        return self._alias.get(object_id, object_id)
+
+    def pop_renames(self) -> dict[int, int]:
+        """``{old id: new id}`` of the items handed over since the last call."""
+        out, self._renamed = self._renamed, {}
+        return out
+
+    def container_of(self, obj: MapObject) -> str:
+        """Id of a container the object is inside (its flag or a footprint), ``""`` if none."""
+        if obj.inside:
+            return obj.inside
+        for cid in self._containers:
+            if self.is_inside(obj, cid):
+                return cid
+        return ""
 
     def destination_for(self, obj: MapObject) -> str:
         """Container for an object: the configured assignment of its category, else the
@@ -214,14 +275,14 @@ class TaskPlanner:
             InputError: no item for that id.
         """
         try:
-            return self._items[object_id]
+            return self._items[self.resolve(object_id)]
         except KeyError:
             raise InputError(f"no task item for object {object_id}; known ids: "
                              f"{sorted(self._items)}") from None
 
     def has_item(self, object_id: int) -> bool:
-        """Whether an item exists for ``object_id``."""
-        return object_id in self._items
+        """Whether an item exists for ``object_id`` (or the id it was handed over to)."""
+        return self.resolve(object_id) in self._items
 
     def ensure_item(self, object_id: int, destination: str = "") -> TaskItem:
         """The item for a map object, created (or re-opened to PENDING) for a user command.
@@ -287,7 +348,9 @@ class TaskPlanner:
         (unreachable, not found, no container): those that are reachable again go back to
         PENDING. PENDING items with no destination, or whose object or container cannot be
         reached (``travel_cost`` is ``inf``), are SKIPPED with that cause. Objects found
-        inside their destination are SKIPPED ``"already_in_container"``.
+        inside their destination are SKIPPED ``"already_in_container"``, objects inside
+        another container ``"in_another_container"`` (with ``ignore_in_containers``, unless a
+        user chose the item's destination).
 
         Args:
             robot_xy: robot position in the map frame, m.
@@ -317,6 +380,10 @@ class TaskPlanner:
                 it.destination = self.destination_for(obj)
             if self.is_inside(obj, it.destination):
                 it.transition(ItemState.SKIPPED, "already_in_container")
+                continue
+            if (self.cfg.ignore_in_containers and not it.user_destination
+                    and self.container_of(obj)):
+                it.transition(ItemState.SKIPPED, "in_another_container")
                 continue
             if not it.destination or it.destination not in self._containers:
                 it.transition(ItemState.SKIPPED, "no_container")

@@ -96,6 +96,30 @@ def test_forget_after_k_views_that_should_see_it():
     assert len(m.instances) == 0
 
 
+def test_self_filter_drops_the_robots_own_parts_and_spares_what_they_hide():
+    """Detections inside the robot's body spheres (arm, held object) make no instance; an
+    instance inside them is not charged a miss although the view 'should' show it."""
+    m = ObjectMap(ObjectMapConfig(forget_after_misses=2))
+    gripper = np.array([[1.0, 0.0, 0.0, 0.15]])
+    for k in range(4):
+        dropped = m.update(float(k), [_obs([1.05, 0.0, 0.0]), _obs([2.0, 0.5, 0.0])],
+                           exclude=gripper)
+        assert dropped == 1
+    assert [tuple(np.round(i.position, 2)) for i in m.instances] == [(2.0, 0.5, 0.0)]
+    # an object the gripper now covers: views without its detection do not forget it ...
+    free_view = _view_looking_at_x(np.inf)
+    at_hand = np.array([[2.0, 0.5, 0.0, 0.15]])
+    for k in range(4, 8):
+        m.update(float(k), [], free_view, exclude=at_hand)
+    assert len(m.instances) == 1
+    # ... without the filter two such views do
+    m.update(8.0, [], free_view)
+    m.update(9.0, [], free_view)
+    assert not m.instances
+    with pytest.raises(InputError, match="exclude spheres"):
+        m.update(10.0, [], exclude=np.array([[np.nan, 0, 0, 0.1]]))
+
+
 def test_not_forgotten_when_occluded_out_of_view_or_no_depth():
     m = ObjectMap()
     for k in range(3):

@@ -368,6 +368,28 @@ def test_planner_refuses_colliding_start_and_walled_goal(arm, base_boxes):
         MotionPlanner(cc).plan(HOME, READY)
 
 
+def test_a_slightly_colliding_start_is_escaped_only_when_allowed(arm, base_boxes):
+    """A start that collides (a small box at the gripper's edge) fails by default; with
+    ``start_escape_rad`` the path steps out of it first and the rest is collision free."""
+    tip = arm.fk(READY)[:3, 3]
+    nick = (tip + np.array([0.0, 0.0, 0.07]), tip + np.array([0.04, 0.04, 0.1]))
+    cc = CollisionChecker(arm, Obstacles(base_boxes + [nick]))
+    assert not cc.is_collision_free(READY) and cc.is_collision_free(HOME)
+    with pytest.raises(PlanningError, match="start configuration collides"):
+        MotionPlanner(cc).plan(READY, HOME)
+    res = MotionPlanner(cc, PlannerConfig(start_escape_rad=0.3)).plan(READY, HOME)
+    assert res.planner.endswith("+escape")
+    np.testing.assert_allclose(res.path[0], READY)
+    np.testing.assert_allclose(res.path[-1], HOME)
+    assert np.max(np.abs(res.path[1] - READY)) <= 0.3 + 1e-9
+    assert cc.is_collision_free(res.path[1]) and cc.path_collision_free(res.path[1:])
+    # walled in: no free configuration within the escape distance -> still refused
+    box = (tip - 0.3, tip + 0.3)
+    cc.set_obstacles(Obstacles(base_boxes + [box]))
+    with pytest.raises(PlanningError, match="start configuration collides"):
+        MotionPlanner(cc, PlannerConfig(start_escape_rad=0.05)).plan(READY, HOME)
+
+
 def test_shortcut_removes_detours(arm):
     cc = CollisionChecker(arm)
     path = np.stack([READY + s * (HOME - READY) for s in np.linspace(0, 1, 9)])

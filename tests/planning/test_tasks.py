@@ -68,7 +68,8 @@ def test_map_object_input_checks():
 
 
 # ---------------------------------------------------------------- planner
-def line_objects(xs, cat="toy", y=0.0):
+def line_objects(xs, cat="toy", y=1.0):
+    # y = 1 m: clear of the configured bins (objects inside a container are not planned)
     return [MapObject(i + 1, cat, (x, y, 0.05)) for i, x in enumerate(xs)]
 
 
@@ -114,8 +115,8 @@ def test_planner_unreachable_skipped_then_retried_after_map_change():
     p.update_map(line_objects([1.0, 2.0, 3.0]))
     wall = {"x": 2.5}
 
-    def cost(a, b):   # a wall at x = wall["x"] between y = -1 and 1 blocks crossing
-        if wall["x"] is not None and (a[0] - wall["x"]) * (b[0] - wall["x"]) < 0 and abs(b[1]) < 1:
+    def cost(a, b):   # a wall at x = wall["x"] between y = -2 and 2 blocks crossing
+        if wall["x"] is not None and (a[0] - wall["x"]) * (b[0] - wall["x"]) < 0 and abs(b[1]) < 2:
             return math.inf
         return math.dist(a, b)
     order = p.plan((0.0, 0.0), cost)
@@ -148,6 +149,61 @@ def test_planner_in_container_not_planned_and_states_stable():
     assert p.item(2).state == ItemState.SKIPPED and p.item(2).cause == "not_found"
     p.update_map(objs2)
     assert 2 in p.plan((0, 0))
+
+
+def test_planner_hands_an_item_over_to_its_re_created_object():
+    """The object map forgets an object and makes it again under a new id: the item follows
+    (state, attempts, failures kept; the old id resolves to the new one); a failed item
+    stays failed instead of coming back as a fresh PENDING one; far objects get new items,
+    and an object in hand is expected to move, so its item is not handed over."""
+    p = TaskPlanner(CFG)
+    p.update_map(line_objects([1.0, 2.0, 3.0]))
+    p.plan((0, 0))
+    p.item(1).transition(ItemState.ACTIVE)
+    p.item(1).attempts = 2
+    for _ in range(CFG.planner.max_failures):
+        p.item(2).transition(ItemState.ACTIVE) if p.item(2).state == ItemState.PENDING else None
+        p.record_failure(2, "grasp_failed")
+    assert p.item(2).state == ItemState.FAILED
+    p.item(3).transition(ItemState.ACTIVE)
+    p.item(3).transition(ItemState.IN_HAND)
+    moved = [MapObject(11, "stationery", (1.1, 1.05, 0.05)),   # object 1, recategorised
+             MapObject(12, "toy", (2.05, 1.0, 0.05)),          # object 2
+             MapObject(13, "toy", (3.0, 1.1, 0.3)),            # near 3's old place: not 3
+             MapObject(14, "toy", (5.0, 1.0, 0.05))]           # a new object
+    assert p.update_map(moved)
+    assert p.pop_renames() == {1: 11, 2: 12} and p.pop_renames() == {}
+    assert p.resolve(1) == 11 and p.item(1) is p.item(11) and p.has_item(1)
+    assert p.item(11).state == ItemState.ACTIVE and p.item(11).attempts == 2
+    assert p.item(12).state == ItemState.FAILED and p.item(12).cause == "grasp_failed"
+    assert p.item(3).state == ItemState.IN_HAND
+    assert p.item(13).state == ItemState.PENDING and p.item(14).state == ItemState.PENDING
+    assert len(p.items) == 5
+    # chained: forgotten again -> the alias of the first id follows
+    p.update_map([MapObject(21, "toy", (1.15, 1.05, 0.05))] + moved[1:])
+    assert p.resolve(1) == 21 and p.resolve(11) == 21 and p.item(1).attempts == 2
+    off = TaskPlanner(load_tidy_config({"task_manager": {"ros__parameters": {
+        "planner": {"reassociate_radius_m": 0.0}}}}))
+    off.update_map(line_objects([1.0]))
+    off.update_map([MapObject(9, "toy", (1.0, 1.0, 0.05))])
+    assert off.item(1).cause == "not_found" and off.item(9).state == ItemState.PENDING
+
+
+def test_planner_leaves_objects_in_other_containers_unless_a_user_moves_them():
+    p = TaskPlanner(CFG)
+    blue = next(c for c in CFG.containers if c.id == "bin_blue").position
+    # a "bottle" seen in the red bin's place (a container's rim detected as an object)
+    red = next(c for c in CFG.containers if c.id == "bin_red").position
+    p.update_map(line_objects([1.0]) + [MapObject(5, "bottle", (red[0], red[1], 0.15))])
+    assert not p.has_item(5) and p.plan((0, 0)) == [1]
+    # an item that rolls into another container while pending is skipped with the cause
+    p.update_map([MapObject(1, "toy", (blue[0], blue[1], 0.1)),
+                  MapObject(5, "bottle", (red[0], red[1], 0.15))])
+    assert p.plan((0, 0)) == [] and p.item(1).cause == "in_another_container"
+    # the user asks for it: planned all the same
+    p.ensure_item(5, "bin_blue")
+    assert p.plan((0, 0)) == [1, 5] or p.plan((0, 0)) == [5]
+    assert p.item(5).state == ItemState.PENDING
 
 
 def test_planner_failures_make_item_failed():
@@ -380,6 +436,21 @@ def test_all_items_placed_with_feedback():
     verified = sorted((c[1], c[2]) for c in sk.calls if c[0] == "verify_placed")
     assert verified == [(1, "bin_red"), (2, "bin_blue"), (3, "bin_green")]
     assert not sk.holding and res.duration_s > 0
+
+
+def test_the_pipeline_follows_an_object_re_created_under_a_new_id():
+    """While the robot drives to an object the map re-creates it under a new id: the same
+    item goes on (perceive and grasp ask for the new id) and ends PLACED; no second item."""
+    sk = FakeSkills(ticks={"navigate_to": 6})
+    b = make(sk, n=1)
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    st, t, _ = run(b, until=lambda s: s.current_step == "navigate to pre-grasp pose")
+    b.update_map([MapObject(41, "toy", (1.05, 0.02, 0.05), kind="duck")])
+    st, t, _ = run(b, t)
+    (res,) = b.pop_results()
+    assert res.success and res.items_placed == 1 and len(res.items) == 1
+    assert res.items[0].object_id == 41
+    assert [c[1] for c in sk.calls if c[0] in ("perceive", "grasp")] == [41, 41]
 
 
 def test_grasp_fails_twice_then_succeeds():

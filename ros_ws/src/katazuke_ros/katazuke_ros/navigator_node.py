@@ -37,8 +37,8 @@ Action server ``navigate`` (katazuke_interfaces/action/Navigate):
     :func:`~katazuke.planning.navigation.choose_base_pose` (``pregrasp.*``, ``preplace.*``,
     ``look.*`` configs; LOOK stands farther off) and drive there; ``approach = k`` takes the
     k-th candidate after dropping those whose bearing from the target lies within
-    ``approach_separation_rad`` of a better one's (a retry from another side).
-    ``clear_radius_m`` clears the map around ``target`` after every update while the goal
+    ``approach_separation_rad`` of a better one's (a retry from another side); with fewer
+    sides than ``k + 1``, ``k`` modulo their number. ``clear_radius_m`` clears the map around ``target`` after every update while the goal
     runs. Monitoring at ``monitor_hz``: feedback (state, goal, distance
     remaining), a re-plan when new lethal cells appear on the remaining path (``blocked``
     when none is found or ``max_replans`` are used up) or when the base lags more than
@@ -90,6 +90,7 @@ from katazuke.ros.conversions import (DEPTH_ENCODINGS, depth_to_metres, pose_xyy
 from katazuke_ros import qos
 from katazuke_ros.frame_stats import FrameStats
 from katazuke_ros.node_utils import LogOnce, declare_config, run_node, stamp_to_sec
+from katazuke_ros.self_filter import DEFAULT_ARM_FRAMES, body_spheres
 from katazuke_ros.tf_buffer import TransformBuffer
 
 __all__ = ["NavigatorNode", "NavigatorNodeConfig", "occupancy_values", "costmap_from_occupancy",
@@ -126,9 +127,7 @@ class NavigatorNodeConfig:
                                     "skipped")
     footprint_padding_m: float = non_negative(0.05, "the robot's own footprint, grown by this, "
                                               "is cleared after every update, m")
-    self_filter_frames: tuple[str, ...] = field(default=(
-        "panda_link1", "panda_link2", "panda_link3", "panda_link4", "panda_link5",
-        "panda_link6", "panda_link7", "panda_hand", "panda_grasptarget"), metadata={
+    self_filter_frames: tuple[str, ...] = field(default=DEFAULT_ARM_FRAMES, metadata={
         "help": "tf frames of the arm, in chain order: depth returns within "
                 "self_filter_radius_m of each frame (and of the midpoint of two consecutive "
                 "ones) are the robot itself, not obstacles ([] turns the filter off)"})
@@ -343,24 +342,13 @@ class NavigatorNode(Node):
         frames = self.cfg.self_filter_frames
         if not frames:
             return None
-        centres, missing = [], []
-        for f in frames:
-            T, _ = self._T_map(f, t)
-            if T is None:
-                missing.append(f)
-            else:
-                centres.append(T[:3, 3])
+        spheres, missing = body_spheres(lambda f: self._T_map(f, t)[0], frames,
+                                        self.cfg.self_filter_radius_m,
+                                        self.cfg.held_object_radius_m)
         if missing:
             self._log.warn("self_filter", f"self filter: no tf for {', '.join(missing)}: the "
                                           "arm may be mapped as an obstacle there")
-        if not centres:
-            return None
-        r = self.cfg.self_filter_radius_m
-        rows = [(*c, r) for c in centres]
-        rows += [(*(0.5 * (a + b)), r) for a, b in zip(centres, centres[1:])]
-        if frames[-1] not in missing:           # the grasp point: a held object
-            rows.append((*centres[-1], max(r, self.cfg.held_object_radius_m)))
-        return np.asarray(rows, float)
+        return spheres
 
     def _update_costmap(self) -> None:
         msg, self._depth = self._depth, None
@@ -619,8 +607,14 @@ class _GoalRun:
                 picked.append((c.pose, bearing))
                 if len(picked) > g.approach:
                     return picked[-1][0]
-        raise _Abort("no_base_pose", f"approach {g.approach} asked for, but only {len(picked)} "
-                     f"distinct base pose(s) exist for the target")
+        if not picked:
+            raise _Abort("no_base_pose", "no base pose for the target")
+        # fewer sides than asked for: cycle through those there are (a retry from the same
+        # side still re-perceives; failing it outright would waste the retry)
+        k = g.approach % len(picked)
+        node.get_logger().info(f"navigate: approach {g.approach} asked for, {len(picked)} "
+                               f"distinct base pose(s) exist: using approach {k}")
+        return picked[k][0]
 
     def plan(self, robot: np.ndarray, T_map_odom: np.ndarray, odom_frame: str,
              replanning: bool) -> _Plan:

@@ -38,6 +38,7 @@ from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.srv import WhereIs
 from katazuke_ros import qos
 from katazuke_ros.frame_stats import FrameStats
+from katazuke_ros.self_filter import DEFAULT_ARM_FRAMES, body_spheres
 from katazuke_ros.tf_buffer import TransformBuffer
 from katazuke_ros.node_utils import LogOnce, declare_config, replay_qos, run_node, stamp_to_sec
 
@@ -59,6 +60,19 @@ class ObjectMapNodeConfig:
         "help": "s (wall); deterministic_replay: longest wait for a detection's depth, "
                 "camera_info and tf before it is fused without them (counted)",
         "check": "non_negative"})
+    self_filter_frames: tuple[str, ...] = kfield(default=DEFAULT_ARM_FRAMES, metadata={
+        "help": "tf frames of the arm, in chain order: detections within self_filter_radius_m "
+                "of each (and of the midpoint of two consecutive ones) are the robot itself "
+                "and dropped; objects there are not forgotten ([] turns the filter off)"})
+    self_filter_radius_m: float = kfield(default=0.12, metadata={
+        "help": "m; sphere radius around each arm frame", "check": "non_negative"})
+    held_object_radius_m: float = kfield(default=0.16, metadata={
+        "help": "m; sphere radius around the last arm frame (the grasp point): a held object "
+                "is not mapped where the gripper carries it", "check": "non_negative"})
+    base_frame: str = kfield(default="base_link", metadata={
+        "help": "the robot's base frame ('' = no base sphere)"})
+    base_filter_radius_m: float = kfield(default=0.3, metadata={
+        "help": "m; sphere radius around the base frame (0 = none)", "check": "non_negative"})
     map: ObjectMapConfig = kfield(default_factory=ObjectMapConfig, metadata={
         "help": "fusion/forgetting/query settings"})
 
@@ -81,6 +95,7 @@ class ObjectMapNode(Node):
         self._undistort = None   # perception.camera.Undistorter of the current camera_info
         self._frame = ""
         self.updates = 0
+        self.self_dropped = 0
         self.stats = FrameStats(self)
         self._waiting: deque[tuple[float, DetectionArray]] = deque()  # (deadline, msg)
         det = self.cfg.deterministic_replay
@@ -180,6 +195,22 @@ class ObjectMapNode(Node):
             return None
         return CameraView(T, np.asarray(info.k, float).reshape(3, 3), depth)
 
+    def _self_spheres(self, map_frame: str, t: float) -> np.ndarray | None:
+        """The robot's body (arm, held object, base) as map-frame spheres at ``t``."""
+        c = self.cfg
+        if not c.self_filter_frames and not (c.base_frame and c.base_filter_radius_m > 0):
+            return None
+        spheres, missing = body_spheres(
+            lambda f: self._tf.lookup(map_frame, f, t, c.tf_tolerance)[0], c.self_filter_frames,
+            c.self_filter_radius_m, c.held_object_radius_m, c.base_frame, c.base_filter_radius_m)
+        if missing:
+            self._log.warn("self_filter", f"self filter: no tf for {', '.join(missing)} in "
+                                          f"'{map_frame}': the robot's own parts there may be "
+                                          "mapped as objects")
+        else:
+            self._log.clear("self_filter")
+        return spheres
+
     def _on_detections(self, msg: DetectionArray) -> None:
         self.stats.received("detections", stamp_to_sec(msg.header.stamp), detect_gaps=False)
         if self.cfg.deterministic_replay:
@@ -202,7 +233,9 @@ class ObjectMapNode(Node):
                                      float(d.objectness), vec / vec.sum(),
                                      np.array([d.extent.x, d.extent.y, d.extent.z])))
         view = self._view_for(msg)
-        self.map.update(stamp_to_sec(msg.header.stamp), obs, view)
+        t = stamp_to_sec(msg.header.stamp)
+        dropped = self.map.update(t, obs, view, exclude=self._self_spheres(msg.map_frame, t))
+        self.self_dropped += dropped      # detections of the robot's own body (self filter)
         self._frame = msg.map_frame
         self._pub.publish(self._map_msg(msg.header.stamp))
         self.updates += 1

@@ -243,6 +243,8 @@ class TaskManagerNode(Node):
         self.behaviour = TidyBehaviour(self.tidy_config, self.skills)
         self._goals: dict[str, list[tuple[Any, Future]]] = {}   # task id -> (goal handle, done)
         self._last_key: tuple | None = None
+        self._last_step: tuple | None = None      # (task, step, object) last logged
+        self._last_message = ""
         self._last_pub_s = -1e18
         self.status: TaskStatus | None = None
         self.results: list[TaskResult] = []       # every finished task (for tests, logs)
@@ -353,6 +355,15 @@ class TaskManagerNode(Node):
         self.status = st
         key = _status_key(st)
         changed = key != self._last_key
+        if self.behaviour.busy:
+            step = (st.task_id, st.current_step, st.object_id)
+            if step != self._last_step:
+                self._last_step = step
+                what = f" (object {st.object_id} -> {st.destination or '?'})" if st.object_id else ""
+                self.get_logger().info(f"{st.task_id}: {st.current_step or 'choosing'}{what}")
+            if st.message and st.message != self._last_message:
+                self._last_message = st.message
+                self.get_logger().info(f"{st.task_id}: {st.message}")
         if changed or now - self._last_pub_s >= self.node_config.status_period_s:
             self._last_key, self._last_pub_s = key, now
             m = status_msg(st)

@@ -21,7 +21,9 @@ blocking the executor):
   prior of tidy.yaml) with its footprint as ``extent``.
 * ``verify_placed(id, cid)`` -> a LOOK_AT into the container, then succeeds once an
   ``object_map`` received *after the place started* shows the object's centre inside the
-  container footprint (half size plus ``verify_margin_m``; ``planner.container_radius_m`` when the footprint is unknown); fails
+  container footprint (half size plus ``verify_margin_m``; ``planner.container_radius_m``
+  when the footprint is unknown), or shows there an object it did not have when the place
+  started (the map re-creates a carried object under a new id where it lands); fails
   ``"dropped"`` after ``verify_wait_s`` (the message says where the object was seen, or that
   it was not seen). Perception, not the manipulator's word, decides PLACED.
 * ``release`` / ``stow_arm`` -> MODE_RELEASE / MODE_STOW.
@@ -268,6 +270,7 @@ class RosSkills:
         self.held = 0                                # object id the last PICK reported held
         self.failures: dict[str, str] = {}           # cause -> message of its latest failure
         self._place_seq = 0
+        self._before_place: set[int] = set()
         self._priors = {c.id: c for c in tidy.containers}
 
     # ------------------------------------------------------------------ inputs
@@ -431,6 +434,7 @@ class RosSkills:
                                           f"place: container '{container_id}' is neither in the "
                                           "object map nor has a position in tidy.yaml"))
         self._place_seq = self.map_seq
+        self._before_place = set(self.instances)
 
         def released(_res: Any) -> None:
             self.held = 0
@@ -438,38 +442,55 @@ class RosSkills:
                                 c.position, extent=(c.size_xy[0], c.size_xy[1], 0.0),
                                 on_success=released)
 
-    def inside(self, object_id: int, container_id: str) -> tuple[bool, str]:
-        """Whether the latest map shows the object inside the container, and where it is."""
-        inst = self.instances.get(object_id)
-        c = self._container(container_id)
-        if inst is None:
-            return False, f"object {object_id} is not in the object map"
-        if c is None:
-            return False, f"container '{container_id}' is unknown"
+    def _in_footprint(self, inst: Any, c: Container) -> bool:
         dx, dy = inst.position.x - c.position[0], inst.position.y - c.position[1]
         m = self.cfg.verify_margin_m
         if c.size_xy[0] > 0 and c.size_xy[1] > 0:
-            ok = abs(dx) <= c.size_xy[0] / 2 + m and abs(dy) <= c.size_xy[1] / 2 + m
-        else:
-            ok = math.hypot(dx, dy) <= self.tidy.planner.container_radius_m + m
-        where = (f"object {object_id} seen at ({inst.position.x:.2f}, {inst.position.y:.2f}), "
-                 f"{math.hypot(dx, dy):.2f} m from the centre of {container_id}")
-        return ok, where
+            return abs(dx) <= c.size_xy[0] / 2 + m and abs(dy) <= c.size_xy[1] / 2 + m
+        return math.hypot(dx, dy) <= self.tidy.planner.container_radius_m + m
+
+    def inside(self, object_id: int, container_id: str, new_since: set[int] | None = None
+               ) -> tuple[bool, str]:
+        """Whether the latest map shows the object inside the container, and where it is.
+
+        With ``new_since`` (the map's ids when the place started), an object the map did not
+        have then and now sees inside the container also counts: the map forgets the
+        object while the gripper carries it and makes it again, under a new id, where it
+        lands.
+        """
+        inst = self.instances.get(object_id)
+        c = self._container(container_id)
+        if c is None:
+            return False, f"container '{container_id}' is unknown"
+        if inst is not None and self._in_footprint(inst, c):
+            return True, f"object {object_id} seen inside {container_id}"
+        if new_since is not None:
+            for oid, o in self.instances.items():
+                if oid not in new_since and self._in_footprint(o, c):
+                    return True, (f"object {oid} ({o.category}) appeared inside {container_id} "
+                                  "after the place")
+        if inst is None:
+            return False, f"object {object_id} is not in the object map"
+        dx, dy = inst.position.x - c.position[0], inst.position.y - c.position[1]
+        return False, (f"object {object_id} seen at ({inst.position.x:.2f}, "
+                       f"{inst.position.y:.2f}), {math.hypot(dx, dy):.2f} m from the centre of "
+                       f"{container_id}")
 
     def verify_placed(self, object_id: int, container_id: str) -> SkillHandle:
         after = self._place_seq
+        before = set(self._before_place)
 
         def check() -> SkillResult | None:
             if self.map_seq <= after:
                 return None                  # no map since the place started
-            ok, _ = self.inside(object_id, container_id)
-            return SkillResult(SkillStatus.SUCCESS) if ok else None
+            ok, why = self.inside(object_id, container_id, before)
+            return SkillResult(SkillStatus.SUCCESS, "", why) if ok else None
 
         def timeout() -> SkillResult:
             if self.map_seq <= after:
                 why = "no object map arrived after the place"
             else:
-                why = self.inside(object_id, container_id)[1] + ", not inside"
+                why = self.inside(object_id, container_id, before)[1] + ", not inside"
             return SkillResult(SkillStatus.FAILURE, "dropped", f"verify placed: {why}")
         c = self._container(container_id)
 
