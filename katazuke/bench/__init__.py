@@ -5,7 +5,7 @@
 ``katazuke/cli/bench_<capability>.py`` only parses arguments, calls ``run`` and writes with
 :func:`katazuke.bench.harness.write_results`. ``katazuke bench report``
 (:mod:`katazuke.bench.report`) assembles ``docs/BENCHMARKS.md`` from ``docs/bench/*.json|md``.
-:mod:`katazuke.bench.tour` is the scripted demo tour (``katazuke demo``, ``katazuke sim tour``).
+:mod:`katazuke.bench.tour` is the scripted tour (``katazuke sim tour``); :mod:`katazuke.bench.tidy` the tidy-up episodes (``katazuke bench tidy``, ``katazuke demo``).
 Import the modules by name (``from katazuke.bench import detection``); nothing heavy is
 imported here.
 """

@@ -1,6 +1,7 @@
-"""``katazuke bench replay``: deterministic replay of the main job's bag through perception.
+"""``katazuke bench replay``: deterministic replay of a simulated run's bag through perception.
 
-The main job's bag (``katazuke demo``'s scripted tour, :func:`katazuke.bench.tour.run_tour`,
+The bag of the scripted tour (``katazuke sim tour``, :func:`katazuke.bench.tour.run_tour`;
+the main job before the tidy-up loop replaced it),
 recorded fresh from ``seed`` for ``duration_s`` unless ``bag`` names one) is replayed twice,
 each time through a freshly started ``launch/perception.launch.xml deterministic:=true``
 (detector + object map) with ``katazuke bag play --deterministic --clock --outputs``

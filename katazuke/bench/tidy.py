@@ -256,7 +256,8 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
         video: also write the demo video there (:class:`katazuke.bench.tidy_view.TidyView`).
         bag: also record the run into this (new) bag directory.
         camera_hz: the head camera's rate (the video's frame rate).
-        progress: called with ``(text)`` about every 2 s (wall) while the task runs.
+        progress: called with ``(text)`` when the items done, the step or the object change
+            (and at least every 30 s wall) while the task runs.
     """
     from katazuke.ros.actions import ActionClient
     from rosgraph_msgs.msg import Clock
@@ -313,15 +314,18 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
         if handle is None or not handle.accepted:
             raise KatazukeError("the task manager refused the Tidy goal")
         result_future = handle.get_result_async()
-        last = [0.0]
+        last: list[Any] = [0.0, None]
 
         def finished() -> bool:
-            if progress and feedback and time.monotonic() - last[0] > 2.0:
+            if progress and feedback:
                 st = feedback[-1].status
-                last[0] = time.monotonic()
                 done = sum(it.state in (3, 4, 5) for it in st.items)
-                progress(f"seed {seed}: {done}/{len(st.items)} items done, "
-                         f"{clock[-1] - t_sim0:.0f} sim s: {st.current_step}")
+                key = (done, len(st.items), st.current_step, st.object_id)
+                if key != last[1] or time.monotonic() - last[0] > 30.0:
+                    last[0], last[1] = time.monotonic(), key
+                    what = f" (object {st.object_id})" if st.object_id else ""
+                    progress(f"seed {seed}: {done}/{len(st.items)} items done, "
+                             f"{clock[-1] - t_sim0:.0f} sim s: {st.current_step}{what}")
             return result_future.done() or clock[-1] - t_sim0 > budget
         probe.wait_for(finished, 1e9)
         cancelled = not result_future.done()

@@ -23,7 +23,7 @@ __all__ = ["main", "COMMANDS", "GROUPS"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("katazuke.cli.launch", "run a ROS 2 launch XML file (no ROS launch package needed)"),
     "rotavg": ("katazuke.cli.rotavg", "certified chordal rotation averaging of a view graph"),
-    "demo": ("katazuke.cli.demo", "the simulated end-to-end run (README main job)"),
+    "demo": ("katazuke.cli.demo", "the simulated tidy-up of a seeded room, end to end (README main job)"),
     "env": ("katazuke.cli.env", "print shell exports for the ROS 2 workspace"),
 }
 # group -> {sub: (module, help)}

@@ -48,6 +48,27 @@ def test_look_angles_point_the_head():
     assert clipped
 
 
+def test_closing_axes_along_the_view_ray_are_not_width_checked():
+    """A one-sided view measures an object's depth short (its back is hidden): the width
+    check is skipped only for closing axes near the camera's horizontal view ray."""
+    from katazuke_ros.manipulator_node import _along_view
+
+    cam = np.eye(4)
+    cam[:3, 3] = [-0.1, 0.0, 1.3]
+
+    def grasp(yaw_deg, at=(0.6, 0.0)):
+        T = np.eye(4)
+        a = math.radians(yaw_deg)
+        T[:3, 1] = [math.cos(a), math.sin(a), 0.0]      # closing axis
+        T[:2, 3] = at
+        return T
+    assert _along_view(grasp(0), cam, 45.0) and _along_view(grasp(180 - 30), cam, 45.0)
+    assert not _along_view(grasp(90), cam, 45.0) and not _along_view(grasp(60), cam, 45.0)
+    # the ray, not the base's x axis: an object to the left is seen along +y
+    assert _along_view(grasp(90, at=(-0.1, 0.8)), cam, 45.0)
+    assert not _along_view(grasp(10), cam, 0.0)
+
+
 def test_grasp_message_carries_the_pose_and_width():
     from katazuke.geometry import quat_to_matrix
     from katazuke.planning.grasping import Grasp

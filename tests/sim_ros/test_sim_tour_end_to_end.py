@@ -1,4 +1,7 @@
-"""`katazuke demo` end to end: launch (bridge + tour + bag recorder), bag, MP4, top view."""
+"""`katazuke sim tour` end to end: launch (bridge + tour + bag recorder), bag, MP4, top view.
+
+The scripted tour was the main job before the tidy-up loop; it stays the quick check of the
+simulator, the bridge and the recorder together (and the replay bench records its bag)."""
 from __future__ import annotations
 
 import json
@@ -11,14 +14,14 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 
 
-def test_demo_writes_bag_video_and_top_view(tmp_path) -> None:
+def test_sim_tour_writes_bag_video_and_top_view(tmp_path) -> None:
     from katazuke.rosenv import ros_environment
 
-    out = tmp_path / "demo"
+    out = tmp_path / "tour"
     env = ros_environment()
     # a domain of its own (the in-process bridge tests use 100 + pid % 2)
     env["ROS_DOMAIN_ID"] = str(100 + (os.getpid() + 1) % 2)
-    proc = subprocess.run([sys.executable, "-P", "-m", "katazuke.cli", "demo", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-P", "-m", "katazuke.cli", "sim", "tour", "--out", str(out),
                            "--duration", "8"], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
