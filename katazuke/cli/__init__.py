@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rotavg": ("katazuke.cli.rotavg", "certified chordal rotation averaging of a view graph"),
     "demo": ("katazuke.cli.demo", "the simulated tidy-up of a seeded room, end to end (README main job)"),
     "env": ("katazuke.cli.env", "print shell exports for the ROS 2 workspace"),
+    "instruct": ("katazuke.cli.instruct", "give the running tidy stack a text command "
+                 "(\"tidy up\", \"put the toy in the red bin\") and print its answers"),
 }
 # group -> {sub: (module, help)}
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {

@@ -12,6 +12,10 @@ Flow of a tidy-all task::
       -> lift and verify [IN_HAND] -> navigate to container -> place -> verify placed
       [PLACED] -> stow -> choose ...
 
+When the plan is empty, the robot drives to the nearest configured viewpoint it has not
+visited (``behaviour.viewpoints_xy``) and scans from there, then chooses again; the task
+ends when nothing is left to do and every viewpoint was visited (an unreachable one counts).
+
 Recovery: a failed perception is retried (``max_perceive_retries``); any other failed step
 counts one failure of the item and the next try starts again from the navigation with the
 next approach pose (so it re-perceives); an object in hand is first put down (``release``).
@@ -88,6 +92,7 @@ class _Task:
     spent: bool = False                     # budget exhausted: only making safe remains
     scan_failures: int = 0                  # failed scans of the room (explore)
     scan_retry_at: float = 0.0              # robot clock: no new scan before this
+    viewpoints_left: list[tuple[float, float]] | None = None   # None: not started yet
     message: str = ""
 
 
@@ -530,6 +535,8 @@ class TidyBehaviour:
             self._look_at_target(task, task.item_ids[0])     # resumed after a pre-emption
             return
         order = self.planner.plan(self._robot_xy, self.travel_cost, only=task.item_ids)
+        if not order and g.mode == GoalMode.TIDY_ALL and self._next_viewpoint(task):
+            return
         if not order:
             ids = self._task_ids(task)
             if not ids and task.scan_failures > self.cfg.explore_retries:
@@ -545,6 +552,32 @@ class TidyBehaviour:
             self._end_task(task, TaskPhase.SUCCEEDED if ok else TaskPhase.FAILED, ok, "")
             return
         self._start_item(order[0])
+
+    def _next_viewpoint(self, task: _Task) -> bool:
+        """Nothing left to tidy: drive to the nearest viewpoint not yet visited and scan the
+        room from there (``behaviour.viewpoints_xy``). False when none is left."""
+        if task.viewpoints_left is None:
+            task.viewpoints_left = self.cfg.viewpoints
+        if not task.viewpoints_left:
+            return False
+        rx, ry = self._robot_xy
+        vp = min(task.viewpoints_left, key=lambda p: ((p[0] - rx) ** 2 + (p[1] - ry) ** 2, p))
+        task.viewpoints_left.remove(vp)
+        n_left = len(task.viewpoints_left)
+
+        def scan(_r: SkillResult) -> None:
+            self._set("scan the room", TaskPhase.EXPLORING, self.skills.explore,
+                      lambda r: None, lambda r: None)
+
+        def unreachable(r: SkillResult) -> None:
+            self._message = (f"viewpoint ({vp[0]:.2f}, {vp[1]:.2f}) not reached "
+                             f"({r.cause or 'failed'}); {n_left} left")
+
+        self._message = f"looking for more objects from ({vp[0]:.2f}, {vp[1]:.2f})"
+        self._set("drive to a viewpoint", TaskPhase.EXPLORING,
+                  lambda: self.skills.navigate_to(NavTarget((vp[0], vp[1], 0.0), "goto")),
+                  scan, unreachable)
+        return True
 
     def _end_task(self, task: _Task, phase: TaskPhase, success: bool, message: str) -> None:
         self._stack.remove(task)

@@ -22,6 +22,7 @@ lists of strings only) so the node can declare the same block as parameters:
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +69,11 @@ class BehaviourConfig:
                                         "(a node still starting, tf not yet there) before "
                                         "the task fails")
     explore_retry_s: float = non_negative(2.0, "robot-clock seconds between two scan tries")
+    viewpoints_xy: tuple[float, ...] = field(default=(), metadata={
+        "help": "room points the robot drives to and scans the room from once nothing is left "
+                "to tidy, nearest first, as x, y pairs in the map frame (m) flattened into one "
+                "list (a ROS parameter cannot nest lists); () = scan only where the task "
+                "starts"})
     approach_poses: int = positive(3, "distinct approach poses the navigator is asked for "
                                    "(approach index 0..n-1) before an approach failure counts "
                                    "against the same pose again")
@@ -83,6 +89,18 @@ class BehaviourConfig:
     task_budget_s: float = positive(3600.0, "time budget of a whole task; exceeded -> the task "
                                     "FAILED and its unfinished items SKIPPED 'timeout', s")
     task_budget_ticks: int = positive(500000, "tick budget of a whole task")
+
+    def __post_init__(self) -> None:
+        v = self.viewpoints_xy
+        if len(v) % 2 or not all(math.isfinite(float(x)) for x in v):
+            raise ConfigError(f"behaviour.viewpoints_xy must be finite x, y pairs (an even "
+                              f"count of numbers); got {list(v)}")
+
+    @property
+    def viewpoints(self) -> list[tuple[float, float]]:
+        """:attr:`viewpoints_xy` as ``(x, y)`` pairs."""
+        v = [float(x) for x in self.viewpoints_xy]
+        return list(zip(v[0::2], v[1::2]))
 
 
 @dataclass(frozen=True)

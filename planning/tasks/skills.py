@@ -81,12 +81,13 @@ class NavTarget:
     """Where the navigator should take the base.
 
     The navigator chooses the base pose itself (a pre-grasp pose from which the arm reaches
-    ``position``, or a pre-place pose beside the container); ``approach`` asks for the
+    ``position``, or a pre-place pose beside the container; ``"goto"`` drives the base to
+    ``position`` itself, a viewpoint of the room); ``approach`` asks for the
     ``approach``-th alternative (another side) after a failure.
 
     Attributes:
         position: the point to approach ``(x, y, z)``, map frame, metres.
-        purpose: ``"pregrasp"``, ``"preplace"`` or ``"look"``.
+        purpose: ``"pregrasp"``, ``"preplace"``, ``"look"`` or ``"goto"``.
         approach: index of the alternative approach pose, 0 = the navigator's best.
         object_id: the object being approached (0 for a container).
         container: the container being approached (``""`` for an object).

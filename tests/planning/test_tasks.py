@@ -453,6 +453,46 @@ def test_the_pipeline_follows_an_object_re_created_under_a_new_id():
     assert [c[1] for c in sk.calls if c[0] in ("perceive", "grasp")] == [41, 41]
 
 
+def test_viewpoints_are_visited_nearest_first_and_what_they_reveal_is_tidied():
+    """With nothing left to tidy the robot drives to each viewpoint (nearest first) and scans;
+    an object a scan reveals is tidied before the next viewpoint; an unreachable viewpoint
+    is skipped; the task ends after the last one."""
+    cfg = load_tidy_config({"task_manager": {"ros__parameters": {
+        **{k: v for k, v in _params().items() if k != "behaviour"},
+        "behaviour": {"viewpoints_xy": [2.0, 0.0, -1.0, 0.0, 0.0, 3.0]}}}})
+    nav_fail = SkillResult(SkillStatus.FAILURE, "unreachable")
+    ok = SkillResult(SkillStatus.SUCCESS)
+    # viewpoint 1, pre-grasp, pre-place of the revealed object, then viewpoint 2 fails
+    sk = FakeSkills({"navigate_to": [ok, ok, ok, nav_fail]})
+    b = TidyBehaviour(cfg, sk)
+    b.update_map([])
+    b.update_robot((0.0, 0.0))
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    revealed = [False]
+    orig = sk.explore
+
+    def explore():
+        if sk.names().count("explore") == 1 and not revealed[0]:   # the first viewpoint's scan
+            revealed[0] = True
+            b.update_map([MapObject(5, "toy", (-1.5, 0.5, 0.05), kind="duck")])
+        return orig()
+    sk.explore = explore
+    run(b)
+    (res,) = b.pop_results()
+    gotos = [c[1].position[:2] for c in sk.calls if c[0] == "navigate_to"
+             and c[1].purpose == "goto"]
+    assert gotos == [(-1.0, 0.0), (2.0, 0.0), (0.0, 3.0)]
+    assert res.success and res.items_placed == 1
+    names = sk.names()
+    # the revealed object was handled before the second viewpoint
+    assert names.index("grasp") < [i for i, c in enumerate(sk.calls)
+                                    if c[0] == "navigate_to" and c[1].purpose == "goto"][1]
+    assert names.count("explore") == 1 + 2      # start, viewpoint 1 and 3 (2 was unreachable)
+    with pytest.raises(ConfigError, match="viewpoints_xy"):
+        load_tidy_config({"task_manager": {"ros__parameters": {
+            "behaviour": {"viewpoints_xy": [1.0, 2.0, 3.0]}}}})
+
+
 def test_grasp_fails_twice_then_succeeds():
     sk = FakeSkills({"grasp": [FAIL, FAIL]})
     b = make(sk, n=1)

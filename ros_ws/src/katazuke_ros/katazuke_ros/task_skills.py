@@ -7,7 +7,8 @@ blocking the executor):
   ``NavTarget.purpose``, ``target`` the point in the map frame, ``approach`` the alternative
   index, ``clear_radius_m`` half the handled object's footprint plus ``clear_margin_m`` for a
   pre-grasp / look goal (0 for a container: the base must not drive into it).
-  The navigator's causes ``no_path`` / ``no_base_pose`` become ``"unreachable"``.
+  A ``"goto"`` target (a viewpoint) is a PURPOSE_GOTO to its xy, any heading. The
+  navigator's causes ``no_path`` / ``no_base_pose`` become ``"unreachable"``.
 * ``look_at`` -> ``manipulate`` MODE_LOOK_AT; ``explore`` -> ``explore_directions`` LOOK_AT
   goals at points on a circle of ``explore_radius_m`` around the robot, one after another.
 * ``perceive(id)`` -> succeeds once the latest ``object_map`` holds the object with a
@@ -56,7 +57,7 @@ from katazuke_ros.node_utils import LogOnce
 __all__ = ["TaskSkillsConfig", "RosSkills", "ActionHandle", "PollHandle", "SequenceHandle"]
 
 _PURPOSES = {"pregrasp": Navigate.Goal.PURPOSE_PREGRASP, "preplace": Navigate.Goal.PURPOSE_PREPLACE,
-             "look": Navigate.Goal.PURPOSE_LOOK}
+             "look": Navigate.Goal.PURPOSE_LOOK, "goto": Navigate.Goal.PURPOSE_GOTO}
 _UNREACHABLE = ("no_path", "no_base_pose")
 
 
@@ -365,14 +366,21 @@ class RosSkills:
         g.purpose = purpose
         self._point(g.target, target.position)
         g.pose.header.frame_id = self.map_frame
+        g.pose.header.stamp = g.target.header.stamp
         g.pose.pose.orientation.w = 1.0
+        if target.purpose == "goto":        # GOTO drives to the pose itself, any heading
+            g.pose.pose.position.x, g.pose.pose.position.y = (float(v) for v in
+                                                              target.position[:2])
+            g.yaw_tolerance_rad = math.pi
         g.approach = int(target.approach)
         inst = self.instances.get(target.object_id) if target.object_id else None
         if inst is not None and not target.container:
             g.clear_radius_m = 0.5 * math.hypot(inst.extent.x, inst.extent.y) + \
                 self.cfg.clear_margin_m
         what = f"navigate ({target.purpose}) to " + (
-            f"container {target.container}" if target.container else f"object {target.object_id}")
+            f"container {target.container}" if target.container else
+            f"object {target.object_id}" if target.object_id else
+            f"({target.position[0]:.2f}, {target.position[1]:.2f})")
 
         def interpret(res: Any) -> SkillResult:
             if res.success:
