@@ -75,18 +75,26 @@ class Instance:
     observations: int = 1
     misses: int = 0
     peak_objectness: float = 0.0
+    _position: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def position(self) -> np.ndarray:
-        """``(3,)`` weighted per-axis median of the observation window."""
-        p = np.asarray(self.positions)
-        w = np.asarray(self.weights)
-        out = np.empty(3)
-        for a in range(3):
-            o = np.argsort(p[:, a])
-            cw = np.cumsum(w[o])
-            out[a] = p[o[np.searchsorted(cw, 0.5 * cw[-1])], a]
-        return out
+        """``(3,)`` weighted per-axis median of the observation window (cached until the
+        window changes: :meth:`touch`)."""
+        if self._position is None:
+            p = np.asarray(self.positions)
+            w = np.asarray(self.weights)
+            out = np.empty(3)
+            for a in range(3):
+                o = np.argsort(p[:, a])
+                cw = np.cumsum(w[o])
+                out[a] = p[o[np.searchsorted(cw, 0.5 * cw[-1])], a]
+            self._position = out
+        return self._position.copy()
+
+    def touch(self) -> None:
+        """Forget the cached position (after ``positions`` / ``weights`` changed)."""
+        self._position = None
 
     @property
     def category_distribution(self) -> np.ndarray:
@@ -278,6 +286,7 @@ class ObjectMap:
         if len(inst.positions) > c.position_window:
             inst.positions.pop(0)
             inst.weights.pop(0)
+        inst.touch()
         inst.category_mass = inst.category_mass + s * o
         n = inst.observations
         inst.extent = (inst.extent * n + e) / (n + 1)
@@ -289,34 +298,33 @@ class ObjectMap:
 
     def _merge(self) -> None:
         c = self.config
-        changed = True
-        while changed:
-            changed = False
+        while True:
             insts = sorted(self._instances.values(), key=lambda i: -i.observations)
-            for a_i, a in enumerate(insts):
-                for b in insts[a_i + 1:]:
-                    if np.linalg.norm(a.position - b.position) > c.merge_distance:
-                        continue
-                    if not self._compatible(a, b.category_distribution):
-                        continue
-                    a.positions += b.positions
-                    a.weights += b.weights
-                    if len(a.positions) > c.position_window:
-                        a.positions = a.positions[-c.position_window:]
-                        a.weights = a.weights[-c.position_window:]
-                    a.category_mass = a.category_mass + b.category_mass
-                    a.extent = (a.extent * a.observations + b.extent * b.observations) / (
-                        a.observations + b.observations)
-                    a.observations += b.observations
-                    a.confidence = max(a.confidence, b.confidence)
-                    a.peak_objectness = max(a.peak_objectness, b.peak_objectness)
-                    a.first_seen = min(a.first_seen, b.first_seen)
-                    a.last_seen = max(a.last_seen, b.last_seen)
-                    del self._instances[b.id]
-                    changed = True
-                    break
-                if changed:
-                    break
+            if len(insts) < 2:
+                return
+            P = np.array([i.position for i in insts])
+            d2 = ((P[:, None, :] - P[None, :, :]) ** 2).sum(-1)
+            close = np.argwhere(np.triu(d2 <= c.merge_distance ** 2, k=1))
+            pair = next(((a, b) for a, b in close       # row-major: the order of the old loop
+                         if self._compatible(insts[a], insts[b].category_distribution)), None)
+            if pair is None:
+                return
+            a, b = insts[pair[0]], insts[pair[1]]
+            a.positions += b.positions
+            a.weights += b.weights
+            if len(a.positions) > c.position_window:
+                a.positions = a.positions[-c.position_window:]
+                a.weights = a.weights[-c.position_window:]
+            a.touch()
+            a.category_mass = a.category_mass + b.category_mass
+            a.extent = (a.extent * a.observations + b.extent * b.observations) / (
+                a.observations + b.observations)
+            a.observations += b.observations
+            a.confidence = max(a.confidence, b.confidence)
+            a.peak_objectness = max(a.peak_objectness, b.peak_objectness)
+            a.first_seen = min(a.first_seen, b.first_seen)
+            a.last_seen = max(a.last_seen, b.last_seen)
+            del self._instances[b.id]
 
     def should_be_visible(self, position: np.ndarray, view: CameraView) -> bool:
         """True when ``position`` (map, m) projects inside the image, in range, unoccluded.

@@ -132,6 +132,23 @@ def _rest_to_rest_time(dist: float, v_max: float, a_max: float) -> float:
     return dist / v_max + v_max / a_max
 
 
+def _segment_time(ds: float, v0: float, v1: float, v_max: float, a_max: float) -> float:
+    """Least time over ``ds`` from speed ``v0`` to ``v1`` (both reachable: the passes made
+    them so) under ``v_max`` / ``a_max``: accelerate, cruise if the peak is capped, brake.
+
+    Between two slow ends the base speeds up in the segment: ``2 ds / (v0 + v1)`` (constant
+    acceleration) would take 10^6 s over 5 cm starting from a creeping 1e-7 m/s odometry
+    speed, which the navigator once planned."""
+    v0, v1 = min(v0, v_max), min(v1, v_max)
+    peak = min(v_max, math.sqrt(max(0.0, (2.0 * a_max * ds + v0 * v0 + v1 * v1) / 2.0)))
+    if peak <= 1e-12:
+        return 0.0
+    d_acc = max(0.0, (peak * peak - v0 * v0) / (2.0 * a_max))
+    d_dec = max(0.0, (peak * peak - v1 * v1) / (2.0 * a_max))
+    cruise = max(0.0, ds - d_acc - d_dec)
+    return (peak - v0) / a_max + (peak - v1) / a_max + cruise / peak
+
+
 def time_parameterize(poses, config: TimingConfig | None = None,
                       v_start: float = 0.0) -> TimedPath:
     """Stamp a path with a trapezoidal, curvature-limited speed profile.
@@ -187,10 +204,14 @@ def time_parameterize(poses, config: TimingConfig | None = None,
     for i in range(n - 1):
         if not moving[i]:
             tt = 0.0
-        elif v[i] + v[i + 1] > 1e-9:
-            tt = 2.0 * ds[i] / (v[i] + v[i + 1])
         else:
-            tt = _rest_to_rest_time(ds[i], max(min(cfg.v_max, seg_v[i]), 1e-9), cfg.a_max)
+            vm = max(min(cfg.v_max, seg_v[i]), 1e-9)
+            # constant acceleration between the poses' speeds (what sampling interpolates);
+            # between two (nearly) resting ends that would crawl: speed up in the segment
+            slowest = _rest_to_rest_time(ds[i], vm, cfg.a_max)
+            mean = v[i] + v[i + 1]
+            tt = 2.0 * ds[i] / mean if mean > 0 and 2.0 * ds[i] / mean <= slowest else \
+                _segment_time(ds[i], v[i], v[i + 1], vm, cfg.a_max)
         t_rot = (abs(dyaw[i]) / cfg.w_max if moving[i]
                  else _rest_to_rest_time(abs(dyaw[i]), cfg.w_max, cfg.alpha_max))
         dt[i] = max(tt, t_rot)

@@ -535,7 +535,9 @@ class TidyBehaviour:
             self._look_at_target(task, task.item_ids[0])     # resumed after a pre-emption
             return
         order = self.planner.plan(self._robot_xy, self.travel_cost, only=task.item_ids)
-        if not order and g.mode == GoalMode.TIDY_ALL and self._next_viewpoint(task):
+        if (not order and g.mode == GoalMode.TIDY_ALL
+                and task.scan_failures <= self.cfg.explore_retries   # scanning works at all
+                and self._next_viewpoint(task)):
             return
         if not order:
             ids = self._task_ids(task)

@@ -374,6 +374,17 @@ def test_time_parameterisation_respects_limits():
     assert tl.duration == pytest.approx(2 / cfg.v_max + cfg.v_max / cfg.a_max, rel=1e-9)
 
 
+def test_a_short_path_from_a_creeping_start_takes_seconds_not_days():
+    """Odometry reported 1e-7 m/s: a 5 cm path was stamped 504382 s long (constant
+    acceleration between two nearly resting ends) and the base crawled."""
+    cfg = TimingConfig(v_max=0.5, a_max=0.5)
+    short = np.array([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0]])
+    for v0 in (0.0, 1e-7, 1e-3):
+        tp = time_parameterize(short, cfg, v_start=v0)
+        assert tp.duration <= 2 * math.sqrt(0.05 / cfg.a_max) + 1e-9, (v0, tp.duration)
+        assert tp.duration > 0.3
+
+
 def test_time_parameterisation_rotation_and_sampling():
     cfg = TimingConfig(w_max=1.0, alpha_max=2.0)
     spin = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])

@@ -257,7 +257,13 @@ def test_tidy_all_picks_and_places_every_object(harness) -> None:
         assert (g.extent.x, g.extent.y) == pytest.approx(size[DESTINATION[oid]])
     assert sum(g.mode == Manipulate.Goal.MODE_STOW for g in h.manip.goals) >= 3
     purposes = [g.purpose for g in h.nav.goals]
-    assert purposes == [Navigate.Goal.PURPOSE_PREGRASP, Navigate.Goal.PURPOSE_PREPLACE] * 3
+    n_vp = len(h.tm.tidy_config.behaviour.viewpoints)      # then the viewpoints of tidy.yaml
+    assert purposes == ([Navigate.Goal.PURPOSE_PREGRASP, Navigate.Goal.PURPOSE_PREPLACE] * 3
+                        + [Navigate.Goal.PURPOSE_GOTO] * n_vp)
+    vps = {(round(g.pose.pose.position.x, 3), round(g.pose.pose.position.y, 3))
+           for g in h.nav.goals[6:]}
+    assert vps == set(h.tm.tidy_config.behaviour.viewpoints) and n_vp > 0
+    assert all(g.yaw_tolerance_rad == pytest.approx(math.pi) for g in h.nav.goals[6:])
     pregrasp = h.nav.goals[0]
     assert _near(_xy(pregrasp.target), start[order[0]]) and pregrasp.clear_radius_m > 0.06
     assert h.nav.goals[1].clear_radius_m == 0.0        # never clear a container away

@@ -774,9 +774,10 @@ def test_a_failed_scan_is_tried_again_after_the_retry_delay_and_the_items_follow
         t += 0.1
         assert t < 2000
     (res,) = b.pop_results()
-    assert len(starts) == 3
+    # three scans from the start pose (two failed), then one at each viewpoint
+    assert len(starts) == 3 + len(CFG.behaviour.viewpoints)
     assert all(b2 - b1 >= CFG.behaviour.explore_retry_s - 1e-9
-               for b1, b2 in zip(starts, starts[1:]))
+               for b1, b2 in zip(starts[:3], starts[1:3]))
     assert res.success and res.items_placed == 2
 
 

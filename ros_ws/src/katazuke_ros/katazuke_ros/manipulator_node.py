@@ -852,9 +852,24 @@ class _GoalRun:
         with self.node._lock:
             arrays = [m for m in self.node._detections if stamp_to_sec(m.header.stamp) >= t_min]
         n = sum(len(m.detections) for m in arrays)
+        nearest = None                      # (distance, category, position) of the closest
+        for msg in arrays:
+            try:
+                p = self.target_in(msg.map_frame, stamp_to_sec(msg.header.stamp))
+            except _Abort:
+                continue
+            for d in msg.detections:
+                if d.has_position_map:
+                    q = np.array([d.position_map.x, d.position_map.y, d.position_map.z])
+                    dist = float(np.linalg.norm(q - p))
+                    if nearest is None or dist < nearest[0]:
+                        nearest = (dist, d.category, q)
+        near = ("" if nearest is None else
+                f"; the nearest, a {nearest[1]}, {nearest[0]:.2f} m away at "
+                f"({nearest[2][0]:.2f}, {nearest[2][1]:.2f}, {nearest[2][2]:.2f})")
         return (f"no detection within {self.cfg.detection_radius_m} m of the target in "
                 f"{self.cfg.detection_timeout_s} s after the head settled ({len(arrays)} "
-                f"detection arrays, {n} detections)")
+                f"detection arrays, {n} detections{near})")
 
     def _depth_for(self, t: float) -> Image | None:
         with self.node._lock:
