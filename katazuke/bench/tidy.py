@@ -37,7 +37,7 @@ from katazuke.config import dataclass, field
 from katazuke.errors import ConfigError, KatazukeError
 
 __all__ = ["TidyBenchConfig", "BARS", "object_in_container", "score_objects", "EpisodeStore",
-           "run_episode", "run", "run_demo", "summarise", "markdown"]
+           "run_episode", "run", "run_demo", "summarise", "markdown", "grasp_stats"]
 
 BARS = (
     Bar("objects in their correct container (pooled over all episodes)", "summary.success_rate",
@@ -47,6 +47,9 @@ BARS = (
     Bar("whole stack real-time factor (sim s / wall s), worst episode", "summary.rtf_worst",
         ">=", 0.5),
     Bar("unhandled exceptions in the logs while the episodes ran", "summary.exceptions", "==", 0),
+    Bar("test-profile rooms with 15-20 objects evaluated", "summary.test_rooms_15_20", ">=", 10),
+    Bar("items handled across the episodes (soak)", "summary.items_handled", ">=", 300),
+    Bar("node crashes (launcher respawns) while the episodes ran", "summary.crashes", "==", 0),
 )
 
 PROFILES = ("none", "train", "test")
@@ -180,6 +183,10 @@ def summarise(episodes: dict[str, dict[str, Any]], cfg: TidyBenchConfig) -> dict
         for it in e.get("items", []):
             if it.get("cause"):
                 causes[it["cause"]] = causes.get(it["cause"], 0) + 1
+    grasps: dict[str, Any] = {"by_category": {}, "before_segmentation": {}}
+    for e in ok:
+        if "grasps" in e:
+            _add_grasp_stats(grasps, e["grasps"])
     by_cat: dict[str, list[int]] = {}
     for o in objs:
         by_cat.setdefault(o["category"], [0, 0])
@@ -191,6 +198,9 @@ def summarise(episodes: dict[str, dict[str, Any]], cfg: TidyBenchConfig) -> dict
         "episodes": episodes,
         "summary": {
             "episodes": len(ok), "failed_episodes": len(episodes) - len(ok),
+            "test_rooms_15_20": sum(1 for k, e in episodes.items() if "error" not in e
+                                    and k.split("/")[0] == "test"
+                                    and 15 <= len(e["objects"]) <= 20),
             "objects": len(objs), "tidied": sum(o["success"] for o in objs),
             "success_rate": (sum(o["success"] for o in objs) / len(objs)) if objs else 0.0,
             "sim_s_per_item_median": median(per_item) if per_item else math.nan,
@@ -201,6 +211,10 @@ def summarise(episodes: dict[str, dict[str, Any]], cfg: TidyBenchConfig) -> dict
             "items_handled": sum(len(e.get("items", [])) for e in ok),
             "failures_by_cause": dict(sorted(causes.items(), key=lambda kv: -kv[1])),
             "by_category": {c: {"tidied": v[0], "objects": v[1]} for c, v in sorted(by_cat.items())},
+            "grasps_by_category": {c: {**v, "success_rate": v["held"] / v["attempts"]
+                                       if v["attempts"] else math.nan}
+                                   for c, v in sorted(grasps["by_category"].items())},
+            "picks_failed_before_segmentation": grasps["before_segmentation"],
         },
     }
 
@@ -228,6 +242,44 @@ def _containers_of_config() -> list[tuple]:
             if c.position is not None]
 
 
+_PICK_START = re.compile(r"\[manipulator\].*manipulate pick (\d+) \((\w+)\): detection")
+_PICK_DONE = re.compile(r"\[manipulator\].*manipulate pick: done")
+_PICK_FAIL = re.compile(r"\[manipulator\].*manipulate pick: (\w+):")
+
+
+def grasp_stats(text: str) -> dict[str, Any]:
+    """Pick outcomes from a launch log: per category the stack assigned (the manipulator's
+    ``manipulate pick <id> (<category>)`` line, once the object was segmented), the picks
+    tried with a planned grasp and those that ended holding the object; picks that failed
+    before segmentation (``not_visible``) are counted by cause apart."""
+    by_cat: dict[str, dict[str, Any]] = {}
+    early: dict[str, int] = {}
+    cur = None
+    for line in text.splitlines():
+        m = _PICK_START.search(line)
+        if m:
+            cur = m.group(2)
+            continue
+        if _PICK_DONE.search(line):
+            if cur is not None:
+                c = by_cat.setdefault(cur, {"attempts": 0, "held": 0, "failures": {}})
+                c["attempts"] += 1
+                c["held"] += 1
+            cur = None
+            continue
+        m = _PICK_FAIL.search(line)
+        if m:
+            cause = m.group(1)
+            if cur is None:
+                early[cause] = early.get(cause, 0) + 1
+            else:
+                c = by_cat.setdefault(cur, {"attempts": 0, "held": 0, "failures": {}})
+                c["attempts"] += 1
+                c["failures"][cause] = c["failures"].get(cause, 0) + 1
+            cur = None
+    return {"by_category": by_cat, "before_segmentation": early}
+
+
 def _scan_logs(log_dir: Path) -> dict[str, int]:
     """Unhandled exceptions (Python tracebacks) and respawns in the launcher's logs.
 
@@ -235,16 +287,30 @@ def _scan_logs(log_dir: Path) -> dict[str, int]:
     or a take was in flight) are counted apart, as ``exceptions_at_shutdown``: they are
     reported, but the bar is on the episode itself."""
     tracebacks = at_shutdown = respawns = 0
+    grasps: dict[str, Any] = {"by_category": {}, "before_segmentation": {}}
     for p in log_dir.rglob("*"):
         if p.is_file():
             text = p.read_text(errors="replace")
+            if p.name == "launch.log":
+                _add_grasp_stats(grasps, grasp_stats(text))
             cut = text.find("[launch] shutting down")
             during, after = (text, "") if cut < 0 else (text[:cut], text[cut:])
             tracebacks += during.count("Traceback (most recent call last)")
             at_shutdown += after.count("Traceback (most recent call last)")
             respawns += len(re.findall(r"respawning \S+ in", text))
     return {"exceptions": tracebacks, "exceptions_at_shutdown": at_shutdown,
-            "respawns": respawns}
+            "respawns": respawns, "grasps": grasps}
+
+
+def _add_grasp_stats(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for cat, c in part["by_category"].items():
+        t = total["by_category"].setdefault(cat, {"attempts": 0, "held": 0, "failures": {}})
+        t["attempts"] += c["attempts"]
+        t["held"] += c["held"]
+        for k, n in c["failures"].items():
+            t["failures"][k] = t["failures"].get(k, 0) + n
+    for k, n in part["before_segmentation"].items():
+        total["before_segmentation"][k] = total["before_segmentation"].get(k, 0) + n
 
 
 def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
@@ -342,7 +408,11 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
         items = ([{"object_id": int(i.object_id), "category": i.category, "state": int(i.state),
                    "attempts": int(i.attempts), "cause": i.cause} for i in result.items]
                  if result is not None else [])
-        return {"seed": seed, "objects": scored, "tidied": sum(o["success"] for o in scored),
+        from katazuke.bench.harness import _git_state
+
+        commit, dirty = _git_state()
+        return {"seed": seed, "commit": commit, "dirty": dirty,
+                "objects": scored, "tidied": sum(o["success"] for o in scored),
                 "sim_s": round(sim_s, 2), "wall_s": round(wall_s, 2),
                 "startup_wall_s": round(t_wall_start - t_wall0, 1), "budget_s": budget,
                 "budget_exhausted": cancelled, "items": items,
@@ -421,7 +491,7 @@ def run_demo(out: Path, seed: int = 0, objects: int = 3, profile: str = "none",
                "real_time_factor": ep["sim_s"] / ep["wall_s"] if ep["wall_s"] else math.nan,
                "failures_by_cause": causes, "budget_exhausted": ep["budget_exhausted"],
                "node_respawns": ep["respawns"], "unhandled_exceptions": ep["exceptions"],
-               "per_object": ep["objects"], "items": ep["items"],
+               "grasps": ep["grasps"], "per_object": ep["objects"], "items": ep["items"],
                "files": {"video": str(out / "tidy.mp4"), "bag": str(bag), "logs": str(out / "logs")}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -441,17 +511,30 @@ def markdown(res: dict[str, Any]) -> str:
              "evaluator only.", "",
              "## Bars", "", bars_markdown(evaluate_bars(res, BARS)), "",
              "## Episodes", "",
-             "| episode | objects | tidied | sim s | wall s | sim s / item | budget used up |",
-             "|---|---|---|---|---|---|---|"]
+             "| episode | commit | objects | tidied | sim s | wall s | sim s / item | budget used up |",
+             "|---|---|---|---|---|---|---|---|"]
     for key, e in sorted(res["episodes"].items()):
         if "error" in e:
-            lines.append(f"| {key} | failed: {e['error'][:120]} | | | | | |")
+            lines.append(f"| {key} | {e.get('commit', '?')} | failed: {e['error'][:120]} | | | | | |")
             continue
         n = len(e["objects"])
-        lines.append(f"| {key} | {n} | {e['tidied']} | {e['sim_s']:.0f} | {e['wall_s']:.0f} | "
+        lines.append(f"| {key} | {e.get('commit', '?')}{'+' if e.get('dirty') else ''} | {n} | "
+                     f"{e['tidied']} | {e['sim_s']:.0f} | {e['wall_s']:.0f} | "
                      f"{e['sim_s'] / max(1, n):.1f} | {'yes' if e.get('budget_exhausted') else 'no'} |")
     lines += ["", "## Per category", "", "| category | tidied / objects |", "|---|---|"]
     lines += [f"| {c} | {v['tidied']} / {v['objects']} |" for c, v in s["by_category"].items()]
+    g = s.get("grasps_by_category", {})
+    if g:
+        lines += ["", "## Geometric grasp planner, per category (the stack's category; picks "
+                  "with a planned grasp, from the manipulator's log)", "",
+                  "| category | picks | holding after the lift | success | failures |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['attempts']} | {v['held']} | {100 * v['success_rate']:.0f} % | "
+                  + (", ".join(f"{k} {n}" for k, n in sorted(v["failures"].items())) or "none")
+                  + " |" for c, v in g.items()]
+        early = s.get("picks_failed_before_segmentation", {})
+        lines += ["", "Picks that ended before segmentation: "
+                  + (", ".join(f"{k} {n}" for k, n in sorted(early.items())) or "none")]
     lines += ["", "Failures by cause (task manager): "
               + (", ".join(f"{c} {n}" for c, n in s["failures_by_cause"].items()) or "none")]
     return "\n".join(lines) + "\n"

@@ -79,3 +79,31 @@ def test_store_resumes_and_refuses_a_corrupt_file(tmp_path):
 def test_config_checks_the_profile():
     with pytest.raises(ConfigError, match="profile"):
         TidyBenchConfig(profile="kitchen")
+
+
+def test_grasp_stats_count_picks_per_category_from_the_manipulators_log():
+    from katazuke.bench.tidy import grasp_stats, markdown
+
+    log = "\n".join([
+        "[manipulator] [INFO] [1.0] [manipulator]: manipulate pick: not_visible: no detection",
+        "[manipulator] [INFO] [2.0] [manipulator]: manipulate pick 38 (kitchenware): "
+        "detection 0.03 m from the target, 55 object points, 1 grasps",
+        "[manipulator] [INFO] [2.1] [manipulator]: manipulate pick: grasp 0 (top, width 0.073 m)",
+        "[manipulator] [INFO] [9.0] [manipulator]: manipulate pick: done (holding object 38)",
+        "[task_manager] [INFO] [9.1] [task_manager]: manipulate pick 99 (toy): detection",
+        "[manipulator] [INFO] [10.0] [manipulator]: manipulate pick 1 (box): detection 0.01 m",
+        "[manipulator] [INFO] [11.0] [manipulator]: manipulate pick: grasp_failed: grasp check "
+        "after closing: missed (opening 0.0 mm, effort 0.0 N)",
+        "[manipulator] [INFO] [12.0] [manipulator]: manipulate pick 1 (box): detection 0.02 m",
+        "[manipulator] [INFO] [13.0] [manipulator]: manipulate pick: done (holding object 1)"])
+    g = grasp_stats(log)
+    assert g["by_category"] == {
+        "kitchenware": {"attempts": 1, "held": 1, "failures": {}},
+        "box": {"attempts": 2, "held": 1, "failures": {"grasp_failed": 1}}}
+    assert g["before_segmentation"] == {"not_visible": 1}
+    ep = {"seed": 1, "objects": [], "tidied": 0, "sim_s": 10.0, "wall_s": 20.0, "items": [],
+          "grasps": g}
+    res = summarise({"test/1/1": ep}, TidyBenchConfig(seeds=(1,)))
+    assert res["summary"]["grasps_by_category"]["box"]["success_rate"] == 0.5
+    text = markdown(res)
+    assert "| box | 2 | 1 | 50 % | grasp_failed 1 |" in text and "not_visible 1" in text
