@@ -43,7 +43,17 @@ class _Doomed(Exception):
     """Raised by the signal handler: stop waiting, kill the tree."""
 
 
+_dooming = [False]
+
+
 def _doom(signum, frame):
+    # Only the first signal interrupts: a second one (the death signal and a SIGTERM, say)
+    # arriving while the first is handled, before the handlers are set to SIG_IGN, would
+    # raise out of the clean-up itself and end the guard with the tree still running
+    # (its grandchildren then reparented to PID 1).
+    if _dooming[0]:
+        return
+    _dooming[0] = True
     raise _Doomed(signum)
 
 
@@ -214,7 +224,8 @@ def main(argv):
             if wpid == pid:
                 state["status"] = status
                 break
-        for sig in _DOOM:  # from here on nothing may interrupt the clean-up
+        _dooming[0] = True  # from here on nothing may interrupt the clean-up
+        for sig in _DOOM:
             _signal.signal(sig, _signal.SIG_IGN)
         _kill_tree(state)
     except _Doomed:
