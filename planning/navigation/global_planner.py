@@ -43,7 +43,16 @@ class NavigationError(KatazukeError):
 
 
 class NoPathError(NavigationError):
-    """No collision-free path joins the start and the goal on the current map."""
+    """No collision-free path joins the start and the goal on the current map.
+
+    Attributes:
+        trapped: ``"start"`` or ``"goal"`` when that end sits in the lethal inflation with no
+            free cell within reach (or on an obstacle), ``""`` otherwise.
+    """
+
+    def __init__(self, message: str, trapped: str = "") -> None:
+        super().__init__(message)
+        self.trapped = trapped
 
 
 def wrap_angle(a):
@@ -224,10 +233,10 @@ class GlobalPlanner:
         if usable:
             raise NoPathError(f"the {what} ({xy[0]:.2f}, {xy[1]:.2f}) m is inside the inflated "
                               f"obstacles and no free cell is within escape_radius_m="
-                              f"{self.config.escape_radius_m} m of it")
+                              f"{self.config.escape_radius_m} m of it", trapped=what)
         raise NoPathError(f"the {what} ({xy[0]:.2f}, {xy[1]:.2f}) m is on an obstacle"
                           + (f" and no free cell is within goal_tolerance_m={tolerance} m"
-                             if tolerance > 0 else " (goal_tolerance_m=0)"))
+                             if tolerance > 0 else " (goal_tolerance_m=0)"), trapped=what)
 
     @staticmethod
     def _segment_free(costmap: CostMap, dist: np.ndarray, a: np.ndarray, b: np.ndarray,

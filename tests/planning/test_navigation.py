@@ -228,6 +228,25 @@ def test_path_avoids_obstacles_and_is_short():
     assert abs(wrap_angle(p.poses[mid, 2] - math.atan2(d[1], d[0]))) < 0.35
 
 
+def test_a_hemmed_in_start_is_named_and_clearing_around_the_robot_frees_it():
+    """Obstacle cells ring the start closer than the lethal radius with no free cell within
+    escape_radius_m: the error names the start as trapped (what the navigator's
+    clear-around-robot recovery acts on); once cleared, a path leaves."""
+    cm = CostMap(CostMapConfig(resolution_m=0.05))
+    for a in np.linspace(0, 2 * np.pi, 48, endpoint=False):   # a ring of posts, 0.35 m out
+        x, y = 0.35 * np.cos(a), 0.35 * np.sin(a)
+        cm.add_box((x - 0.02, y - 0.02, 0.0), (x + 0.02, y + 0.02, 0.5))
+    planner = GlobalPlanner()
+    with pytest.raises(NoPathError, match="the start .* inside the inflated") as e:
+        planner.plan(cm, (0.0, 0.0, 0.0), (1.8, 0.0, 0.0))
+    assert e.value.trapped == "start"
+    with pytest.raises(NoPathError) as e2:
+        planner.plan(cm, (1.8, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert e2.value.trapped == "goal"
+    cm.mark_clear((0.0, 0.0), 0.8)
+    assert planner.plan(cm, (0.0, 0.0, 0.0), (1.8, 0.0, 0.0)).length_m > 1.5
+
+
 def test_no_path_raises_named_error():
     cm = CostMap(CostMapConfig(resolution_m=0.1))
     cm.add_box((-0.05, -2.6, 0.0), (0.05, 2.6, 1.0))            # a wall across the room

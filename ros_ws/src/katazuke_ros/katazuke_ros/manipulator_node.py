@@ -867,6 +867,11 @@ class _GoalRun:
         near = ("" if nearest is None else
                 f"; the nearest, a {nearest[1]}, {nearest[0]:.2f} m away at "
                 f"({nearest[2][0]:.2f}, {nearest[2][1]:.2f}, {nearest[2][2]:.2f})")
+        try:
+            tgt = self.target_in(arrays[-1].map_frame if arrays else "map")
+            near += f"; target at ({tgt[0]:.2f}, {tgt[1]:.2f}, {tgt[2]:.2f})"
+        except _Abort:
+            pass
         return (f"no detection within {self.cfg.detection_radius_m} m of the target in "
                 f"{self.cfg.detection_timeout_s} s after the head settled ({len(arrays)} "
                 f"detection arrays, {n} detections{near})")

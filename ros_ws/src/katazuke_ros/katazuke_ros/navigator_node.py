@@ -82,7 +82,8 @@ from katazuke.config import dataclass, field, non_negative, positive
 from katazuke.errors import InputError, KatazukeError
 from katazuke.geometry import se2_to_matrix, yaw_from_matrix, yaw_to_quat
 from katazuke.planning.navigation import (BasePoseConfig, CostMap, CostMapConfig, GlobalPlanner,
-                                          NavigationError, NoBasePoseError, PlannerConfig,
+                                          NavigationError, NoBasePoseError, NoPathError,
+                                          PlannerConfig,
                                           TimedPath, TimingConfig, choose_base_pose,
                                           time_parameterize, wrap_angle)
 from katazuke.ros.conversions import (DEPTH_ENCODINGS, depth_to_metres, pose_xyyaw, sec_to_stamp,
@@ -136,6 +137,10 @@ class NavigatorNodeConfig:
                                                "(the grasp point): a held object, m")
     position_tolerance_m: float = positive(0.1, "default goal position tolerance, m")
     yaw_tolerance_rad: float = positive(0.15, "default goal yaw tolerance, rad")
+    recovery_clear_radius_m: float = non_negative(
+        0.8, "a start hemmed in by the inflation (no free cell within the planner's "
+             "escape_radius_m) clears the cost map within this of the robot and plans once more "
+             "(Nav2's clear-around-robot recovery), m (0 = fail at once)")
     max_replans: int = field(default=3, metadata={"help": "re-plans per goal (blocked path or "
                                                   "lagging base)", "check": "non_negative"})
     lag_replan_m: float = positive(1.0, "re-plan when the base is this far behind the timed "
@@ -625,7 +630,19 @@ class _GoalRun:
         with node._map_lock:
             cm = node.costmap
             try:
-                gp = node.planner.plan(cm, robot, self.goal_map)
+                try:
+                    gp = node.planner.plan(cm, robot, self.goal_map)
+                except NoPathError as exc:
+                    r = node.cfg.recovery_clear_radius_m
+                    if exc.trapped != "start" or r <= 0:
+                        raise
+                    # Nav2's clear-costmap-around-robot recovery: what hems the base in may
+                    # be stale (odometry drift, an object since moved); the camera marks what
+                    # is really there again, and the escape still checks the footprint
+                    cm.mark_clear(robot[:2], r)
+                    self.log.warning(f"navigate: recovery: {exc}; cleared the cost map within "
+                                     f"{r:g} m of the robot and planned again")
+                    gp = node.planner.plan(cm, robot, self.goal_map)
             except (NavigationError, InputError) as exc:
                 raise _Abort("blocked" if replanning else "no_path", str(exc)) from exc
             rc = np.clip(cm.world_to_cell(gp.poses[:, :2]), 0, np.array(cm.shape) - 1)

@@ -359,7 +359,11 @@ class TaskManagerNode(Node):
             step = (st.task_id, st.current_step, st.object_id)
             if step != self._last_step:
                 self._last_step = step
-                what = f" (object {st.object_id} -> {st.destination or '?'})" if st.object_id else ""
+                inst = self.skills.instances.get(st.object_id)
+                at = (f" {inst.category} at ({inst.position.x:.2f}, {inst.position.y:.2f}, "
+                      f"{inst.position.z:.2f})" if inst is not None else "")
+                what = (f" (object {st.object_id}{at} -> {st.destination or '?'})"
+                        if st.object_id else "")
                 self.get_logger().info(f"{st.task_id}: {st.current_step or 'choosing'}{what}")
             if st.message and st.message != self._last_message:
                 self._last_message = st.message
