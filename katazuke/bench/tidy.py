@@ -66,8 +66,10 @@ class TidyBenchConfig:
         "help": "objects per room; 0 = the launch file's default range"})
     real_time_factor: float = field(default=1.0, metadata={
         "help": "sim seconds per wall second of the bridge; 0 = as fast as possible"})
-    explore_budget_s: float = field(default=60.0, metadata={
-        "help": "sim s allowed besides the items (exploring, start-up)", "check": "positive"})
+    explore_budget_s: float = field(default=150.0, metadata={
+        "help": "sim s allowed besides the items (the scans at the start and from the "
+                "viewpoints: about 20 s each of the 4 in the sim room, start-up)",
+        "check": "positive"})
     item_budget_s: float = field(default=90.0, metadata={
         "help": "sim s allowed per object before the goal is cancelled", "check": "positive"})
     startup_timeout_s: float = field(default=300.0, metadata={

@@ -11,7 +11,7 @@ up" goal and writes to ``--out`` (default ``out/demo``):
 * ``bag/``: the bag of the run; ``logs/``: every node's log.
 
 The terminal shows progress (items done / total, current step). It ends by itself: when
-the task manager reports the task finished, or when the sim-time budget (60 s + 90 s per
+the task manager reports the task finished, or when the sim-time budget (150 s + 90 s per
 object) runs out. The scripted tour of earlier versions is ``katazuke sim tour``. The work
 is :func:`katazuke.bench.tidy.run_demo`.
 """

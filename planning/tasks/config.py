@@ -52,6 +52,10 @@ class TaskPlannerConfig:
         0.25, "an item whose object left the map is handed to a new map object within this "
               "xy distance of where it was last seen (the object map re-created it under a new "
               "id), keeping its state and counts, m (0 = never)")
+    duplicate_radius_m: float = non_negative(
+        0.12, "a new map object this close (xy, m) to an unfinished item's object that is still "
+              "in the map is the same thing seen twice (the map keeps two instances when their "
+              "categories disagree): it gets no item of its own (0 = off)")
     ignore_in_containers: bool = field(default=True, metadata={
         "help": "tidy-all leaves objects seen inside any container alone (a container's rim "
                 "detected as an object, an object someone put there); a user's MOVE command "

@@ -172,6 +172,8 @@ class TaskPlanner:
                 if self.is_inside_destination(o) or (self.cfg.ignore_in_containers
                                                      and self.container_of(o)):
                     continue
+                if self._given_up_or_duplicate(o, new):
+                    continue
                 self._items[oid] = TaskItem(oid, o.category, self.destination_for(o))
             else:
                 if it.state in (ItemState.PENDING, ItemState.SKIPPED):
@@ -222,6 +224,23 @@ class TaskPlanner:
             self._renamed[a] = b
             self._order = [b if i == a else i for i in self._order]
         return bool(done_a)
+
+    def _given_up_or_duplicate(self, obj: MapObject, new: dict[int, MapObject]) -> bool:
+        """Whether a new map object is a failed item's object seen again (within
+        ``reassociate_radius_m`` of where it was), or a second instance of an unfinished
+        item's object still in the map (within ``duplicate_radius_m``): no new item then, or
+        a table leg detected as a bottle would be tried again under every new id."""
+        for oid, it in self._items.items():
+            last = self._last_xyz.get(oid)
+            if last is None:
+                continue
+            d = math.dist(last[:2], obj.position[:2])
+            if it.state == ItemState.FAILED and d <= self.cfg.reassociate_radius_m:
+                return True
+            if (not it.finished and it.state != ItemState.IN_HAND and oid in new
+                    and d <= self.cfg.duplicate_radius_m):
+                return True
+        return False
 
     def resolve(self, object_id: int) -> int:
         """The id an object's item has now (itself unless the item was handed over)."""

@@ -189,6 +189,30 @@ def test_planner_hands_an_item_over_to_its_re_created_object():
     assert off.item(1).cause == "not_found" and off.item(9).state == ItemState.PENDING
 
 
+def test_planner_gives_no_new_item_to_a_failed_object_or_a_second_instance_of_one():
+    p = TaskPlanner(CFG)
+    leg = MapObject(1, "bottle", (-0.15, 1.6, 0.05))       # a table leg taken for a bottle
+    duck = MapObject(2, "toy", (1.0, 1.0, 0.05))
+    p.update_map([leg, duck])
+    p.plan((0, 0))
+    for _ in range(CFG.planner.max_failures):
+        if p.item(1).state == ItemState.PENDING:
+            p.item(1).transition(ItemState.ACTIVE)
+        p.record_failure(1, "not_found")
+    assert p.item(1).state == ItemState.FAILED
+    # seen again, under a new id, while the old instance is still there, and after it left
+    p.update_map([leg, duck, MapObject(7, "bottle", (-0.13, 1.62, 0.05))])
+    p.update_map([duck, MapObject(8, "box", (-0.17, 1.58, 0.06))])
+    assert not p.has_item(7) and p.item(8) is p.item(1)           # handed over, still FAILED
+    assert p.item(8).state == ItemState.FAILED
+    # a second instance of the duck (its category disagreed, so the map kept both)
+    p.update_map([duck, MapObject(9, "soft", (1.05, 1.0, 0.05))])
+    assert not p.has_item(9)
+    # a different object 20 cm from the duck is its own item
+    p.update_map([duck, MapObject(10, "toy", (1.2, 1.0, 0.05))])
+    assert p.has_item(10)
+
+
 def test_planner_leaves_objects_in_other_containers_unless_a_user_moves_them():
     p = TaskPlanner(CFG)
     blue = next(c for c in CFG.containers if c.id == "bin_blue").position

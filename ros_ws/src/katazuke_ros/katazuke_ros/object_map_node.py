@@ -72,7 +72,12 @@ class ObjectMapNodeConfig:
     base_frame: str = kfield(default="base_link", metadata={
         "help": "the robot's base frame ('' = no base sphere)"})
     base_filter_radius_m: float = kfield(default=0.3, metadata={
-        "help": "m; sphere radius around the base frame (0 = none)", "check": "non_negative"})
+        "help": "m; radius of the spheres stacked above the base frame (0 = none)",
+        "check": "non_negative"})
+    base_filter_heights_m: tuple[float, ...] = kfield(default=(0.15, 0.45, 0.75, 1.05), metadata={
+        "help": "m; heights of those spheres' centres above the base frame: the base, the "
+                "mast and the arm folded beside it (a folded arm was mapped as a bottle at "
+                "0.36 m height, 0.3 m from the base's centre)"})
     map: ObjectMapConfig = kfield(default_factory=ObjectMapConfig, metadata={
         "help": "fusion/forgetting/query settings"})
 
@@ -202,7 +207,8 @@ class ObjectMapNode(Node):
             return None
         spheres, missing = body_spheres(
             lambda f: self._tf.lookup(map_frame, f, t, c.tf_tolerance)[0], c.self_filter_frames,
-            c.self_filter_radius_m, c.held_object_radius_m, c.base_frame, c.base_filter_radius_m)
+            c.self_filter_radius_m, c.held_object_radius_m, c.base_frame, c.base_filter_radius_m,
+            c.base_filter_heights_m)
         if missing:
             self._log.warn("self_filter", f"self filter: no tf for {', '.join(missing)} in "
                                           f"'{map_frame}': the robot's own parts there may be "

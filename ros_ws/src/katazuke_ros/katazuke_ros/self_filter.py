@@ -21,7 +21,8 @@ DEFAULT_ARM_FRAMES = ("panda_link1", "panda_link2", "panda_link3", "panda_link4"
 
 def body_spheres(lookup: Callable[[str], np.ndarray | None], frames: Sequence[str],
                  radius_m: float, held_radius_m: float = 0.0, base_frame: str = "",
-                 base_radius_m: float = 0.0) -> tuple[np.ndarray | None, list[str]]:
+                 base_radius_m: float = 0.0, base_heights_m: Sequence[float] = (0.0,)
+                 ) -> tuple[np.ndarray | None, list[str]]:
     """Spheres around the robot's frames.
 
     Args:
@@ -31,8 +32,10 @@ def body_spheres(lookup: Callable[[str], np.ndarray | None], frames: Sequence[st
             a sphere of ``held_radius_m`` (a held object).
         radius_m: radius around each arm frame, m.
         held_radius_m: radius around the grasp point, m (0: none beyond ``radius_m``).
-        base_frame: the base's frame ('' = none), with a sphere of ``base_radius_m``.
-        base_radius_m: radius around the base frame, m.
+        base_frame: the base's frame ('' = none), with spheres of ``base_radius_m`` stacked
+            above its origin at ``base_heights_m`` (the base, the mast, the folded arm).
+        base_radius_m: radius of those spheres, m.
+        base_heights_m: heights of their centres above the base frame, m.
 
     Returns:
         ``((M, 4) spheres x, y, z, r`` in the map frame or None when no frame is known,
@@ -54,7 +57,9 @@ def body_spheres(lookup: Callable[[str], np.ndarray | None], frames: Sequence[st
         if T is None:
             missing.append(base_frame)
         else:
-            rows.append((*np.asarray(T, float)[:3, 3], base_radius_m))
+            T = np.asarray(T, float)
+            for h in base_heights_m:
+                rows.append((*(T[:3, 3] + h * T[:3, 2]), base_radius_m))
     if not rows:
         return None, missing
     return np.asarray(rows, float), missing
