@@ -10,6 +10,7 @@ get there (finite path cost from the robot). Candidates are scored (lower is bet
     path_weight * path cost from the robot
     + clearance_weight * (clearance_cap_m - min(clearance, clearance_cap_m))
     + reach_weight * |reach - reach_preferred_m| + yaw_weight * |yaw offset|
+    + fallback_weight  (for the yaw offsets of ``fallback_yaw_offsets_rad``)
 
 and returned best first.
 """
@@ -50,6 +51,12 @@ class BasePoseConfig:
                                                 "target", "check": "positive"})
     yaw_offsets_rad: tuple[float, ...] = field(default=(0.0, -0.25, 0.25), metadata={
         "help": "base yaw offsets from facing the target, rad", "check": "finite"})
+    fallback_yaw_offsets_rad: tuple[float, ...] = field(default=(), metadata={
+        "help": "yaw offsets tried too, each scored fallback_weight worse (an offset that "
+                "keeps the folded arm out of the camera's view of a floor object swings the "
+                "base's front corner towards the target: at a table's edge only facing it "
+                "reaches), rad", "check": "finite"})
+    fallback_weight: float = non_negative(10.0, "score added to a fallback yaw offset's pose")
     footprint_m: tuple[float, float] = positive((0.6, 0.5), "base footprint length, width, m")
     footprint_padding_m: float = non_negative(0.05, "grow the footprint by this on each side "
                                               "for the collision check, m")
@@ -148,8 +155,11 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
     # candidates: approach angle theta (target -> mount), reach d, yaw offset
     theta = np.linspace(-np.pi, np.pi, cfg.n_angles, endpoint=False)
     reach = np.linspace(cfg.reach_min_m, cfg.reach_max_m, cfg.n_reach)
-    offs = np.asarray(cfg.yaw_offsets_rad, np.float64)
+    offs = np.asarray(tuple(cfg.yaw_offsets_rad) + tuple(cfg.fallback_yaw_offsets_rad),
+                      np.float64)
+    fallback = np.arange(len(offs)) >= len(cfg.yaw_offsets_rad)
     th, d, off = (a.ravel() for a in np.meshgrid(theta, reach, offs, indexing="ij"))
+    is_fb = np.meshgrid(theta, reach, fallback, indexing="ij")[2].ravel()
     yaw = wrap_angle(th + np.pi + off)
     mount = target + d[:, None] * np.column_stack([np.cos(th), np.sin(th)])
     mx, my = cfg.arm_mount_xy
@@ -189,7 +199,7 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
              + cfg.clearance_weight * (cfg.clearance_cap_m - np.minimum(clearance,
                                                                          cfg.clearance_cap_m))
              + cfg.reach_weight * np.abs(d - cfg.reach_preferred_m)
-             + cfg.yaw_weight * np.abs(off))
+             + cfg.yaw_weight * np.abs(off) + cfg.fallback_weight * is_fb)
     idx = np.nonzero(ok)[0]
     idx = idx[np.argsort(score[idx], kind="stable")]
     return [BasePose(poses[i].copy(), float(score[i]), float(path_cost[i]),

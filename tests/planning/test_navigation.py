@@ -350,6 +350,25 @@ def test_base_pose_collision_free_within_reach():
                          BasePoseConfig(unknown_is_collision=True))
 
 
+def test_fallback_yaw_offsets_reach_a_target_in_from_a_table_edge():
+    # the deployment's pre-grasp: the base turned 0.5-0.9 rad off the target (the folded arm
+    # out of the camera's view); a toy 0.3 m in from the table's edge is then out of reach
+    cm = CostMap(CostMapConfig(resolution_m=0.05))
+    cm.add_box((-0.6, -0.35, 0.0), (0.6, 0.35, 0.55))
+    target, robot = (0.1, -0.05), (0.0, -2.0, 0.0)
+    turned = dict(reach_max_m=0.6, reach_preferred_m=0.45, yaw_offsets_rad=(0.7, 0.5, 0.9))
+    with pytest.raises(NoBasePoseError):
+        choose_base_pose(target, cm, robot, BasePoseConfig(**turned))
+    cfg = BasePoseConfig(**turned, fallback_yaw_offsets_rad=(0.0, -0.25, 0.25))
+    poses = choose_base_pose(target, cm, robot, cfg)
+    assert {round(p.yaw_offset, 2) for p in poses} <= {0.0, -0.25, 0.25}
+    best = poses[0]
+    assert best.pose[1] < -0.35 and best.reach_m <= 0.6 + 1e-9
+    # with room to turn, the preferred offsets win over the fallback
+    cm_free = CostMap(CostMapConfig(resolution_m=0.05))
+    assert choose_base_pose(target, cm_free, robot, cfg)[0].yaw_offset in (0.7, 0.5, 0.9)
+
+
 def test_base_pose_path_reaches_it():
     cm, _, target = table_map()
     robot = (-2.0, -2.0, 0.0)

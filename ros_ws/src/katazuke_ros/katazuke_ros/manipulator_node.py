@@ -147,6 +147,13 @@ class ManipulatorNodeConfig:
                                               "~7 mm at the tip of the stretched arm)")
     arm_settle_timeout_s: float = positive(2.0, "longest wait after a trajectory for the arm to "
                                                 "arrive (s); then the goal goes on with a warning")
+    arm_blocked_rad: float = positive(0.1, "a transit to the pre-grasp or the carry pose "
+                                           "that ends farther than this from its goal aborts "
+                                           "with cause arm_blocked (rad, inf-norm)")
+    arm_stall_s: float = positive(0.3, "the wait ends early once the arm's error has not shrunk "
+                                       "by arm_stall_progress_rad for this long (s)")
+    arm_stall_progress_rad: float = positive(0.002, "error reduction that counts as the arm "
+                                                    "still closing in (rad)")
     detection_radius_m: float = positive(0.25, "a detection's map centre within this of the "
                                                "goal's target is the object (m)")
     detection_timeout_s: float = positive(4.0, "longest wait for such a detection after the head "
@@ -499,9 +506,9 @@ class _GoalRun:
         return CollisionChecker(arm, Obstacles(body + list(boxes), points,
                                                voxel_m=self.cfg.obstacle_voxel_m), cc)
 
-    def stream(self, traj: JointTrajectory) -> None:
+    def stream(self, traj: JointTrajectory) -> float:
         """Stream ``traj``'s samples on arm/command at ``stream_hz`` (node clock), then wait
-        (bounded) for the arm to arrive."""
+        (bounded) for the arm to arrive; the arm's final error (rad, inf-norm)."""
         node = self.node
         dt = 1.0 / self.cfg.stream_hz
         t0 = node.now_s()
@@ -516,21 +523,42 @@ class _GoalRun:
             k += 1
             self.wait_until(lambda: node.now_s() - t0 >= k * dt, dt * 2 + 0.5)
         goal = traj.positions[-1]
-        arrived = self.wait_until(lambda: _max_err(node.arm_q(), goal) <= self.cfg.arm_tolerance_rad,
-                                  self.cfg.arm_settle_timeout_s)
-        if not arrived:
-            self.log.warning(f"manipulate: the arm stopped {_max_err(node.arm_q(), goal):.3f} rad "
-                             f"from the trajectory's end after {self.cfg.arm_settle_timeout_s} s")
+        # wait until the arm arrives, or stops closing in (a finger on the object, the held
+        # object against the rim: the last bit of error never goes) for arm_stall_s
+        best = {"err": math.inf, "since": node.now_s()}
 
-    def run_path(self, path, slow: bool = False) -> float:
-        """Time and stream a joint path; its duration (s)."""
+        def settled() -> bool:
+            err = _max_err(node.arm_q(), goal)
+            if err <= self.cfg.arm_tolerance_rad:
+                return True
+            now = node.now_s()
+            if err < best["err"] - self.cfg.arm_stall_progress_rad:
+                best.update(err=err, since=now)
+            return now - best["since"] >= self.cfg.arm_stall_s
+        t_end = node.now_s()
+        self.wait_until(settled, self.cfg.arm_settle_timeout_s)
+        err = _max_err(node.arm_q(), goal)
+        if err > self.cfg.arm_tolerance_rad:
+            self.log.warning(f"manipulate: the arm stopped {err:.3f} rad from the trajectory's "
+                             f"end ({node.now_s() - t_end:.1f} s after it)")
+        return err
+
+    def run_path(self, path, slow: bool = False, blocked_is: str = "") -> float:
+        """Time and stream a joint path; its duration (s). With ``blocked_is`` (a step name),
+        an arm that ends farther than ``arm_blocked_rad`` from the path's end hit something
+        the collision model lacks: the goal aborts with cause ``arm_blocked`` instead of
+        going on from the wrong place."""
         arm = self.node.arm
         traj = time_parameterize(path, arm.velocity_limits, arm.joint_names,
                                  self.cfg.slow_timing if slow else self.cfg.timing)
-        self.stream(traj)
+        err = self.stream(traj)
+        if blocked_is and err > self.cfg.arm_blocked_rad:
+            raise _Abort("arm_blocked", f"{blocked_is}: the arm stopped {err:.2f} rad short of "
+                         "the planned path's end (a contact the perceived obstacles miss)")
         return traj.duration_s
 
-    def move_to(self, q_goal, checker: CollisionChecker, what: str) -> None:
+    def move_to(self, q_goal, checker: CollisionChecker, what: str,
+                abort_if_blocked: bool = False) -> None:
         """Plan a collision-free path from the current joints to ``q_goal`` and run it."""
         q_now = self.node.arm_q()
         t0 = time.perf_counter()
@@ -542,7 +570,7 @@ class _GoalRun:
         self.figures[f"plan_ms_{what}"] = ms
         self.log.info(f"manipulate: {what}: {plan.planner} path of {len(plan.path)} waypoints in "
                       f"{ms:.0f} ms")
-        self.run_path(plan.path)
+        self.run_path(plan.path, blocked_is=what if abort_if_blocked else "")
 
     def look(self, arm: ArmModel, point_base: np.ndarray) -> float:
         """Point the head at ``point_base``; returns the node time the head settled (s)."""
@@ -595,7 +623,7 @@ class _GoalRun:
             self.log.info(f"manipulate {mode}: done ({res.message})")
         except _Abort as stop:
             res.success, res.cause, res.message = False, stop.cause, str(stop)
-            if stop.cause == "cancelled":
+            if stop.cause in ("cancelled", "arm_blocked"):    # stop pushing where it is
                 self.node.hold_arm()
             if stop.cause == "cancelled" and self.gh.is_cancel_requested:
                 self.gh.canceled()
@@ -709,7 +737,7 @@ class _GoalRun:
 
         self.feedback("approaching")
         node.send_gripper(g.width_m)
-        self.run_path(path.path)      # the gripper opens on the way
+        self.run_path(path.path, blocked_is="to the pre-grasp")   # the gripper opens on the way
         self.run_path(approach.approach_path, slow=True)
 
         self.feedback("closing")
@@ -797,7 +825,8 @@ class _GoalRun:
         except IKError as exc:
             raise _Abort("ik_failed", f"{step}: the carry pose over ({xy[0]:.2f}, {xy[1]:.2f}, "
                          f"{carry_z:.2f}) m is unreachable: {exc}") from exc
-        self.move_to(sol.q, self.checker(arm, boxes=boxes, held=True), "carry")
+        self.move_to(sol.q, self.checker(arm, boxes=boxes, held=True), "carry",
+                     abort_if_blocked=True)
         T_c = arm.fk(sol.q)
         low = T_c.copy()
         low[2, 3] -= lower_m
@@ -811,9 +840,9 @@ class _GoalRun:
             self.feedback("retracting")
             up = low.copy()
             up[2, 3] += cfg.retract_m
+            # the hand rises empty and straight: transit speed
             self.run_path(cartesian_path(arm, low, up, down[-1], cfg.approach.cartesian_step_m,
-                                         cfg.approach.ik, cfg.approach.max_joint_jump_rad),
-                          slow=True)
+                                         cfg.approach.ik, cfg.approach.max_joint_jump_rad))
         except IKError as exc:
             raise _Abort("ik_failed", f"{step}: straight lowering / retreat: {exc}") from exc
         self.feedback("stowing")
