@@ -341,6 +341,9 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
     env["ROS_DOMAIN_ID"] = str(100 + (os.getpid() + seed) % 100)
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     log_dir.mkdir(parents=True, exist_ok=True)
+    from katazuke.bench.harness import _git_state
+
+    commit, dirty = _git_state()     # the code the stack starts from (edits later do not count)
     launcher = start_process([sys.executable, "-P", "-m", "katazuke.cli", "launch",
                               *_launch_args(cfg, seed, bag), "--log-dir", str(log_dir)], env=env)
     t_wall0 = time.monotonic()
@@ -410,9 +413,6 @@ def run_episode(cfg: TidyBenchConfig, seed: int, log_dir: Path,
         items = ([{"object_id": int(i.object_id), "category": i.category, "state": int(i.state),
                    "attempts": int(i.attempts), "cause": i.cause} for i in result.items]
                  if result is not None else [])
-        from katazuke.bench.harness import _git_state
-
-        commit, dirty = _git_state()
         return {"seed": seed, "commit": commit, "dirty": dirty,
                 "objects": scored, "tidied": sum(o["success"] for o in scored),
                 "sim_s": round(sim_s, 2), "wall_s": round(wall_s, 2),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from katazuke.errors import KatazukeError
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``katazuke`` console script."""
     from katazuke.rosenv import ensure_ros_environment
@@ -121,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":  # provenance: load average and wall time from here on
         from katazuke.bench.harness import start
         start()
+    # SIGTERM ends a command as Ctrl-C does, through its clean-up (a bench or the demo stops
+    # the stack it launched); commands with their own handler (launch, bag record) set it later
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return int(run(args) or 0)
     except KatazukeError as exc:

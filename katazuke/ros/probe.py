@@ -70,8 +70,12 @@ class Probe:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
+        from rclpy.signals import SignalHandlerOptions
+
         self.context = Context()
-        rclpy.init(context=self.context)
+        # no rclpy signal handlers: they would turn Ctrl-C / SIGTERM into a silent context
+        # shutdown, and a bench waiting on this probe then kept its launched stack running
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         try:
             overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
             self.node = rclpy.create_node(name, namespace=namespace or None, context=self.context,
