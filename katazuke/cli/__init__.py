@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         start()
     # SIGTERM ends a command as Ctrl-C does, through its clean-up (a bench or the demo stops
     # the stack it launched); commands with their own handler (launch, bag record) set it later
+    # and Ctrl-C raises KeyboardInterrupt even where the shell started us with SIGINT ignored
+    # (a background job: the bench then ignored `kill -INT`)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(run(args) or 0)
     except KatazukeError as exc:
