@@ -157,9 +157,9 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
     reach = np.linspace(cfg.reach_min_m, cfg.reach_max_m, cfg.n_reach)
     offs = np.asarray(tuple(cfg.yaw_offsets_rad) + tuple(cfg.fallback_yaw_offsets_rad),
                       np.float64)
-    fallback = np.arange(len(offs)) >= len(cfg.yaw_offsets_rad)
-    th, d, off = (a.ravel() for a in np.meshgrid(theta, reach, offs, indexing="ij"))
-    is_fb = np.meshgrid(theta, reach, fallback, indexing="ij")[2].ravel()
+    th, d, k = (a.ravel() for a in np.meshgrid(theta, reach, np.arange(len(offs)),
+                                               indexing="ij"))
+    off, is_fb = offs[k], k >= len(cfg.yaw_offsets_rad)
     yaw = wrap_angle(th + np.pi + off)
     mount = target + d[:, None] * np.column_stack([np.cos(th), np.sin(th)])
     mx, my = cfg.arm_mount_xy
