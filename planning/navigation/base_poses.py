@@ -12,7 +12,8 @@ get there (finite path cost from the robot). Candidates are scored (lower is bet
     + reach_weight * |reach - reach_preferred_m| + yaw_weight * |yaw offset|
     + fallback_weight  (for the yaw offsets of ``fallback_yaw_offsets_rad``)
 
-and returned best first.
+and returned best first. A raised target (``target_z >= raised_min_z_m``) tries
+``raised_yaw_offsets_rad`` first and the other offsets as its fallbacks.
 """
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ class BasePoseConfig:
                 "base's front corner towards the target: at a table's edge only facing it "
                 "reaches), rad", "check": "finite"})
     fallback_weight: float = non_negative(10.0, "score added to a fallback yaw offset's pose")
+    raised_min_z_m: float = positive(0.25, "a target at least this high (m, map z) is raised "
+                                     "(on a table or a shelf board): raised_yaw_offsets_rad "
+                                     "come first for it")
+    raised_yaw_offsets_rad: tuple[float, ...] = field(default=(), metadata={
+        "help": "yaw offsets for a raised target (empty: yaw_offsets_rad); the others are its "
+                "fallbacks. Facing a shelf squarely, the hand comes in straight between the "
+                "boards", "check": "finite"})
     footprint_m: tuple[float, float] = positive((0.6, 0.5), "base footprint length, width, m")
     footprint_padding_m: float = non_negative(0.05, "grow the footprint by this on each side "
                                               "for the collision check, m")
@@ -124,7 +132,8 @@ def footprint_clearance(points_xy: np.ndarray, poses: np.ndarray,
 def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
                      config: BasePoseConfig | None = None,
                      planner: GlobalPlanner | None = None,
-                     cost_field: CostField | None = None) -> list[BasePose]:
+                     cost_field: CostField | None = None,
+                     target_z: float | None = None) -> list[BasePose]:
     """Candidate base poses from which the arm reaches ``target_xy``, best first.
 
     Args:
@@ -135,6 +144,8 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
         planner: the planner whose costs score the path (default ``GlobalPlanner()``).
         cost_field: a precomputed :meth:`GlobalPlanner.cost_field` from ``robot_pose`` (saves
             one Dijkstra when choosing for several targets).
+        target_z: the target's height in ``map`` (m), if known: at least
+            ``config.raised_min_z_m`` selects ``config.raised_yaw_offsets_rad``.
 
     Returns:
         Non-empty list of :class:`BasePose`, best (lowest score) first.
@@ -155,11 +166,17 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
     # candidates: approach angle theta (target -> mount), reach d, yaw offset
     theta = np.linspace(-np.pi, np.pi, cfg.n_angles, endpoint=False)
     reach = np.linspace(cfg.reach_min_m, cfg.reach_max_m, cfg.n_reach)
-    offs = np.asarray(tuple(cfg.yaw_offsets_rad) + tuple(cfg.fallback_yaw_offsets_rad),
-                      np.float64)
+    primary = tuple(cfg.yaw_offsets_rad)
+    fallback = tuple(cfg.fallback_yaw_offsets_rad)
+    if (cfg.raised_yaw_offsets_rad and target_z is not None and math.isfinite(target_z)
+            and target_z >= cfg.raised_min_z_m):
+        primary = tuple(cfg.raised_yaw_offsets_rad)
+        fallback = tuple(o for o in cfg.yaw_offsets_rad + cfg.fallback_yaw_offsets_rad
+                         if all(abs(o - p) > 1e-9 for p in primary))
+    offs = np.asarray(primary + fallback, np.float64)
     th, d, k = (a.ravel() for a in np.meshgrid(theta, reach, np.arange(len(offs)),
                                                indexing="ij"))
-    off, is_fb = offs[k], k >= len(cfg.yaw_offsets_rad)
+    off, is_fb = offs[k], k >= len(primary)
     yaw = wrap_angle(th + np.pi + off)
     mount = target + d[:, None] * np.column_stack([np.cos(th), np.sin(th)])
     mx, my = cfg.arm_mount_xy

@@ -120,6 +120,56 @@ def test_tall_object_gets_side_grasps_too():
     assert all(0.04 <= g.position[2] <= 0.18 for g in side)
 
 
+def test_a_bottle_seen_from_the_front_only_gets_side_grasps():
+    """One view of a bottle on a shelf board sees its front half: its footprint's narrow
+    extent is the short depth seen; the closing axis (across the view) is fully seen."""
+    obj = _cylinder((0.7, 0.0), 0.03, 0.2, n=4000)
+    obj = obj[obj[:, 0] <= 0.7]                                 # the half facing the robot
+    # looking down, the lower side shows only its nearest sliver (the shelf test case: 17 mm
+    # of the 30 mm depth seen at the grasp height)
+    obj = obj[(obj[:, 2] > 0.12) | (obj[:, 0] <= 0.7 - 0.02)]
+    grasps = PLANNER.plan(obj, "bottle", _scene_without(_floor((0.7, 0.0)), obj))
+    side = [g for g in grasps if g.kind == "side"]
+    assert side, [g.kind for g in grasps]
+    assert all(abs(g.closing_axis[0]) < 0.5 for g in side)    # closing across the view
+
+
+def test_small_objects_get_angled_grasps_whose_palm_clears_them():
+    """Top-down candidates pitched towards the arm's mount: the hand comes in over the
+    object from the robot's side (under a shelf board the upright wrist has no room)."""
+    from katazuke.planning.grasping import GripperBoxes
+
+    obj = _box((0.7, 0.05), (0.043, 0.043, 0.043), yaw=0.3)
+    grasps = PLANNER.plan(obj, "toy", _scene_without(_floor((0.7, 0.05)), obj))
+    angled = [g for g in grasps if g.kind == "angled"]
+    assert angled
+    tops = [g.score for g in grasps if g.kind == "top"]
+    assert min(tops) >= 0 and max(g.score for g in angled) < max(tops)   # after top-down
+    radial = np.array([0.7 - 0.12, 0.05])
+    radial /= np.linalg.norm(radial)
+    pitches = set()
+    g_boxes = GripperBoxes()
+    for g in angled:
+        a = g.approach
+        pitch = math.degrees(math.acos(-a[2]))
+        pitches.add(round(pitch))
+        assert a[:2] @ radial > 0.5                                 # away from the robot
+        assert abs(g.closing_axis[2]) < 1e-9                        # fingers level
+        assert abs(g.closing_axis[:2] @ radial) < math.sin(math.radians(30.0)) + 1e-9
+        # no object point inside the palm (grown by the planner's margin)
+        P = (obj - g.position) @ g.T_base_grasp[:3, :3]
+        lo, hi = g_boxes.boxes(g.width_m)[2]
+        assert not np.any(np.all((P >= lo - 0.004) & (P <= hi + 0.004), axis=1))
+        # the fingers still reach the object: the grasp point within 2 cm of its box
+        assert np.all(g.position >= obj.min(0) - 0.02) and np.all(g.position <= obj.max(0) + 0.02)
+    assert pitches == {45, 65}
+    off = GeometricGraspPlanner(GeometricGraspConfig(angled_pitch_deg=()))
+    assert all(g.kind != "angled"
+               for g in off.plan(obj, "toy", _scene_without(_floor((0.7, 0.05)), obj)))
+    with pytest.raises(KatazukeError, match="angled_pitch_deg"):
+        GeometricGraspConfig(angled_pitch_deg=(90.0,))
+
+
 def test_object_wider_than_gripper_raises_no_grasp():
     obj = _box((0.6, 0.0), (0.14, 0.11, 0.05))
     with pytest.raises(NoGraspError, match="opening"):

@@ -369,6 +369,29 @@ def test_fallback_yaw_offsets_reach_a_target_in_from_a_table_edge():
     assert choose_base_pose(target, cm_free, robot, cfg)[0].yaw_offset in (0.7, 0.5, 0.9)
 
 
+def test_a_raised_target_faces_the_shelf():
+    # a shelf against the +y wall, an object 0.15 m in on its lower board (0.33 m high)
+    cm = CostMap(CostMapConfig(resolution_m=0.05))
+    cm.add_box((-0.5, 0.0, 0.0), (0.5, 0.35, 1.3))
+    cm.add_box((-2.0, 0.35, 0.0), (2.0, 0.45, 2.0))
+    target, robot = (0.0, 0.15), (0.0, -2.0, 0.0)
+    turned = dict(reach_max_m=0.6, reach_preferred_m=0.45, yaw_offsets_rad=(0.7, 0.5, 0.9),
+                  fallback_yaw_offsets_rad=(0.0, -0.25, 0.25), raised_min_z_m=0.25,
+                  raised_yaw_offsets_rad=(0.0, -0.25, 0.25))
+    cfg = BasePoseConfig(**turned)
+    floor_like = choose_base_pose(target, cm, robot, cfg)[0]        # height unknown
+    low = choose_base_pose(target, cm, robot, cfg, target_z=0.1)[0]
+    raised = choose_base_pose(target, cm, robot, cfg, target_z=0.33)[0]
+    assert abs(floor_like.yaw_offset) >= 0.5 and abs(low.yaw_offset) >= 0.5
+    assert raised.yaw_offset in (0.0, -0.25, 0.25)
+    assert raised.reach_m <= 0.6 + 1e-9 and raised.pose[1] < 0.0
+    # the turned offsets remain the raised target's fallbacks
+    assert {round(p.yaw_offset, 2) for p in choose_base_pose(target, cm, robot, cfg,
+                                                             target_z=0.33)} >= {0.7}
+    with pytest.raises(KatazukeError):
+        BasePoseConfig(raised_min_z_m=0.0)
+
+
 def test_base_pose_path_reaches_it():
     cm, _, target = table_map()
     robot = (-2.0, -2.0, 0.0)

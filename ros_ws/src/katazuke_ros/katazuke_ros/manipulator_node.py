@@ -113,6 +113,12 @@ def _along_view(T_base_grasp: np.ndarray, T_base_cam: np.ndarray, max_deg: float
 #: model inside the base footprint and clear of the base box (the bench's LOOK,
 #: ``katazuke.bench.grasp.LOOK``, rests the hand on the base in the sphere model).
 LOOK_POSE = (2.6, 0.4, 0.0, -2.8, 0.0, 2.0, 0.785)
+#: Arm joints holding an object while the base drives: hand down at (-0.18, 0.18, 0.60) m in
+#: base_link, beside the mast, every sphere inside the footprint and the held-object sphere
+#: clear of the base (LOOK_POSE puts the tip 4 cm over the base top: a held object collides).
+#: Found by a grid search over joints 2, 4, 6 for the pose nearest LOOK_POSE with those
+#: properties in the arm's sphere model.
+HOLD_POSE = (2.6, -0.3, 0.0, -2.6, 0.0, 2.0, 0.785)
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 HEAD_JOINTS = ("head_pan_joint", "head_tilt_joint")
 _MODES = {Manipulate.Goal.MODE_PICK: "pick", Manipulate.Goal.MODE_PLACE: "place",
@@ -129,6 +135,26 @@ class ManipulatorNodeConfig:
         "help": "arm joints (rad, panda_joint1..7) while the head camera looks (PICK)"})
     travel_pose: tuple[float, ...] = field(default=LOOK_POSE, metadata={
         "help": "arm joints (rad) of STOW: compact, inside the footprint, out of the view"})
+    hold_pose: tuple[float, ...] = field(default=HOLD_POSE, metadata={
+        "help": "arm joints (rad) holding a picked object while the base drives: hand down "
+                "over the base, inside the footprint, the held object clear of the base"})
+    retreat_min_support_z_m: float = non_negative(0.15, "after picking an object resting this "
+                                                        "high (a table, a shelf board; m in "
+                                                        "base_link) or with a grasp that is "
+                                                        "not top-down, the arm carries it to "
+                                                        "hold_pose, clear of the furniture, "
+                                                        "before the base drives")
+    retreat_back_m: float = non_negative(0.2, "before that, the hand draws straight back "
+                                              "towards the arm's mount by up to this (m)...")
+    retreat_min_reach_m: float = non_negative(0.3, "...keeping at least this horizontal reach "
+                                                   "from it (m)")
+    odom_frame: str = field(default="odom", metadata={
+        "help": "the frame the base moves in: a perceived scene stays valid while base_link "
+                "stays put in it"})
+    scene_memory_move_m: float = positive(0.03, "the pick's perceived scene points are the "
+                                                "arm's obstacles for the next moves while the "
+                                                "base has moved less than this (m)...")
+    scene_memory_turn_rad: float = positive(0.05, "...and turned less than this (rad)")
     default_planner: str = field(default="geometric", metadata={
         "help": "grasp planner used when a goal's `planner` is empty"})
     stream_hz: float = positive(15.0, "arm/command rate while a trajectory runs, Hz (node clock); "
@@ -291,6 +317,8 @@ class ManipulatorNode(Node):
         self._detections: deque[DetectionArray] = deque(maxlen=20)
         self._planners: dict[str, GraspPlanner] = {"geometric": GeometricGraspPlanner(cfg.grasp)}
         self._rng = np.random.default_rng(cfg.seed)
+        #: the last pick's scene points (base_link) and base_link's pose in odom then
+        self._scene_memory: tuple[np.ndarray, np.ndarray] | None = None
         self._goal_lock = threading.Lock()
         self._active_goal: bytes | None = None
         self._exec_lock = threading.Lock()
@@ -535,6 +563,32 @@ class _GoalRun:
             keep = keep[~np.all((keep >= lo - m) & (keep <= hi + m), axis=1)]
         return keep
 
+    def remember_scene(self, points: np.ndarray, t: float) -> None:
+        """Keep ``points`` (base_link, seen at ``t``) as obstacles for later moves."""
+        try:
+            T = self.lookup(self.cfg.odom_frame, self.cfg.base_frame, t)
+        except _Abort:
+            self.node._scene_memory = None
+            return
+        self.node._scene_memory = (points, T)
+
+    def remembered_scene(self) -> np.ndarray | None:
+        """The last pick's scene points while the base has not moved since (else None): a
+        stow or retreat from a shelf then knows the boards."""
+        mem = self.node._scene_memory
+        if mem is None:
+            return None
+        points, T_then = mem
+        try:
+            T_now = self.lookup(self.cfg.odom_frame, self.cfg.base_frame)
+        except _Abort:
+            return None
+        D = np.linalg.inv(T_then) @ T_now
+        if (np.linalg.norm(D[:2, 3]) > self.cfg.scene_memory_move_m
+                or abs(math.atan2(D[1, 0], D[0, 0])) > self.cfg.scene_memory_turn_rad):
+            return None
+        return points
+
     def stream(self, traj: JointTrajectory) -> float:
         """Stream ``traj``'s samples on arm/command at ``stream_hz`` (node clock), then wait
         (bounded) for the arm to arrive; the arm's final error (rad, inf-norm)."""
@@ -677,7 +731,9 @@ class _GoalRun:
     def do_stow(self) -> None:
         self.feedback("stowing")
         arm, _ = self.inputs()
-        self.move_to(np.array(self.cfg.travel_pose), self.checker(arm), "stow")
+        self.move_to(np.array(self.cfg.travel_pose),
+                     self.checker(arm, points=self.remembered_scene()), "stow",
+                     abort_if_blocked=True)
         self.result.message = "arm at the travel pose"
 
     def do_pick(self) -> None:
@@ -721,6 +777,7 @@ class _GoalRun:
             raise _Abort("not_visible", f"segmentation: {exc}") from exc
         self.figures["segment_ms"] = 1e3 * (time.perf_counter() - t0)
         scene = self.without_robot(arm, scene)
+        self.remember_scene(scene, t_img)
 
         self.feedback("planning grasps")
         category = goal.category or det.category
@@ -737,13 +794,16 @@ class _GoalRun:
         # the transit to the pre-grasp avoids the object too (an RRT path may otherwise sweep
         # the hand through it and knock it); only the straight approach comes close to it
         checker = self.checker(arm, points=np.vstack([scene, obj]))
+        # the lift: the arm against the scene without the object (the held-object sphere, 2 cm
+        # beyond the fingertips, stands in the support at the grasp itself)
+        lift_checker = self.checker(arm, points=scene)
         q_now = node.arm_q()
         chosen, failures = None, []
         t0 = time.perf_counter()
         for i, g in enumerate(grasps[:cfg.max_grasps]):
             self.check()
             try:
-                approach = solve_approach(arm, g.T_base_grasp, q_now, cfg.approach, self._rng_())
+                approach = self.approach_for(arm, g, q_now, lift_checker)
             except IKError as exc:
                 failures.append(("ik_failed", f"grasp {i} ({g.kind}): {exc}"))
                 continue
@@ -758,8 +818,13 @@ class _GoalRun:
         if chosen is None:
             cause = ("planning_failed" if any(c == "planning_failed" for c, _ in failures)
                      else "ik_failed")
+            if len(failures) > 4:
+                self.log.info("manipulate pick: every grasp's failure: "
+                              + "; ".join(m for _, m in failures))
+            # the first and the last tries: the best-ranked, and the fallback families
+            shown = failures if len(failures) <= 4 else failures[:2] + failures[-2:]
             raise _Abort(cause, f"none of {min(len(grasps), cfg.max_grasps)} grasps is "
-                         "reachable: " + "; ".join(m for _, m in failures[:3]))
+                         "reachable: " + "; ".join(m for _, m in shown))
         i, g, approach, path = chosen
         self.result.grasp = grasp_to_msg(g, goal.object_id, approach.T_base_grasp)
         self.log.info(f"manipulate pick: grasp {i} ({g.kind}, width {g.width_m:.3f} m, score "
@@ -812,6 +877,69 @@ class _GoalRun:
                          f"{width * 1e3:.1f} mm, effort {effort:.1f} N)")
         self.result.message = (f"holding object {goal.object_id} at {width * 1e3:.1f} mm, "
                                f"{effort:.0f} N (grasp {i}, {g.kind})")
+        support_z = float(np.percentile(obj[:, 2], 2.0))
+        if g.kind != "top" or support_z >= cfg.retreat_min_support_z_m:
+            # out of the shelf / off the table before the base drives: the arm sticking out
+            # of the footprint is not in the navigator's model
+            self.feedback("retreating")
+            self.back_out(arm, lift_checker)
+            try:
+                self.move_to(np.array(cfg.hold_pose), self.checker(arm, points=scene, held=True),
+                             "hold", abort_if_blocked=True)
+            except _Abort as exc:
+                if exc.cause == "cancelled":
+                    raise
+                node.hold_arm()
+                self.log.warning(f"manipulate pick: no retreat to the hold pose ({exc}); the "
+                                 "arm stays at the lift")
+            ok, why, width, effort = self.verify(0.0, expected)
+            if not ok:
+                raise _Abort("dropped", f"grasp check after the retreat: {why} (opening "
+                             f"{width * 1e3:.1f} mm, effort {effort:.1f} N)")
+
+    def back_out(self, arm: ArmModel, checker: CollisionChecker) -> None:
+        """Draw the hand straight back towards the arm's mount by up to ``retreat_back_m``
+        (out of a shelf compartment: RRT from inside it took 2 x 2 s and failed for 2 of 5
+        shelf picks) when that straight path is collision-free."""
+        cfg = self.cfg
+        q = self.node.arm_q()
+        T_tip = arm.fk(q)
+        d = np.asarray(cfg.grasp.approach_origin_xy, float) - T_tip[:2, 3]
+        n = float(np.linalg.norm(d))
+        step = min(cfg.retreat_back_m, n - cfg.retreat_min_reach_m)
+        if step < 0.02:
+            return
+        back = T_tip.copy()
+        back[:2, 3] += step * d / n
+        try:
+            path = cartesian_path(arm, T_tip, back, q, cfg.approach.cartesian_step_m,
+                                  cfg.approach.ik, cfg.approach.max_joint_jump_rad)
+        except IKError as exc:
+            self.log.info(f"manipulate pick: no straight retreat ({exc})")
+            return
+        if not checker.path_collision_free(path[1:]):
+            self.log.info("manipulate pick: the straight retreat collides; planning from the lift")
+            return
+        self.run_path(path, slow=True)
+
+    def approach_for(self, arm: ArmModel, g: Grasp, q_now: np.ndarray,
+                     lift_checker: CollisionChecker):
+        """:func:`solve_approach` for ``g``; the lift shortened (to a half, a quarter) while
+        its straight path would drive the arm into the scene (a shelf board above the object).
+        Raises IKError."""
+        cfg = self.cfg
+        approach = solve_approach(arm, g.T_base_grasp, q_now, cfg.approach, self._rng_())
+        for f in (0.5, 0.25):
+            if lift_checker.path_collision_free(approach.lift_path[1:]):
+                break
+            try:
+                approach = solve_approach(
+                    arm, g.T_base_grasp, q_now,
+                    dataclasses.replace(cfg.approach, lift_m=f * cfg.approach.lift_m),
+                    self._rng_())
+            except IKError:
+                break
+        return approach
 
     def do_place(self) -> None:
         cfg, goal = self.cfg, self.goal
@@ -862,7 +990,9 @@ class _GoalRun:
         except IKError as exc:
             raise _Abort("ik_failed", f"{step}: the carry pose over ({xy[0]:.2f}, {xy[1]:.2f}, "
                          f"{carry_z:.2f}) m is unreachable: {exc}") from exc
-        self.move_to(sol.q, self.checker(arm, boxes=boxes, held=True), "carry",
+        # the base has not moved since a pick that failed (RELEASE on the spot): its scene
+        scene = self.remembered_scene()
+        self.move_to(sol.q, self.checker(arm, points=scene, boxes=boxes, held=True), "carry",
                      abort_if_blocked=True)
         T_c = arm.fk(sol.q)
         low = T_c.copy()
@@ -883,7 +1013,8 @@ class _GoalRun:
         except IKError as exc:
             raise _Abort("ik_failed", f"{step}: straight lowering / retreat: {exc}") from exc
         self.feedback("stowing")
-        self.move_to(np.array(cfg.travel_pose), self.checker(arm, boxes=boxes), "stow")
+        self.move_to(np.array(cfg.travel_pose), self.checker(arm, points=scene, boxes=boxes),
+                     "stow")
 
     # -- perception
     def _rng_(self) -> np.random.Generator:

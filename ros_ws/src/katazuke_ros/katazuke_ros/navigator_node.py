@@ -600,7 +600,8 @@ class _GoalRun:
                 node.costmap.mark_clear(target[:2], radius)
             try:
                 cands = choose_base_pose(target[:2], node.costmap, robot,
-                                         getattr(node.cfg, purpose), node.planner)
+                                         getattr(node.cfg, purpose), node.planner,
+                                         target_z=float(target[2]))
             except (NoBasePoseError, NavigationError, InputError) as exc:
                 raise _Abort("no_base_pose", str(exc)) from exc
         # approach k: the k-th best of the candidates that come from distinct sides
