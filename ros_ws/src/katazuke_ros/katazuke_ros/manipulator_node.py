@@ -476,9 +476,20 @@ class _GoalRun:
         self.log = node.get_logger()
         self.result = Manipulate.Result()
         self.figures: dict[str, float] = {}
+        #: sim s spent in each feedback step (figures ``step_s_<step>``; logged at the end)
+        self.step_s: dict[str, float] = {}
+        self._step: tuple[str, float] | None = None
 
     # -- helpers
+    def _close_step(self) -> None:
+        if self._step is not None:
+            name, t0 = self._step
+            self.step_s[name] = self.step_s.get(name, 0.0) + self.node.now_s() - t0
+            self._step = None
+
     def feedback(self, step: str) -> None:
+        self._close_step()
+        self._step = (step, self.node.now_s())
         fb = Manipulate.Feedback()
         fb.step = step
         self.gh.publish_feedback(fb)
@@ -718,8 +729,13 @@ class _GoalRun:
             self.node.hold_arm()
             self.gh.abort()
             self.log.error(f"manipulate {mode} failed: {exc}")
+        self._close_step()
+        self.figures.update({f"step_s_{k}": v for k, v in self.step_s.items()})
         self.figures["sim_s"] = self.node.now_s() - t0_sim
         self.figures["wall_s"] = time.perf_counter() - t0_wall
+        if self.step_s:
+            self.log.info(f"manipulate {mode}: {self.figures['sim_s']:.1f} sim s ("
+                          + ", ".join(f"{k} {v:.1f}" for k, v in self.step_s.items()) + ")")
         self.node.last_figures = dict(self.figures)
         return res
 
