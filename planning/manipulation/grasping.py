@@ -232,14 +232,28 @@ def solve_approach(arm: ArmModel, T_base_grasp, q_seed, config: ApproachConfig |
         IKError: a pose is unreachable or the motion between two needs a joint jump.
     """
     cfg = config or ApproachConfig()
-    pre, grasp, lift = approach_poses(T_base_grasp, cfg.pregrasp_offset_m, cfg.lift_m)
-    sol = arm.solve_ik(pre, q_seed, cfg.ik, rng=rng, flip_yaw=cfg.flip_yaw)
-    if sol.flipped:
-        flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-        pre, grasp, lift = pre @ flip, grasp @ flip, lift @ flip
-    approach = cartesian_path(arm, pre, grasp, sol.q, cfg.cartesian_step_m, cfg.ik,
-                              cfg.max_joint_jump_rad)
+    poses = approach_poses(T_base_grasp, cfg.pregrasp_offset_m, cfg.lift_m)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    sol = arm.solve_ik(poses[0], q_seed, cfg.ik, rng=rng, flip_yaw=cfg.flip_yaw)
+    pre, grasp, lift = (T @ flip for T in poses) if sol.flipped else poses
+    flipped = bool(sol.flipped)
+    try:
+        approach = cartesian_path(arm, pre, grasp, sol.q, cfg.cartesian_step_m, cfg.ik,
+                                  cfg.max_joint_jump_rad)
+    except IKError as first:
+        # the grasp is the harder end (lowest, farthest): an arm branch that reaches the
+        # pre-grasp may not stretch to it (a floor object at 0.65 m: every grasp of a tidy
+        # run failed 1 attempt from the pre-grasp's solution). Solve the grasp itself with
+        # restarts and draw the approach backwards from it.
+        try:
+            gsol = arm.solve_ik(poses[1], q_seed, cfg.ik, rng=rng, flip_yaw=cfg.flip_yaw)
+            pre, grasp, lift = (T @ flip for T in poses) if gsol.flipped else poses
+            approach = cartesian_path(arm, grasp, pre, gsol.q, cfg.cartesian_step_m, cfg.ik,
+                                      cfg.max_joint_jump_rad)[::-1].copy()
+        except IKError:
+            raise first from None
+        flipped = bool(gsol.flipped)
     lift_path = cartesian_path(arm, grasp, lift, approach[-1], cfg.cartesian_step_m, cfg.ik,
                                cfg.max_joint_jump_rad)
-    return ApproachPlan(pre, grasp, lift, sol.q, approach[-1], lift_path[-1], approach,
-                        lift_path, bool(sol.flipped))
+    return ApproachPlan(pre, grasp, lift, approach[0], approach[-1], lift_path[-1], approach,
+                        lift_path, flipped)

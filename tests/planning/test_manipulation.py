@@ -537,6 +537,30 @@ def test_solve_approach_is_continuous_and_straight(arm):
         assert abs(plan.q_grasp[6] - READY[6]) < np.pi / 2 + 0.3
 
 
+@pytest.mark.parametrize("xyz,yaw", [((0.6, 0.0, 0.03), 0.8), ((0.75, 0.0, 0.03), 0.0)])
+def test_solve_approach_reaches_a_far_floor_grasp_from_the_grasp_end(arm, xyz, yaw):
+    """A floor grasp near the edge of reach: the arm branch found for the pre-grasp (from the
+    look pose) cannot stretch down to the grasp; solving the grasp first and drawing the
+    approach backwards from it can (a tidy run failed every grasp of such an object)."""
+    look = np.array([2.6, 0.4, 0.0, -2.8, 0.0, 2.0, 0.785])
+    cfg = ApproachConfig(pregrasp_offset_m=0.12, lift_m=0.15)
+    T = _top_down(xyz, yaw)
+    pre, grasp, _ = approach_poses(T, 0.12, 0.15)
+    sol = arm.solve_ik(pre, look, cfg.ik, rng=np.random.default_rng(0), flip_yaw=True)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    P, G = (pre @ flip, grasp @ flip) if sol.flipped else (pre, grasp)
+    with pytest.raises(IKError):            # the pre-grasp's branch alone fails
+        cartesian_path(arm, P, G, sol.q, cfg.cartesian_step_m, cfg.ik, cfg.max_joint_jump_rad)
+    plan = solve_approach(arm, T, look, cfg, rng=np.random.default_rng(0))
+    assert np.linalg.norm(arm.fk(plan.q_grasp)[:3, 3] - np.asarray(xyz)) < 1e-3
+    assert np.linalg.norm(arm.fk(plan.q_pregrasp)[:3, 3] - plan.T_base_pregrasp[:3, 3]) < 1e-3
+    np.testing.assert_allclose(plan.approach_path[0], plan.q_pregrasp)
+    np.testing.assert_allclose(plan.approach_path[-1], plan.q_grasp)
+    assert np.max(np.abs(np.diff(plan.approach_path, axis=0))) < cfg.max_joint_jump_rad
+    tips = np.array([arm.fk(q)[:3, 3] for q in plan.approach_path])
+    assert np.all(np.diff(tips[:, 2]) < 1e-4)          # straight down to the grasp
+
+
 def test_cartesian_path_refuses_a_jump(arm):
     q = arm.ik(_top_down([0.6, 0.0, 0.5]), READY)
     far = _top_down([2.0, 0.0, 0.5])

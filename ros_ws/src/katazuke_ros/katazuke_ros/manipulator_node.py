@@ -171,6 +171,10 @@ class ManipulatorNodeConfig:
     arm_tolerance_rad: float = positive(0.01, "arm joints within this of a trajectory's end "
                                               "count as arrived (rad, inf-norm; 0.01 rad is "
                                               "~7 mm at the tip of the stretched arm)")
+    arm_pass_tolerance_rad: float = positive(0.04, "between motions that need no precision "
+                                                   "(transits, lift, retreat, stow) the next "
+                                                   "one starts once the arm is within this of "
+                                                   "the last one's end (rad, inf-norm)")
     arm_settle_timeout_s: float = positive(2.0, "longest wait after a trajectory for the arm to "
                                                 "arrive (s); then the goal goes on with a warning")
     accept_too_wide: bool = field(default=True, metadata={
@@ -600,9 +604,11 @@ class _GoalRun:
             return None
         return points
 
-    def stream(self, traj: JointTrajectory) -> float:
+    def stream(self, traj: JointTrajectory, tolerance_rad: float | None = None) -> float:
         """Stream ``traj``'s samples on arm/command at ``stream_hz`` (node clock), then wait
-        (bounded) for the arm to arrive; the arm's final error (rad, inf-norm)."""
+        (bounded) for the arm to come within ``tolerance_rad`` (default
+        ``arm_tolerance_rad``); the arm's final error (rad, inf-norm)."""
+        tol = self.cfg.arm_tolerance_rad if tolerance_rad is None else tolerance_rad
         node = self.node
         dt = 1.0 / self.cfg.stream_hz
         t0 = node.now_s()
@@ -623,7 +629,7 @@ class _GoalRun:
 
         def settled() -> bool:
             err = _max_err(node.arm_q(), goal)
-            if err <= self.cfg.arm_tolerance_rad:
+            if err <= tol:
                 return True
             now = node.now_s()
             if err < best["err"] - self.cfg.arm_stall_progress_rad:
@@ -632,20 +638,24 @@ class _GoalRun:
         t_end = node.now_s()
         self.wait_until(settled, self.cfg.arm_settle_timeout_s)
         err = _max_err(node.arm_q(), goal)
-        if err > self.cfg.arm_tolerance_rad:
+        if err > tol:
             self.log.warning(f"manipulate: the arm stopped {err:.3f} rad from the trajectory's "
                              f"end ({node.now_s() - t_end:.1f} s after it)")
         return err
 
-    def run_path(self, path, slow: bool = False, blocked_is: str = "") -> float:
-        """Time and stream a joint path; its duration (s). With ``blocked_is`` (a step name),
-        an arm that ends farther than ``arm_blocked_rad`` from the path's end hit something
-        the collision model lacks: the goal aborts with cause ``arm_blocked`` instead of
-        going on from the wrong place."""
+    def run_path(self, path, slow: bool = False, blocked_is: str = "",
+                 precise: bool = False) -> float:
+        """Time and stream a joint path; its duration (s). ``precise``: wait for the arm to
+        settle within ``arm_tolerance_rad`` (the approach before closing, the lowering before
+        opening); otherwise within ``arm_pass_tolerance_rad`` (the next motion or wait
+        starts from where the arm was sent). With ``blocked_is`` (a step name), an arm that
+        ends farther than ``arm_blocked_rad`` from the path's end hit something the collision
+        model lacks: the goal aborts with cause ``arm_blocked`` instead of going on from the
+        wrong place."""
         arm = self.node.arm
         traj = time_parameterize(path, arm.velocity_limits, arm.joint_names,
                                  self.cfg.slow_timing if slow else self.cfg.timing)
-        err = self.stream(traj)
+        err = self.stream(traj, None if precise else self.cfg.arm_pass_tolerance_rad)
         if blocked_is and err > self.cfg.arm_blocked_rad:
             raise _Abort("arm_blocked", f"{blocked_is}: the arm stopped {err:.2f} rad short of "
                          "the planned path's end (a contact the perceived obstacles miss)")
@@ -849,7 +859,7 @@ class _GoalRun:
         self.feedback("approaching")
         node.send_gripper(g.width_m)
         self.run_path(path.path, blocked_is="to the pre-grasp")   # the gripper opens on the way
-        self.run_path(approach.approach_path, slow=True)
+        self.run_path(approach.approach_path, slow=True, precise=True)
 
         self.feedback("closing")
         node.send_gripper(0.0)
@@ -1017,7 +1027,7 @@ class _GoalRun:
             down = cartesian_path(arm, T_c, low, sol.q, cfg.approach.cartesian_step_m,
                                   cfg.approach.ik, cfg.approach.max_joint_jump_rad)
             if lower_m > 0:
-                self.run_path(down, slow=True)
+                self.run_path(down, slow=True, precise=True)
             node.send_gripper(MAX_OPENING_M)
             self.sleep(cfg.gripper_open_s)
             self.feedback("retracting")
