@@ -61,6 +61,10 @@ class BasePoseConfig:
     raised_min_z_m: float = positive(0.25, "a target at least this high (m, map z) is raised "
                                      "(on a table or a shelf board): raised_yaw_offsets_rad "
                                      "come first for it")
+    raised_reach_max_m: float = non_negative(0.0, "farthest reach for a raised target, m (0: "
+                                                  "reach_max_m); at table height the angled "
+                                                  "grasps reach 0.75 m from panda_link0 where "
+                                                  "a floor grasp stops at ~0.6")
     raised_yaw_offsets_rad: tuple[float, ...] = field(default=(), metadata={
         "help": "yaw offsets for a raised target (empty: yaw_offsets_rad); the others are its "
                 "fallbacks. Facing a shelf squarely, the hand comes in straight between the "
@@ -165,14 +169,21 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
         cost_field = (planner or GlobalPlanner()).cost_field(costmap, robot[:2])
     # candidates: approach angle theta (target -> mount), reach d, yaw offset
     theta = np.linspace(-np.pi, np.pi, cfg.n_angles, endpoint=False)
-    reach = np.linspace(cfg.reach_min_m, cfg.reach_max_m, cfg.n_reach)
     primary = tuple(cfg.yaw_offsets_rad)
     fallback = tuple(cfg.fallback_yaw_offsets_rad)
-    if (cfg.raised_yaw_offsets_rad and target_z is not None and math.isfinite(target_z)
-            and target_z >= cfg.raised_min_z_m):
+    raised = target_z is not None and math.isfinite(target_z) and target_z >= cfg.raised_min_z_m
+    if raised and cfg.raised_yaw_offsets_rad:
         primary = tuple(cfg.raised_yaw_offsets_rad)
         fallback = tuple(o for o in cfg.yaw_offsets_rad + cfg.fallback_yaw_offsets_rad
                          if all(abs(o - p) > 1e-9 for p in primary))
+    reach_max = cfg.reach_max_m
+    n_reach = cfg.n_reach
+    if raised and cfg.raised_reach_max_m > reach_max:
+        # the same ring spacing, continued out to the raised reach
+        step = (cfg.reach_max_m - cfg.reach_min_m) / max(cfg.n_reach - 1, 1)
+        extra = max(1, int(round((cfg.raised_reach_max_m - reach_max) / max(step, 1e-6))))
+        reach_max, n_reach = cfg.raised_reach_max_m, cfg.n_reach + extra
+    reach = np.linspace(cfg.reach_min_m, reach_max, n_reach)
     offs = np.asarray(primary + fallback, np.float64)
     th, d, k = (a.ravel() for a in np.meshgrid(theta, reach, np.arange(len(offs)),
                                                indexing="ij"))
@@ -188,7 +199,7 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
     occ = costmap.occupied()
     rr, cc = np.nonzero(occ)
     pts = costmap.cell_to_world(np.stack([rr, cc], -1))
-    near = np.linalg.norm(pts - target, axis=1) <= (cfg.reach_max_m + np.hypot(*cfg.footprint_m)
+    near = np.linalg.norm(pts - target, axis=1) <= (reach_max + np.hypot(*cfg.footprint_m)
                                                     + abs(mx) + cfg.clearance_cap_m + 0.2)
     pts = pts[near]
     grow = cfg.footprint_padding_m + 0.5 * costmap.resolution
@@ -203,7 +214,7 @@ def choose_base_pose(target_xy, costmap: CostMap, robot_pose,
     ok &= costmap.in_bounds(rc)
     if not ok.any():
         raise NoBasePoseError(f"no collision-free base pose within reach "
-                              f"[{cfg.reach_min_m}, {cfg.reach_max_m}] m of the target "
+                              f"[{cfg.reach_min_m}, {reach_max}] m of the target "
                               f"({target[0]:.2f}, {target[1]:.2f}) m")
     path_cost = np.full(len(poses), np.inf)
     path_cost[ok] = cost_field.at(base[ok])

@@ -170,6 +170,31 @@ def test_small_objects_get_angled_grasps_whose_palm_clears_them():
         GeometricGraspConfig(angled_pitch_deg=(90.0,))
 
 
+def test_a_flat_object_on_a_noisy_floor_is_grasped_at_the_floor():
+    """A 12 mm eraser-like bar with 2 mm depth noise on it and on the floor: the fingertips
+    may touch the floor's returns (support_contact_m); without that every grasp collided."""
+    rng = np.random.default_rng(1)
+    obj = _box((0.6, 0.05), (0.075, 0.025, 0.012), yaw=0.4)
+    obj = obj + rng.normal(0, 0.002, obj.shape)
+    floor = _floor((0.6, 0.05))
+    floor[:, 2] += rng.normal(0, 0.002, len(floor))
+    scene = _scene_without(floor, obj)
+    planner = GeometricGraspPlanner(GeometricGraspConfig(width_margin=0.012))  # manipulation.yaml
+    grasps = planner.plan(obj, "stationery", scene)
+    assert grasps[0].kind == "top" and grasps[0].position[2] < 0.012
+    assert grasps[0].width_m < 0.06                          # across the 25 mm side
+    with pytest.raises(NoGraspError, match="collision"):
+        GeometricGraspPlanner(GeometricGraspConfig(width_margin=0.012, support_contact_m=0.0)
+                              ).plan(obj, "stationery", scene)
+    # the support's returns only: points higher beside the bar still block the fingers
+    c = obj.mean(axis=0)
+    ring = np.array([[c[0] + 0.035 * math.cos(a), c[1] + 0.035 * math.sin(a), z]
+                     for a in np.linspace(0, 2 * np.pi, 120, endpoint=False)
+                     for z in (0.015, 0.03)])
+    with pytest.raises(NoGraspError, match="collision"):
+        planner.plan(obj, "stationery", np.vstack([scene, ring]))
+
+
 def test_object_wider_than_gripper_raises_no_grasp():
     obj = _box((0.6, 0.0), (0.14, 0.11, 0.05))
     with pytest.raises(NoGraspError, match="opening"):

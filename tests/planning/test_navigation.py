@@ -392,6 +392,20 @@ def test_a_raised_target_faces_the_shelf():
         BasePoseConfig(raised_min_z_m=0.0)
 
 
+def test_a_raised_target_in_the_middle_of_a_table_is_reached_farther_out():
+    # a 1.2 x 0.84 m table, the object at its centre: 0.42 m in from the long edges; the
+    # base (0.6 x 0.5 m + 5 cm padding) cannot get the arm mount within 0.6 m of it
+    cm = CostMap(CostMapConfig(resolution_m=0.05))
+    cm.add_box((-0.6, -0.42, 0.0), (0.6, 0.42, 0.55))
+    target, robot = (0.0, 0.0), (0.0, -2.0, 0.0)
+    cfg = BasePoseConfig(reach_max_m=0.6, reach_preferred_m=0.45, yaw_offsets_rad=(0.0,),
+                         raised_min_z_m=0.25, raised_reach_max_m=0.7)
+    with pytest.raises(NoBasePoseError):
+        choose_base_pose(target, cm, robot, cfg, target_z=0.1)     # a floor target
+    best = choose_base_pose(target, cm, robot, cfg, target_z=0.58)[0]
+    assert 0.6 < best.reach_m <= 0.7 + 1e-9
+
+
 def test_base_pose_path_reaches_it():
     cm, _, target = table_map()
     robot = (-2.0, -2.0, 0.0)

@@ -598,10 +598,24 @@ class _GoalRun:
             if radius > 0:
                 node._clear_zones = [(target[:2].copy(), radius)]
                 node.costmap.mark_clear(target[:2], radius)
+            def choose():
+                return choose_base_pose(target[:2], node.costmap, robot,
+                                        getattr(node.cfg, purpose), node.planner,
+                                        target_z=float(target[2]))
             try:
-                cands = choose_base_pose(target[:2], node.costmap, robot,
-                                         getattr(node.cfg, purpose), node.planner,
-                                         target_z=float(target[2]))
+                try:
+                    cands = choose()
+                except NoBasePoseError as exc:
+                    r = node.cfg.recovery_clear_radius_m
+                    if "cut off from the robot" not in str(exc) or r <= 0:
+                        raise
+                    # the robot itself is hemmed in (behind the table, 1 cm of free cells
+                    # each side of its lethal radius: a train room lost every later item
+                    # so): the clear-around-robot recovery of plan(), then choose again
+                    node.costmap.mark_clear(robot[:2], r)
+                    self.log.warning(f"navigate: recovery: {exc}; cleared the cost map within "
+                                     f"{r:g} m of the robot and chose again")
+                    cands = choose()
             except (NoBasePoseError, NavigationError, InputError) as exc:
                 raise _Abort("no_base_pose", str(exc)) from exc
         # approach k: the k-th best of the candidates that come from distinct sides
