@@ -104,6 +104,9 @@ class _Step:
     on_success: Callable[[SkillResult], None]
     on_failure: Callable[[SkillResult], None]
     timeout_s: float
+    #: polled every tick while the skill runs: a non-empty cause cancels it (stop) and the
+    #: step fails with that cause
+    abort_if: Callable[[], str] | None = None
 
 
 class TidyBehaviour:
@@ -331,6 +334,13 @@ class TidyBehaviour:
                 self._handle = self._step.start()
             st = self._handle.status()
             if st == SkillStatus.RUNNING:
+                why = self._step.abort_if() if self._step.abort_if is not None else ""
+                if why:
+                    self._handle.cancel()
+                    self.skills.stop()
+                    self._finish_step(SkillResult(SkillStatus.FAILURE, why,
+                                                  f"{self._step.name}: {why}"))
+                    continue
                 if self._now - self._step_started > self._step.timeout_s:
                     self._handle.cancel()
                     self.skills.stop()
@@ -357,10 +367,26 @@ class TidyBehaviour:
 
     def _set(self, name: str, phase: TaskPhase, start: Callable[[], SkillHandle],
              on_success: Callable[[SkillResult], None],
-             on_failure: Callable[[SkillResult], None] | None = None) -> None:
+             on_failure: Callable[[SkillResult], None] | None = None,
+             abort_if: Callable[[], str] | None = None) -> None:
         self._step = _Step(name, phase, start, on_success,
                            on_failure or (lambda r: self._fail_try(r.cause or "failed")),
-                           self.cfg.skill_timeout_s)
+                           self.cfg.skill_timeout_s, abort_if)
+
+    def _vanished(self, oid: int) -> Callable[[], str]:
+        """An ``abort_if`` for steps that need object ``oid`` in the map: ``"not_found"`` once
+        it has been out of the map (under its id or the id its item was handed over to) for
+        ``vanished_grace_s``."""
+        since: list[float] = []
+
+        def check() -> str:
+            if self.planner.resolve(oid) in self.planner.objects:
+                since.clear()
+                return ""
+            if not since:
+                since.append(self._now)
+            return "not_found" if self._now - since[0] >= self.cfg.vanished_grace_s else ""
+        return check
 
     # ------------------------------------------------------------------ safety
     def _make_safe_for_preemption(self) -> None:
@@ -649,26 +675,34 @@ class TidyBehaviour:
                            oid)
         self._set("navigate to pre-grasp pose", TaskPhase.NAVIGATING,
                   lambda: self.skills.navigate_to(target), lambda r: self._look(oid, pos),
-                  lambda r: self._fail_try(r.cause or "navigation_failed"))
+                  lambda r: self._fail_try(r.cause or "navigation_failed"),
+                  abort_if=self._vanished(oid))
 
     def _look(self, oid: int, pos: tuple[float, float, float]) -> None:
         self._set("look at the object", TaskPhase.LOOKING, lambda: self.skills.look_at(pos),
                   lambda r: self._perceive(self.planner.resolve(oid)),
-                  lambda r: self._fail_try(r.cause or "look_failed"))
+                  lambda r: self._fail_try(r.cause or "look_failed"),
+                  abort_if=self._vanished(oid))
 
     def _perceive(self, oid: int) -> None:
+        gone = self._vanished(oid)
+
         def failed(r: SkillResult) -> None:
-            if self._perceive_retries < self.cfg.max_perceive_retries:
+            if r.cause == "not_found" and gone():
+                # out of the map, not merely unseen for a while: looking again cannot help
+                self._fail_try("not_found")
+            elif self._perceive_retries < self.cfg.max_perceive_retries:
                 self._perceive_retries += 1
                 self._set("re-perceive the object", TaskPhase.RECOVERING,
                           lambda: self.skills.perceive(self.planner.resolve(oid)),
-                          lambda r2: self._grasp(self.planner.resolve(oid)), failed)
+                          lambda r2: self._grasp(self.planner.resolve(oid)), failed,
+                          abort_if=gone)
             else:
                 self._fail_try(r.cause or "not_found")
 
         self._set("segment the object", TaskPhase.LOOKING,
                   lambda: self.skills.perceive(self.planner.resolve(oid)),
-                  lambda r: self._grasp(self.planner.resolve(oid)), failed)
+                  lambda r: self._grasp(self.planner.resolve(oid)), failed, abort_if=gone)
 
     def _grasp(self, oid: int) -> None:
         def start() -> SkillHandle:

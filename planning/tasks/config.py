@@ -83,6 +83,12 @@ class BehaviourConfig:
                                    "against the same pose again")
     max_perceive_retries: int = non_negative(2, "re-perceptions after a failed segmentation "
                                              "before the try counts as failed")
+    vanished_grace_s: float = non_negative(
+        1.0, "an object that has been out of the object map this long while the robot drives "
+             "to it or waits to see it again is given up at once ('not_found'): the map "
+             "dropped it because views that should show it did not (a table leg taken for a "
+             "bottle from afar), so the rest of the drive, the look and the re-perceptions "
+             "would be wasted, s")
     skill_timeout_s: float = positive(90.0, "a skill still RUNNING after this long is cancelled "
                                       "and fails with cause 'timeout', s")
     safe_timeout_s: float = positive(20.0, "time allowed to make the robot safe (stop, stow, "

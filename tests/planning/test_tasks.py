@@ -477,6 +477,41 @@ def test_the_pipeline_follows_an_object_re_created_under_a_new_id():
     assert [c[1] for c in sk.calls if c[0] in ("perceive", "grasp")] == [41, 41]
 
 
+def test_a_target_that_leaves_the_map_mid_drive_is_given_up_at_once():
+    """The map drops the object the robot drives to (views that should show it did not: a
+    table leg taken for a bottle from afar): after ``vanished_grace_s`` the drive is cancelled
+    (stop) and the item is skipped 'not_found' without a look or a perception; the robot goes
+    on with the next object. Gone while the robot waits to see it: no re-perception."""
+    grace = CFG.behaviour.vanished_grace_s
+    sk = FakeSkills(ticks={"navigate_to": 200})
+    b = make(sk, n=2)
+    b.update_robot((0.9, 0.0))                 # object 1 (1.0, 0.0) is the nearest
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    st, t, _ = run(b, until=lambda s: s.current_step == "navigate to pre-grasp pose")
+    assert st.object_id == 1
+    stops = sk.stops
+    b.update_map(room(2)[1:])                  # object 1 gone
+    st, t1, _ = run(b, t, until=lambda s: s.current_step == "navigate to pre-grasp pose"
+                    and s.object_id == 2)
+    assert t1 - t <= grace + 0.5               # not the 20 s the drive would still take
+    assert sk.stops > stops
+    assert [c[0] for c in sk.calls].count("look_at") == 0
+    assert b.planner.item(1).state == ItemState.SKIPPED and b.planner.item(1).cause == "not_found"
+    assert "not_found" in st.message
+
+    # the object leaves the map while the robot waits to see it: one perception, no retries
+    sk = FakeSkills({"perceive": [SkillResult(SkillStatus.FAILURE, "not_found")] * 3},
+                    ticks={"perceive": 30})
+    b = make(sk, n=2)
+    b.update_robot((0.9, 0.0))
+    b.submit(TidyGoal(GoalMode.TIDY_ALL), 0.0)
+    st, t, _ = run(b, until=lambda s: s.current_step == "segment the object")
+    b.update_map(room(2)[1:])
+    st, t, _ = run(b, t, until=lambda s: s.object_id == 2)
+    assert sk.names().count("perceive") == 1
+    assert b.planner.item(1).cause == "not_found"
+
+
 def test_viewpoints_are_visited_nearest_first_and_what_they_reveal_is_tidied():
     """With nothing left to tidy the robot drives to each viewpoint (nearest first) and scans;
     an object a scan reveals is tidied before the next viewpoint; an unreachable viewpoint
