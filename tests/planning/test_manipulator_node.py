@@ -439,6 +439,10 @@ def test_pick_lifts_the_block_and_place_puts_it_in_its_container(rig):
     assert res.grasp.planner == "geometric" and res.grasp.width_m > res.grasp_width_m
     # ground truth: the block is off the floor and stays held
     assert wait_for(lambda: rig.object_z() > rig.setup["rest_z"] + 0.05, 5.0), rig.object_z()
+    # carried in the hold pose (hold_floor_picks), well above a container's 0.18 m rim
+    assert "retreating" in steps
+    assert np.abs(rig.manip.arm_q() - np.array(rig.manip.cfg.hold_pose)).max() < 0.1
+    assert rig.object_z() > 0.3, rig.object_z()
 
     rig.publish_detections = False
     box = next(c for c in rig.gt["containers"].objects
