@@ -1,0 +1,506 @@
+"""Python launch files (``*.launch.py``) for the common subset, without ROS's ``launch``.
+
+A Python launch file defines ``generate_launch_description()`` returning a
+``LaunchDescription``. This module runs the file with a small stand-in for the part of
+the ``launch`` / ``launch_ros`` API that most files use, and turns what it returns into
+the same :class:`~katazuke.launcher.xml.Element` tree an XML file gives, so it resolves
+with the XML semantics:
+
+- ``launch``: ``LaunchDescription``; ``launch.actions``: ``DeclareLaunchArgument``,
+  ``IncludeLaunchDescription``, ``GroupAction``, ``SetEnvironmentVariable``,
+  ``LogInfo``; ``launch.substitutions``: ``LaunchConfiguration``, ``TextSubstitution``,
+  ``EnvironmentVariable``, ``ThisLaunchFileDir``; ``launch.conditions``: ``IfCondition``,
+  ``UnlessCondition``; ``launch.launch_description_sources``:
+  ``PythonLaunchDescriptionSource``, ``AnyLaunchDescriptionSource``,
+  ``XMLLaunchDescriptionSource``, ``FrontendLaunchDescriptionSource``.
+- ``launch_ros.actions``: ``Node``, ``PushRosNamespace``, ``SetParameter``,
+  ``SetRemap``; ``launch_ros.substitutions``: ``FindPackageShare``;
+  ``ament_index_python.packages``: ``get_package_share_directory``.
+
+The stand-ins are visible only to the launch file: its ``import`` statements are
+answered from here while it runs (nothing is put into ``sys.modules``, an installed
+``launch`` package is never shadowed for other code). Any other name of those modules
+is refused with an error saying the file needs ROS's ``launch`` package (``ros2 launch``).
+"""
+from __future__ import annotations
+
+import builtins
+import os
+import shlex
+import sys
+import types
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from katazuke.errors import KatazukeError
+from katazuke.launcher.substitutions import SubstitutionError, find_package_prefix
+from katazuke.launcher.substitutions import Sub, Template
+
+__all__ = ["read_launch_py"]
+
+_FAKE_ROOTS = ("launch", "launch_ros", "ament_index_python")
+
+
+class _Unsupported(ImportError):
+    """A name of the launch API this interpreter does not provide."""
+
+
+class _Action:
+    """Base of the stand-in actions: remembers where in the launch file it was made."""
+
+    def __init__(self) -> None:
+        self.where = _caller_line()
+
+
+def _caller_line() -> int:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == _State.file:
+            return frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return 1
+
+
+class _State:
+    file = ""  # the launch file being run (for line numbers)
+
+
+# ----------------------------------------------------------------------------- substitutions
+
+class _Subst:
+    def template(self) -> Template:
+        raise NotImplementedError
+
+
+class LaunchConfiguration(_Subst):
+    def __init__(self, variable_name: Any, default: Any = None) -> None:
+        self.name, self.default = variable_name, default
+
+    def template(self) -> Template:
+        args: tuple[Template, ...] = (_template(self.name),)
+        if self.default is not None:
+            args += (_template(self.default),)
+        return (Sub("var", args),)
+
+
+class EnvironmentVariable(_Subst):
+    def __init__(self, name: Any, default_value: Any = None) -> None:
+        self.name, self.default = name, default_value
+
+    def template(self) -> Template:
+        args: tuple[Template, ...] = (_template(self.name),)
+        if self.default is not None:
+            args += (_template(self.default),)
+        return (Sub("env", args),)
+
+
+class TextSubstitution(_Subst):
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+
+    def template(self) -> Template:
+        return (self.text,) if self.text else ()
+
+
+class ThisLaunchFileDir(_Subst):
+    def template(self) -> Template:
+        return (Sub("dirname"),)
+
+
+class FindPackageShare(_Subst):
+    def __init__(self, package: Any) -> None:
+        self.package = package
+
+    def template(self) -> Template:
+        return (Sub("find-pkg-share", (_template(self.package),)),)
+
+
+def _template(value: Any) -> Template:
+    """A Python value (text, substitution or a list of them, concatenated) as a template."""
+    if value is None:
+        return ()
+    if isinstance(value, _Subst):
+        return value.template()
+    if isinstance(value, (list, tuple)):
+        out: list[Any] = []
+        for v in value:
+            out.extend(_template(v))
+        return tuple(out)
+    if isinstance(value, bool):
+        return ("true" if value else "false",)
+    if isinstance(value, (str, int, float, os.PathLike)):
+        return (str(value),) if str(value) else ()
+    raise _Unsupported(f"a value of type {type(value).__name__} ({value!r})")
+
+
+class _Condition:
+    def __init__(self, predicate_expression: Any) -> None:
+        self.expr = predicate_expression
+
+
+class IfCondition(_Condition):
+    attr = "if"
+
+
+class UnlessCondition(_Condition):
+    attr = "unless"
+
+
+# ----------------------------------------------------------------------------- actions
+
+class LaunchDescription:
+    def __init__(self, initial_entities: Iterable[Any] | None = None) -> None:
+        self.entities = list(initial_entities or [])
+
+    def add_action(self, action: Any) -> None:
+        self.entities.append(action)
+
+    add_entity = add_action
+
+
+class _Source:
+    def __init__(self, launch_file_path: Any) -> None:
+        self.path = launch_file_path
+
+
+PythonLaunchDescriptionSource = AnyLaunchDescriptionSource = _Source
+XMLLaunchDescriptionSource = FrontendLaunchDescriptionSource = YAMLLaunchDescriptionSource = _Source
+
+
+class DeclareLaunchArgument(_Action):
+    def __init__(self, name: str, default_value: Any = None, description: str = "",
+                 choices: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.name, self.default, self.description, self.choices = name, default_value, description, choices
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("DeclareLaunchArgument", kwargs)
+
+
+class SetEnvironmentVariable(_Action):
+    def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.name, self.value = name, value
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("SetEnvironmentVariable", kwargs)
+
+
+class LogInfo(_Action):
+    def __init__(self, msg: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.msg = msg
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("LogInfo", kwargs)
+
+
+class IncludeLaunchDescription(_Action):
+    def __init__(self, launch_description_source: Any, launch_arguments: Any = None, **kwargs: Any) -> None:
+        super().__init__()
+        if not isinstance(launch_description_source, _Source):
+            launch_description_source = _Source(launch_description_source)
+        self.source = launch_description_source
+        items = launch_arguments.items() if isinstance(launch_arguments, dict) else (launch_arguments or [])
+        self.arguments = list(items)
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("IncludeLaunchDescription", kwargs)
+
+
+class GroupAction(_Action):
+    def __init__(self, actions: Iterable[Any], scoped: bool = True, forwarding: bool = True,
+                 launch_configurations: dict | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.actions, self.scoped, self.forwarding = list(actions), scoped, forwarding
+        self.keep = dict(launch_configurations or {})
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("GroupAction", kwargs)
+
+
+class PushRosNamespace(_Action):
+    def __init__(self, namespace: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.namespace = namespace
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("PushRosNamespace", kwargs)
+
+
+class SetParameter(_Action):
+    def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.name, self.value = name, value
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("SetParameter", kwargs)
+
+
+class SetRemap(_Action):
+    def __init__(self, src: Any, dst: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.src, self.dst = src, dst
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("SetRemap", kwargs)
+
+
+_NODE_KWARGS = {"package": "pkg", "executable": "exec", "name": "name", "namespace": "namespace",
+                "exec_name": "exec_name", "output": "output", "respawn": "respawn",
+                "respawn_delay": "respawn_delay", "prefix": "launch-prefix", "cwd": "cwd",
+                "emulate_tty": "emulate_tty", "sigterm_timeout": "sigterm_timeout",
+                "sigkill_timeout": "sigkill_timeout"}
+
+
+class Node(_Action):
+    def __init__(self, executable: Any = None, **kwargs: Any) -> None:
+        super().__init__()
+        if executable is None and "node_executable" not in kwargs:
+            raise TypeError("Node() needs executable=")
+        kwargs["executable"] = executable if executable is not None else kwargs.pop("node_executable")
+        self.kwargs = kwargs
+
+
+def _no_kwargs(what: str, kwargs: dict) -> None:
+    if kwargs:
+        raise _Unsupported(f"{what}({', '.join(kwargs)}=...)")
+
+
+def get_package_share_directory(package_name: str) -> str:
+    try:
+        return str(find_package_prefix(package_name, os.environ) / "share" / package_name)
+    except SubstitutionError as exc:
+        raise LookupError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- modules
+
+def _module(name: str, **attrs: Any) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__dict__.update(attrs)
+
+    def missing(attr: str) -> Any:
+        raise _Unsupported(f"{name}.{attr}")
+
+    mod.__getattr__ = missing  # type: ignore[method-assign]
+    return mod
+
+
+def _modules() -> dict[str, types.ModuleType]:
+    actions = _module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument,
+                      IncludeLaunchDescription=IncludeLaunchDescription, GroupAction=GroupAction,
+                      SetEnvironmentVariable=SetEnvironmentVariable, LogInfo=LogInfo)
+    substitutions = _module("launch.substitutions", LaunchConfiguration=LaunchConfiguration,
+                            TextSubstitution=TextSubstitution, EnvironmentVariable=EnvironmentVariable,
+                            ThisLaunchFileDir=ThisLaunchFileDir)
+    conditions = _module("launch.conditions", IfCondition=IfCondition, UnlessCondition=UnlessCondition)
+    sources = _module("launch.launch_description_sources",
+                      PythonLaunchDescriptionSource=PythonLaunchDescriptionSource,
+                      AnyLaunchDescriptionSource=AnyLaunchDescriptionSource,
+                      XMLLaunchDescriptionSource=XMLLaunchDescriptionSource,
+                      FrontendLaunchDescriptionSource=FrontendLaunchDescriptionSource,
+                      YAMLLaunchDescriptionSource=YAMLLaunchDescriptionSource)
+    launch = _module("launch", LaunchDescription=LaunchDescription, actions=actions,
+                     substitutions=substitutions, conditions=conditions,
+                     launch_description_sources=sources)
+    ros_actions = _module("launch_ros.actions", Node=Node, PushRosNamespace=PushRosNamespace,
+                          SetParameter=SetParameter, SetRemap=SetRemap)
+    ros_subs = _module("launch_ros.substitutions", FindPackageShare=FindPackageShare)
+    launch_ros = _module("launch_ros", actions=ros_actions, substitutions=ros_subs)
+    packages = _module("ament_index_python.packages",
+                       get_package_share_directory=get_package_share_directory)
+    ament = _module("ament_index_python", packages=packages,
+                    get_package_share_directory=get_package_share_directory)
+    return {m.__name__: m for m in (launch, actions, substitutions, conditions, sources, launch_ros,
+                                    ros_actions, ros_subs, ament, packages)}
+
+
+def _importer(fakes: dict[str, types.ModuleType]):
+    real_import = builtins.__import__
+
+    def import_(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0):
+        if level == 0 and name.split(".")[0] in _FAKE_ROOTS:
+            if name not in fakes:
+                raise _Unsupported(name)
+            return fakes[name] if fromlist else fakes[name.split(".")[0]]
+        return real_import(name, globals_, locals_, fromlist, level)
+
+    return import_
+
+
+# ----------------------------------------------------------------------------- conversion
+
+def read_launch_py(path: Path):
+    """Run a Python launch file's ``generate_launch_description()`` with the stand-in API
+    and return the equivalent (not yet validated) ``<launch>`` element tree.
+
+    Raises:
+        KatazukeError: ``FILE:LINE:`` the file fails, uses API outside the subset (the
+            message says it needs ROS's ``launch`` package), or returns something else.
+    """
+    from katazuke.launcher.xml import Element
+
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+        code = compile(source, str(path), "exec")
+    except OSError as exc:
+        raise KatazukeError(f"{path}:1: cannot read launch file: {exc.strerror}") from None
+    except SyntaxError as exc:
+        raise KatazukeError(f"{path}:{exc.lineno or 1}: not valid Python: {exc.msg}") from None
+    safe_builtins = dict(vars(builtins))
+    safe_builtins["__import__"] = _importer(_modules())
+    namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__file__": str(path),
+                                 "__name__": "__katazuke_launch__"}
+    previous, _State.file = _State.file, str(path)
+    try:
+        exec(code, namespace)
+        generate = namespace.get("generate_launch_description")
+        if not callable(generate):
+            raise KatazukeError(f"{path}:1: a Python launch file must define generate_launch_description()")
+        description = generate()
+        if not isinstance(description, LaunchDescription):
+            raise KatazukeError(f"{path}:1: generate_launch_description() must return a LaunchDescription, "
+                                f"got {type(description).__name__}")
+        root = Element("launch", {}, path, 1)
+        root.children = [_convert(e, path) for e in description.entities]
+        return root
+    except KatazukeError:
+        raise
+    except _Unsupported as exc:
+        raise KatazukeError(f"{path}:{_error_line(exc, path)}: {exc} is beyond the subset of the launch "
+                            "API that katazuke launch interprets; this file needs ROS's `launch` package "
+                            "(run it with ros2 launch)") from None
+    except Exception as exc:  # the launch file's own code failed
+        raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file raised "
+                            f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _State.file = previous
+
+
+def _error_line(exc: BaseException, path: Path) -> int:
+    line = 1
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _element(tag: str, action: Any, path: Path, attrs: dict[str, Any], children: list | None = None):
+    from katazuke.launcher.xml import Element
+
+    el = Element(tag, {}, path, getattr(action, "where", 1), list(children or []))
+    condition = getattr(action, "condition", None)
+    if condition is not None:
+        if not isinstance(condition, _Condition):
+            raise _Unsupported(f"condition {type(condition).__name__}")
+        attrs[condition.attr] = condition.expr
+    for name, value in attrs.items():
+        if value is None:
+            continue
+        el.templates[name] = _template(value)
+        el.attrs[name] = "".join(t if isinstance(t, str) else "$(...)" for t in el.templates[name])
+    return el
+
+
+def _args_template(values: Iterable[Any]) -> Template:
+    """A list of arguments as one ``args`` template: literal words quoted so the command
+    line splitting gives them back one by one."""
+    out: list[Any] = []
+    for i, v in enumerate(values):
+        if i:
+            out.append(" ")
+        t = _template(v)
+        out.extend(shlex.quote(x) if isinstance(x, str) else x for x in t)
+    return tuple(out)
+
+
+def _params(value: Any, path: Path, where: int) -> list:
+    from katazuke.launcher.xml import Element
+
+    out = []
+    for entry in value or []:
+        if isinstance(entry, dict):
+            for name, v in entry.items():
+                out.append(_param_element(str(name), v, path, where))
+        else:
+            el = Element("param", {}, path, where)
+            el.templates["from"] = _template(entry)
+            el.attrs["from"] = "(file)"
+            out.append(el)
+    return out
+
+
+def _param_element(name: str, value: Any, path: Path, where: int):
+    from katazuke.launcher.xml import Element
+
+    el = Element("param", {"name": name}, path, where)
+    el.templates["name"] = (name,)
+    if isinstance(value, dict):
+        el.children = [_param_element(str(k), v, path, where) for k, v in value.items()]
+        return el
+    if isinstance(value, str):
+        el.attrs["type"], el.templates["type"] = "str", ("str",)
+        el.attrs["value"] = value
+    elif isinstance(value, (bool, int, float, list, tuple)) and not any(isinstance(v, _Subst) for v in
+                                                                          (value if isinstance(value, (list, tuple)) else [])):
+        el.attrs["value"] = yaml.safe_dump(list(value) if isinstance(value, tuple) else value,
+                                           default_flow_style=True).strip().removesuffix("...").strip()
+    else:  # a substitution: typed from its result, as launch_ros does
+        el.templates["value"] = _template(value)
+        el.attrs["value"] = "$(...)"
+        el.attrs["type"], el.templates["type"] = "yaml", ("yaml",)
+    return el
+
+
+def _convert(action: Any, path: Path):
+    from katazuke.launcher.xml import Element
+
+    if isinstance(action, DeclareLaunchArgument):
+        el = _element("arg", action, path, {"name": action.name, "default": action.default})
+        el.attrs["description"] = el.templates["description"] = action.description or ""
+        el.templates["description"] = (action.description or "",)
+        for c in action.choices or []:
+            ch = Element("choice", {"value": str(c)}, path, action.where)
+            ch.templates["value"] = (str(c),)
+            el.children.append(ch)
+        return el
+    if isinstance(action, SetEnvironmentVariable):
+        return _element("set_env", action, path, {"name": action.name, "value": action.value})
+    if isinstance(action, LogInfo):
+        return _element("log", action, path, {"message": action.msg})
+    if isinstance(action, PushRosNamespace):
+        return _element("push_ros_namespace", action, path, {"namespace": action.namespace})
+    if isinstance(action, SetParameter):
+        return _element("set_parameter", action, path, {"name": action.name, "value": action.value})
+    if isinstance(action, SetRemap):
+        return _element("set_remap", action, path, {"from": action.src, "to": action.dst})
+    if isinstance(action, GroupAction):
+        children = [_convert(a, path) for a in action.actions]
+        for k, v in action.keep.items():
+            children.insert(0, _element("keep", action, path, {"name": k, "value": v}))
+        return _element("group", action, path, {"scoped": action.scoped, "forwarding": action.forwarding},
+                        children)
+    if isinstance(action, IncludeLaunchDescription):
+        args = [_element("arg", action, path, {"name": k, "value": v}) for k, v in action.arguments]
+        return _element("include", action, path, {"file": action.source.path}, args)
+    if isinstance(action, Node):
+        kw = dict(action.kwargs)
+        attrs: dict[str, Any] = {}
+        for key, attr in _NODE_KWARGS.items():
+            if key in kw:
+                attrs[attr] = kw.pop(key)
+        attrs["condition"] = None
+        action.condition = kw.pop("condition", None)
+        children = _params(kw.pop("parameters", None), path, action.where)
+        for src, dst in kw.pop("remappings", None) or []:
+            children.append(_element("remap", action, path, {"from": src, "to": dst}))
+        for name, value in (kw.pop("additional_env", None) or {}).items():
+            children.append(_element("env", action, path, {"name": name, "value": value}))
+        arguments, ros_arguments = kw.pop("arguments", None), kw.pop("ros_arguments", None)
+        _no_kwargs("Node", kw)
+        attrs.pop("condition")
+        el = _element("node", action, path, attrs, children)
+        for name, values in (("args", arguments), ("ros_args", ros_arguments)):
+            if values:
+                el.templates[name] = _args_template(values)
+                el.attrs[name] = "(list)"
+        return el
+    raise _Unsupported(f"the action {type(action).__name__}")
