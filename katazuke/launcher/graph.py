@@ -18,12 +18,17 @@ both name and namespace are known, ``/**`` otherwise (as ``launch_ros``).
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
+
+from katazuke.errors import KatazukeError
 
 __all__ = ["ParamFile", "ParamDict", "ProcessSpec", "ComponentSpec", "LaunchGraph", "prefix_namespace",
            "make_namespace_absolute", "typed_value"]
@@ -308,6 +313,14 @@ class ProcessSpec:
         return d
 
 
+def _component_executables(plugin: str) -> list[str]:
+    """Executable names a component's package may run it as: the class name in snake case,
+    then as written (``pkg::ObjectMap`` -> ``object_map``, ``ObjectMap``)."""
+    cls = plugin.split("::")[-1].split(".")[-1]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls).lower()
+    return list(dict.fromkeys([snake, cls]))
+
+
 @dataclass
 class LaunchGraph:
     """Everything a launch file resolved to.
@@ -337,6 +350,68 @@ class LaunchGraph:
         if self.shutdown is not None:
             d["shutdown"] = {"after_s": self.shutdown[0], "reason": self.shutdown[1]}
         return d
+
+    def runnable(self, env: Mapping[str, str]) -> tuple["LaunchGraph", list[str]]:
+        """The graph as ``katazuke launch`` runs it, and one note per change.
+
+        There is no C++ component container here (and no load service client), so each
+        component of a ``<node_container>`` runs as its own process: the executable of its
+        package named after the plugin's class (``composition::Talker`` ->
+        ``lib/composition/talker``, else ``Talker``), with the component's name, namespace,
+        parameters and remaps, the container's environment and output settings. The
+        container itself is not started. ``extra_arg`` entries (``use_intra_process_comms``)
+        have no meaning for a process of one node and are named in the note.
+
+        Raises:
+            KatazukeError: ``FILE:LINE:`` of a component whose package has no such executable.
+        """
+        from katazuke.launcher.substitutions import SubstitutionError, find_package_prefix
+
+        out = dataclasses.replace(self, processes=[])
+        notes: list[str] = []
+        labels = {p.label for p in self.processes}
+        for proc in self.processes:
+            if proc.kind != "container":
+                out.processes.append(proc)
+                continue
+            if not proc.components:
+                if proc.executable:
+                    out.processes.append(proc)
+                else:
+                    notes.append(f"container {proc.fully_qualified_name} ({proc.source}) has no components "
+                                 "and its executable is not installed: not started")
+                continue
+            for comp in proc.components:
+                names = _component_executables(comp.plugin)
+                try:
+                    libdir = find_package_prefix(comp.package, env) / "lib" / comp.package
+                except SubstitutionError as exc:
+                    raise KatazukeError(f"{comp.source}: component {comp.plugin}: {exc}") from None
+                exe = next((libdir / n for n in names if (libdir / n).is_file() and os.access(libdir / n, os.X_OK)),
+                           None)
+                if exe is None:
+                    raise KatazukeError(
+                        f"{comp.source}: component {comp.plugin} cannot run here: katazuke launch has no "
+                        f"C++ component container, and package '{comp.package}' has no executable "
+                        f"{' or '.join(names)} in {libdir} to run it as its own process (run this file "
+                        "with ros2 launch on a full ROS install)")
+                label, n = comp.node_name, 1
+                while label in labels:
+                    n += 1
+                    label = f"{comp.node_name}-{n}"
+                labels.add(label)
+                spec = dataclasses.replace(
+                    proc, label=label, kind="node", executable=str(exe), package=comp.package,
+                    node_name=comp.node_name, namespace=comp.namespace, args=[], ros_args=[],
+                    global_params=list(comp.global_params), global_param_files=[],
+                    params=list(comp.params), remaps=list(comp.remaps), components=[], source=comp.source)
+                out.processes.append(spec)
+                extra = (f"; extra_arg {', '.join(f'{k}={v}' for k, v in comp.extra_args.items())} "
+                         "not applicable to a process of one node") if comp.extra_args else ""
+                notes.append(f"component {comp.fully_qualified_name} ({comp.plugin}) of container "
+                             f"{proc.fully_qualified_name} runs as its own process {exe} (no component "
+                             f"container here){extra}")
+        return out, notes
 
     def process(self, label: str) -> ProcessSpec:
         """The process with that label (KeyError if none)."""

@@ -46,6 +46,8 @@ _FAKE_ROOTS = ("launch", "launch_ros", "ament_index_python")
 class _Unsupported(ImportError):
     """A name of the launch API this interpreter does not provide."""
 
+    line: int | None = None  # the launch file's line, when no traceback frame has it
+
 
 class _Action:
     """Base of the stand-in actions: remembers where in the launch file it was made."""
@@ -374,7 +376,7 @@ def read_launch_py(path: Path):
 
 
 def _error_line(exc: BaseException, path: Path) -> int:
-    line = 1
+    line = getattr(exc, "line", None) or 1
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == str(path):
@@ -383,11 +385,14 @@ def _error_line(exc: BaseException, path: Path) -> int:
     return line
 
 
-def _element(tag: str, action: Any, path: Path, attrs: dict[str, Any], children: list | None = None):
+def _element(tag: str, action: Any, path: Path, attrs: dict[str, Any], children: list | None = None,
+             conditional: bool = True):
+    """An element for ``action`` (its condition becomes ``if``/``unless`` unless the
+    element is one of the action's parts, ``conditional=False``)."""
     from katazuke.launcher.xml import Element
 
-    el = Element(tag, {}, path, getattr(action, "where", 1), list(children or []))
-    condition = getattr(action, "condition", None)
+    el = Element(tag, {}, path, getattr(action, "where", 1), list(children or []), raw=False)
+    condition = getattr(action, "condition", None) if conditional else None
     if condition is not None:
         if not isinstance(condition, _Condition):
             raise _Unsupported(f"condition {type(condition).__name__}")
@@ -421,7 +426,7 @@ def _params(value: Any, path: Path, where: int) -> list:
             for name, v in entry.items():
                 out.append(_param_element(str(name), v, path, where))
         else:
-            el = Element("param", {}, path, where)
+            el = Element("param", {}, path, where, raw=False)
             el.templates["from"] = _template(entry)
             el.attrs["from"] = "(file)"
             out.append(el)
@@ -431,34 +436,42 @@ def _params(value: Any, path: Path, where: int) -> list:
 def _param_element(name: str, value: Any, path: Path, where: int):
     from katazuke.launcher.xml import Element
 
-    el = Element("param", {"name": name}, path, where)
+    el = Element("param", {"name": name}, path, where, raw=False)
     el.templates["name"] = (name,)
     if isinstance(value, dict):
         el.children = [_param_element(str(k), v, path, where) for k, v in value.items()]
         return el
-    if isinstance(value, str):
+    literal = isinstance(value, (bool, int, float, list, tuple)) and not any(
+        isinstance(v, _Subst) for v in (value if isinstance(value, (list, tuple)) else []))
+    if isinstance(value, str):  # a Python string stays a string
         el.attrs["type"], el.templates["type"] = "str", ("str",)
-        el.attrs["value"] = value
-    elif isinstance(value, (bool, int, float, list, tuple)) and not any(isinstance(v, _Subst) for v in
-                                                                          (value if isinstance(value, (list, tuple)) else [])):
-        el.attrs["value"] = yaml.safe_dump(list(value) if isinstance(value, tuple) else value,
-                                           default_flow_style=True).strip().removesuffix("...").strip()
+        el.templates["value"] = (value,)
+    elif literal:
+        el.templates["value"] = (yaml.safe_dump(list(value) if isinstance(value, tuple) else value,
+                                                default_flow_style=True).strip().removesuffix("...").strip(),)
     else:  # a substitution: typed from its result, as launch_ros does
         el.templates["value"] = _template(value)
-        el.attrs["value"] = "$(...)"
-        el.attrs["type"], el.templates["type"] = "yaml", ("yaml",)
+    el.attrs["value"] = "(value)"
     return el
 
 
 def _convert(action: Any, path: Path):
+    try:
+        return _convert_action(action, path)
+    except _Unsupported as exc:
+        exc.line = exc.line or getattr(action, "where", None)
+        raise
+
+
+def _convert_action(action: Any, path: Path):
     from katazuke.launcher.xml import Element
 
     if isinstance(action, DeclareLaunchArgument):
         el = _element("arg", action, path, {"name": action.name, "default": action.default})
-        el.attrs["description"] = el.templates["description"] = action.description or ""
+        el.attrs["description"] = action.description or ""
         el.templates["description"] = (action.description or "",)
         for c in action.choices or []:
-            ch = Element("choice", {"value": str(c)}, path, action.where)
+            ch = Element("choice", {"value": str(c)}, path, action.where, raw=False)
             ch.templates["value"] = (str(c),)
             el.children.append(ch)
         return el
@@ -475,11 +488,12 @@ def _convert(action: Any, path: Path):
     if isinstance(action, GroupAction):
         children = [_convert(a, path) for a in action.actions]
         for k, v in action.keep.items():
-            children.insert(0, _element("keep", action, path, {"name": k, "value": v}))
+            children.insert(0, _element("keep", action, path, {"name": k, "value": v}, conditional=False))
         return _element("group", action, path, {"scoped": action.scoped, "forwarding": action.forwarding},
                         children)
     if isinstance(action, IncludeLaunchDescription):
-        args = [_element("arg", action, path, {"name": k, "value": v}) for k, v in action.arguments]
+        args = [_element("arg", action, path, {"name": k, "value": v}, conditional=False)
+                for k, v in action.arguments]
         return _element("include", action, path, {"file": action.source.path}, args)
     if isinstance(action, Node):
         kw = dict(action.kwargs)
@@ -487,16 +501,14 @@ def _convert(action: Any, path: Path):
         for key, attr in _NODE_KWARGS.items():
             if key in kw:
                 attrs[attr] = kw.pop(key)
-        attrs["condition"] = None
         action.condition = kw.pop("condition", None)
         children = _params(kw.pop("parameters", None), path, action.where)
         for src, dst in kw.pop("remappings", None) or []:
-            children.append(_element("remap", action, path, {"from": src, "to": dst}))
+            children.append(_element("remap", action, path, {"from": src, "to": dst}, conditional=False))
         for name, value in (kw.pop("additional_env", None) or {}).items():
-            children.append(_element("env", action, path, {"name": name, "value": value}))
+            children.append(_element("env", action, path, {"name": name, "value": value}, conditional=False))
         arguments, ros_arguments = kw.pop("arguments", None), kw.pop("ros_arguments", None)
         _no_kwargs("Node", kw)
-        attrs.pop("condition")
         el = _element("node", action, path, attrs, children)
         for name, values in (("args", arguments), ("ros_args", ros_arguments)):
             if values:

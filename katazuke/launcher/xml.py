@@ -138,6 +138,8 @@ class Element:
         children: child elements.
         file: the launch file.
         line: 1-based line of the start tag.
+        raw: ``attrs`` hold the file's own text (False: a frontend built ``templates``
+            itself and ``attrs`` only name them, as the Python frontend does).
     """
 
     tag: str
@@ -146,6 +148,7 @@ class Element:
     line: int
     children: list["Element"] = field(default_factory=list)
     templates: dict[str, Template] = field(default_factory=dict)
+    raw: bool = True
 
     @property
     def where(self) -> str:
@@ -627,6 +630,10 @@ class _Loader:
         if type_id not in _PARAM_TYPES:
             raise el.error(f"unknown parameter type '{type_id}'; use one of " + ", ".join(_PARAM_TYPES))
         kind, is_list = _PARAM_TYPES[type_id]
+        if not el.raw:  # built by a frontend: its template is the value
+            text = self.sub_req(el, "value")
+            return text if kind is str else self.coerce(el, self.typed(el, text), kind, type_id) \
+                if kind is not None else self.typed(el, text)
         raw = el.attrs["value"]
         if "value-sep" not in el.attrs:
             if is_list:
