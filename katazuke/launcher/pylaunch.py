@@ -277,6 +277,8 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
     mod.__dict__.update(attrs)
 
     def missing(attr: str) -> Any:
+        if attr.startswith("__"):  # probes such as __all__ (from m import *) or __path__
+            raise AttributeError(attr)
         raise _Unsupported(f"{name}.{attr}")
 
     mod.__getattr__ = missing  # type: ignore[method-assign]
@@ -368,6 +370,8 @@ def read_launch_py(path: Path):
         raise KatazukeError(f"{path}:{_error_line(exc, path)}: {exc} is beyond the subset of the launch "
                             "API that katazuke launch interprets; this file needs ROS's `launch` package "
                             "(run it with ros2 launch)") from None
+    except SystemExit as exc:
+        raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file called sys.exit({exc.code!r})") from None
     except Exception as exc:  # the launch file's own code failed
         raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file raised "
                             f"{type(exc).__name__}: {exc}") from None

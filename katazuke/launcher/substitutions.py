@@ -484,7 +484,11 @@ def _not_equals(ctx: SubstitutionContext, args: list[str]) -> str:
 
 def _eval(ctx: SubstitutionContext, args: list[str]) -> str:
     modules = args[1].replace(",", " ").split() if len(args) == 2 else []
-    return str(safe_eval(args[0], modules))
+    value = safe_eval(args[0], modules)
+    try:
+        return str(value)
+    except ValueError as exc:  # an int too long to print
+        raise SubstitutionError(f"$(eval {args[0]!r}): the result cannot be printed: {exc}") from None
 
 
 _HANDLERS: dict[str, Callable[[SubstitutionContext, list[str]], str]] = {
@@ -654,5 +658,7 @@ def safe_eval(expr: str, modules: list[str] | None = None) -> object:
         return ev(tree)
     except SubstitutionError:
         raise
-    except (ArithmeticError, TypeError, ValueError, AttributeError, LookupError) as exc:
-        raise SubstitutionError(f"$(eval {expr!r}) failed: {exc}") from None
+    except RecursionError:
+        raise SubstitutionError(f"$(eval {expr!r}): expression nested too deeply") from None
+    except Exception as exc:  # whatever a called function raises (OSError, ...)
+        raise SubstitutionError(f"$(eval {expr!r}) failed: {type(exc).__name__}: {exc}") from None

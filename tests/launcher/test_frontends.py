@@ -235,3 +235,24 @@ def test_sigterm_timeout_shortens_the_wait(tmp_path: Path, fake_env):
     t0 = time.monotonic()
     sup.run(handle_signals=False)
     assert time.monotonic() - t0 < 10.0 and "escalating to SIGTERM" in err.getvalue()
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("import sys\nsys.exit(3)\n", r":2: the launch file called sys.exit\(3\)"),
+    ("from launch.actions import *\n\n\ndef generate_launch_description():\n"
+     "    return LaunchDescription([])\n", r":5: the launch file raised NameError"),
+])
+def test_python_launch_file_exits_and_star_imports_are_errors_not_tracebacks(tmp_path: Path, fake_env,
+                                                                             body, fragment):
+    p = write(tmp_path, "x.launch.py", body)
+    with pytest.raises(KatazukeError, match=fragment):
+        load_launch(p, {}, env=fake_env)
+
+
+@pytest.mark.parametrize("expr,fragment", [
+    ("os.listdir(1)", "NotADirectoryError"), ("math.factorial(100000)", "cannot be printed"),
+])
+def test_eval_failures_are_substitution_errors(tmp_path: Path, fake_env, expr, fragment):
+    p = xml(tmp_path, f'<let name="x" value="$(eval &quot;{expr}&quot; os)"/>')
+    with pytest.raises(KatazukeError, match=rf"^{p}:2: .*{fragment}"):
+        load_launch(p, {}, env=fake_env)
