@@ -8,14 +8,19 @@ with the XML semantics:
 
 - ``launch``: ``LaunchDescription``; ``launch.actions``: ``DeclareLaunchArgument``,
   ``IncludeLaunchDescription``, ``GroupAction``, ``SetEnvironmentVariable``,
-  ``LogInfo``; ``launch.substitutions``: ``LaunchConfiguration``, ``TextSubstitution``,
-  ``EnvironmentVariable``, ``ThisLaunchFileDir``; ``launch.conditions``: ``IfCondition``,
-  ``UnlessCondition``; ``launch.launch_description_sources``:
+  ``AppendEnvironmentVariable``, ``UnsetEnvironmentVariable``, ``SetLaunchConfiguration``,
+  ``ExecuteProcess``, ``TimerAction``, ``Shutdown``, ``LogInfo``;
+  ``launch.substitutions``: ``LaunchConfiguration``, ``TextSubstitution``,
+  ``EnvironmentVariable``, ``ThisLaunchFileDir``, ``PathJoinSubstitution``,
+  ``PythonExpression``, ``Command``, ``FindExecutable``; ``launch.conditions``:
+  ``IfCondition``, ``UnlessCondition``; ``launch.launch_description_sources``:
   ``PythonLaunchDescriptionSource``, ``AnyLaunchDescriptionSource``,
   ``XMLLaunchDescriptionSource``, ``FrontendLaunchDescriptionSource``.
-- ``launch_ros.actions``: ``Node``, ``PushRosNamespace``, ``SetParameter``,
-  ``SetRemap``; ``launch_ros.substitutions``: ``FindPackageShare``;
-  ``ament_index_python.packages``: ``get_package_share_directory``.
+- ``launch_ros.actions``: ``Node``, ``PushRosNamespace``, ``SetParameter``, ``SetRemap``,
+  ``ComposableNodeContainer``, ``LoadComposableNodes``; ``launch_ros.descriptions``:
+  ``ComposableNode``, ``ParameterValue``, ``ParameterFile``; ``launch_ros.substitutions``:
+  ``FindPackageShare``, ``FindPackagePrefix``; ``ament_index_python.packages``:
+  ``get_package_share_directory``.
 
 The stand-ins are visible only to the launch file: its ``import`` statements are
 answered from here while it runs (nothing is put into ``sys.modules``, an installed
@@ -117,6 +122,55 @@ class FindPackageShare(_Subst):
 
     def template(self) -> Template:
         return (Sub("find-pkg-share", (_template(self.package),)),)
+
+
+class PathJoinSubstitution(_Subst):
+    def __init__(self, substitutions: Iterable[Any]) -> None:
+        self.parts = list(substitutions)
+
+    def template(self) -> Template:
+        out: list[Any] = []
+        for i, part in enumerate(self.parts):
+            if i:
+                out.append(os.sep)
+            out.extend(_template(part))
+        return tuple(out)
+
+
+class PythonExpression(_Subst):
+    def __init__(self, expression: Any, python_modules: Any = None) -> None:
+        self.expression, self.modules = expression, python_modules
+
+    def template(self) -> Template:
+        args: tuple[Template, ...] = (_template(self.expression),)
+        if self.modules:
+            mods = self.modules if isinstance(self.modules, (list, tuple)) else [self.modules]
+            args += (_template(" ".join(str(m) for m in mods)),)
+        return (Sub("eval", args),)
+
+
+class Command(_Subst):
+    def __init__(self, command: Any, on_stderr: str = "fail") -> None:
+        self.command, self.on_stderr = command, on_stderr
+
+    def template(self) -> Template:
+        return (Sub("command", (_template(self.command), (self.on_stderr,))),)
+
+
+class FindExecutable(_Subst):
+    def __init__(self, name: Any) -> None:
+        self.name = name
+
+    def template(self) -> Template:
+        return (Sub("find-exec", (_template(self.name),)),)
+
+
+class FindPackagePrefix(_Subst):
+    def __init__(self, package: Any) -> None:
+        self.package = package
+
+    def template(self) -> Template:
+        return (Sub("find-pkg-prefix", (_template(self.package),)),)
 
 
 def _template(value: Any) -> Template:
@@ -242,6 +296,98 @@ class SetRemap(_Action):
         _no_kwargs("SetRemap", kwargs)
 
 
+class SetLaunchConfiguration(_Action):
+    def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.name, self.value = name, value
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("SetLaunchConfiguration", kwargs)
+
+
+class AppendEnvironmentVariable(_Action):
+    def __init__(self, name: Any, value: Any, prepend: Any = False, separator: Any = os.pathsep,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        self.name, self.value, self.prepend, self.separator = name, value, prepend, separator
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("AppendEnvironmentVariable", kwargs)
+
+
+class UnsetEnvironmentVariable(_Action):
+    def __init__(self, name: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.name = name
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("UnsetEnvironmentVariable", kwargs)
+
+
+class TimerAction(_Action):
+    def __init__(self, period: Any, actions: Iterable[Any], **kwargs: Any) -> None:
+        super().__init__()
+        self.period, self.actions = period, list(actions)
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("TimerAction", kwargs)
+
+
+class Shutdown(_Action):
+    def __init__(self, reason: Any = "shutdown action", **kwargs: Any) -> None:
+        super().__init__()
+        self.reason = reason
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("Shutdown", kwargs)
+
+
+_PROCESS_KWARGS = {"name": "name", "cwd": "cwd", "output": "output", "respawn": "respawn",
+                   "respawn_delay": "respawn_delay", "respawn_max_retries": "respawn_max_retries",
+                   "prefix": "launch-prefix", "shell": "shell", "emulate_tty": "emulate_tty",
+                   "sigterm_timeout": "sigterm_timeout", "sigkill_timeout": "sigkill_timeout"}
+
+
+class ExecuteProcess(_Action):
+    def __init__(self, cmd: Iterable[Any], **kwargs: Any) -> None:
+        super().__init__()
+        self.cmd, self.kwargs = list(cmd), kwargs
+
+
+class ParameterValue:
+    """``launch_ros.parameter_descriptions.ParameterValue``: a value with an optional type."""
+
+    def __init__(self, value: Any, value_type: Any = None) -> None:
+        self.value, self.value_type = value, value_type
+
+
+class ParameterFile:
+    def __init__(self, param_file: Any, allow_substs: Any = False) -> None:
+        self.path, self.allow_substs = param_file, allow_substs
+
+
+class ComposableNode:
+    def __init__(self, package: Any, plugin: Any, name: Any, namespace: Any = None,
+                 parameters: Any = None, remappings: Any = None, extra_arguments: Any = None,
+                 **kwargs: Any) -> None:
+        self.where = _caller_line()
+        self.package, self.plugin, self.name, self.namespace = package, plugin, name, namespace
+        self.parameters, self.remappings, self.extra = parameters, remappings, extra_arguments
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("ComposableNode", kwargs)
+
+
+class ComposableNodeContainer(_Action):
+    def __init__(self, *, name: Any, namespace: Any, composable_node_descriptions: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        self.nodes = list(composable_node_descriptions or [])
+        self.kwargs = dict(kwargs, name=name, namespace=namespace)
+
+
+class LoadComposableNodes(_Action):
+    def __init__(self, *, composable_node_descriptions: Any, target_container: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.nodes, self.target = list(composable_node_descriptions), target_container
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs("LoadComposableNodes", kwargs)
+
+
 _NODE_KWARGS = {"package": "pkg", "executable": "exec", "name": "name", "namespace": "namespace",
                 "exec_name": "exec_name", "output": "output", "respawn": "respawn",
                 "respawn_delay": "respawn_delay", "prefix": "launch-prefix", "cwd": "cwd",
@@ -288,10 +434,16 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
 def _modules() -> dict[str, types.ModuleType]:
     actions = _module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument,
                       IncludeLaunchDescription=IncludeLaunchDescription, GroupAction=GroupAction,
-                      SetEnvironmentVariable=SetEnvironmentVariable, LogInfo=LogInfo)
+                      SetEnvironmentVariable=SetEnvironmentVariable, LogInfo=LogInfo,
+                      SetLaunchConfiguration=SetLaunchConfiguration,
+                      AppendEnvironmentVariable=AppendEnvironmentVariable,
+                      UnsetEnvironmentVariable=UnsetEnvironmentVariable, TimerAction=TimerAction,
+                      Shutdown=Shutdown, ExecuteProcess=ExecuteProcess)
     substitutions = _module("launch.substitutions", LaunchConfiguration=LaunchConfiguration,
                             TextSubstitution=TextSubstitution, EnvironmentVariable=EnvironmentVariable,
-                            ThisLaunchFileDir=ThisLaunchFileDir)
+                            ThisLaunchFileDir=ThisLaunchFileDir, PathJoinSubstitution=PathJoinSubstitution,
+                            PythonExpression=PythonExpression, Command=Command,
+                            FindExecutable=FindExecutable)
     conditions = _module("launch.conditions", IfCondition=IfCondition, UnlessCondition=UnlessCondition)
     sources = _module("launch.launch_description_sources",
                       PythonLaunchDescriptionSource=PythonLaunchDescriptionSource,
@@ -303,15 +455,24 @@ def _modules() -> dict[str, types.ModuleType]:
                      substitutions=substitutions, conditions=conditions,
                      launch_description_sources=sources)
     ros_actions = _module("launch_ros.actions", Node=Node, PushRosNamespace=PushRosNamespace,
-                          SetParameter=SetParameter, SetRemap=SetRemap)
-    ros_subs = _module("launch_ros.substitutions", FindPackageShare=FindPackageShare)
-    launch_ros = _module("launch_ros", actions=ros_actions, substitutions=ros_subs)
+                          PushROSNamespace=PushRosNamespace, SetParameter=SetParameter, SetRemap=SetRemap,
+                          ComposableNodeContainer=ComposableNodeContainer,
+                          LoadComposableNodes=LoadComposableNodes)
+    ros_subs = _module("launch_ros.substitutions", FindPackageShare=FindPackageShare,
+                       FindPackagePrefix=FindPackagePrefix)
+    descriptions = _module("launch_ros.descriptions", ComposableNode=ComposableNode,
+                           ParameterValue=ParameterValue, ParameterFile=ParameterFile)
+    param_descriptions = _module("launch_ros.parameter_descriptions", ParameterValue=ParameterValue,
+                                 ParameterFile=ParameterFile)
+    launch_ros = _module("launch_ros", actions=ros_actions, substitutions=ros_subs,
+                         descriptions=descriptions, parameter_descriptions=param_descriptions)
     packages = _module("ament_index_python.packages",
                        get_package_share_directory=get_package_share_directory)
     ament = _module("ament_index_python", packages=packages,
                     get_package_share_directory=get_package_share_directory)
     return {m.__name__: m for m in (launch, actions, substitutions, conditions, sources, launch_ros,
-                                    ros_actions, ros_subs, ament, packages)}
+                                    ros_actions, ros_subs, descriptions, param_descriptions, ament,
+                                    packages)}
 
 
 def _importer(fakes: dict[str, types.ModuleType]):
@@ -431,10 +592,17 @@ def _params(value: Any, path: Path, where: int) -> list:
                 out.append(_param_element(str(name), v, path, where))
         else:
             el = Element("param", {}, path, where, raw=False)
+            if isinstance(entry, ParameterFile):
+                el.templates["allow_substs"] = _template(bool(entry.allow_substs))
+                el.attrs["allow_substs"] = "(flag)"
+                entry = entry.path
             el.templates["from"] = _template(entry)
             el.attrs["from"] = "(file)"
             out.append(el)
     return out
+
+
+_VALUE_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
 def _param_element(name: str, value: Any, path: Path, where: int):
@@ -444,6 +612,14 @@ def _param_element(name: str, value: Any, path: Path, where: int):
     el.templates["name"] = (name,)
     if isinstance(value, dict):
         el.children = [_param_element(str(k), v, path, where) for k, v in value.items()]
+        return el
+    if isinstance(value, ParameterValue):
+        type_id = _VALUE_TYPES.get(value.value_type, "yaml") if value.value_type is not None else "yaml"
+        if value.value_type is not None and value.value_type not in _VALUE_TYPES:
+            raise _Unsupported(f"ParameterValue(value_type={value.value_type!r})")
+        el.attrs["type"], el.templates["type"] = type_id, (type_id,)
+        el.templates["value"] = _template(value.value)
+        el.attrs["value"] = "(value)"
         return el
     literal = isinstance(value, (bool, int, float, list, tuple)) and not any(
         isinstance(v, _Subst) for v in (value if isinstance(value, (list, tuple)) else []))
@@ -499,6 +675,47 @@ def _convert_action(action: Any, path: Path):
         args = [_element("arg", action, path, {"name": k, "value": v}, conditional=False)
                 for k, v in action.arguments]
         return _element("include", action, path, {"file": action.source.path}, args)
+    if isinstance(action, SetLaunchConfiguration):
+        return _element("let", action, path, {"name": action.name, "value": action.value})
+    if isinstance(action, AppendEnvironmentVariable):
+        return _element("append_env", action, path, {"name": action.name, "value": action.value,
+                                                      "prepend": action.prepend, "separator": action.separator})
+    if isinstance(action, UnsetEnvironmentVariable):
+        return _element("unset_env", action, path, {"name": action.name})
+    if isinstance(action, TimerAction):
+        return _element("timer", action, path, {"period": action.period},
+                        [_convert(a, path) for a in action.actions])
+    if isinstance(action, Shutdown):
+        return _element("shutdown", action, path, {"reason": action.reason})
+    if isinstance(action, ExecuteProcess):
+        kw = dict(action.kwargs)
+        attrs = {attr: kw.pop(key) for key, attr in _PROCESS_KWARGS.items() if key in kw}
+        action.condition = kw.pop("condition", None)
+        children = [_element("env", action, path, {"name": n, "value": v}, conditional=False)
+                    for n, v in (kw.pop("additional_env", None) or {}).items()]
+        _no_kwargs("ExecuteProcess", kw)
+        el = _element("executable", action, path, attrs, children)
+        el.templates["cmd"] = _args_template(action.cmd)
+        el.attrs["cmd"] = "(list)"
+        return el
+    if isinstance(action, ComposableNodeContainer):
+        kw = dict(action.kwargs)
+        attrs = {attr: kw.pop(key) for key, attr in _NODE_KWARGS.items() if key in kw}
+        action.condition = kw.pop("condition", None)
+        children = _params(kw.pop("parameters", None), path, action.where)
+        children += [_element("remap", action, path, {"from": a, "to": b}, conditional=False)
+                     for a, b in kw.pop("remappings", None) or []]
+        children += [_component(n, path) for n in action.nodes]
+        arguments = kw.pop("arguments", None)
+        _no_kwargs("ComposableNodeContainer", kw)
+        el = _element("node_container", action, path, attrs, children)
+        if arguments:
+            el.templates["args"] = _args_template(arguments)
+            el.attrs["args"] = "(list)"
+        return el
+    if isinstance(action, LoadComposableNodes):
+        return _element("load_composable_node", action, path, {"target": action.target},
+                        [_component(n, path) for n in action.nodes])
     if isinstance(action, Node):
         kw = dict(action.kwargs)
         attrs: dict[str, Any] = {}
@@ -520,3 +737,18 @@ def _convert_action(action: Any, path: Path):
                 el.attrs[name] = "(list)"
         return el
     raise _Unsupported(f"the action {type(action).__name__}")
+
+
+def _component(node: Any, path: Path):
+    if not isinstance(node, ComposableNode):
+        raise _Unsupported(f"a composable node description of type {type(node).__name__}")
+    children = _params(node.parameters, path, node.where)
+    children += [_element("remap", node, path, {"from": a, "to": b}, conditional=False)
+                 for a, b in node.remappings or []]
+    for extra in node.extra or []:
+        for name, value in extra.items():
+            children.append(_element("extra_arg", node, path, {"name": name, "value": value},
+                                     conditional=False))
+    return _element("composable_node", node, path, {"pkg": node.package, "plugin": node.plugin,
+                                                    "name": node.name, "namespace": node.namespace},
+                    children)

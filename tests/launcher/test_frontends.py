@@ -256,3 +256,43 @@ def test_eval_failures_are_substitution_errors(tmp_path: Path, fake_env, expr, f
     p = xml(tmp_path, f'<let name="x" value="$(eval &quot;{expr}&quot; os)"/>')
     with pytest.raises(KatazukeError, match=rf"^{p}:2: .*{fragment}"):
         load_launch(p, {}, env=fake_env)
+
+
+def test_python_launch_file_wider_subset(tmp_path: Path, fake_env, prefix_maker):
+    prefix_maker(tmp_path / "comps_prefix", "comps", ("talker",))
+    env = dict(fake_env, AMENT_PREFIX_PATH=f"{fake_env['AMENT_PREFIX_PATH']}:{tmp_path / 'comps_prefix'}")
+    write(tmp_path, "p.yaml", "/**:\n  ros__parameters:\n    who: $(var who)\n")
+    p = write(tmp_path, "w.launch.py", """\
+from launch import LaunchDescription
+from launch.actions import ExecuteProcess, SetLaunchConfiguration, TimerAction, Shutdown
+from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import ComposableNodeContainer, Node
+from launch_ros.descriptions import ComposableNode, ParameterFile, ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    desc = ParameterValue(Command(['echo ', LaunchConfiguration('who')]), value_type=str)
+    return LaunchDescription([
+        SetLaunchConfiguration('who', 'me'),
+        Node(package='fakepkg', executable='node_a', name='n',
+             parameters=[{'robot_description': desc},
+                         ParameterFile(PathJoinSubstitution([%r, 'p.yaml']), allow_substs=True)]),
+        TimerAction(period=PythonExpression(['1 + ', '1']), actions=[
+            ExecuteProcess(cmd=['echo', PathJoinSubstitution([FindPackageShare('fakepkg'), 'x'])],
+                           name='later')]),
+        ComposableNodeContainer(name='box', namespace='', package='rclcpp_components',
+                                executable='component_container', composable_node_descriptions=[
+                                    ComposableNode(package='comps', plugin='comps::Talker', name='t',
+                                                   parameters=[{'rate': 2}],
+                                                   extra_arguments=[{'use_intra_process_comms': True}])]),
+        Shutdown(reason='bye'),
+    ])
+""" % str(tmp_path))
+    g = load_launch(p, {}, env=env)
+    node, later, box = g.processes
+    assert node.params[0].values == {"robot_description": "me\n"}
+    assert yaml.safe_load(node.params[1].text)["/**"]["ros__parameters"]["who"] == "me"
+    assert later.start_delay == 2.0 and later.args[0].endswith("share/fakepkg/x")
+    assert box.components[0].extra_args == {"use_intra_process_comms": True}
+    assert box.components[0].params[0].values == {"rate": 2} and g.shutdown == (0.0, "bye")
