@@ -56,7 +56,8 @@ _ACTIONS = frozenset({"arg", "let", "node", "executable", "include", "group", "p
                       "push-ros-namespace", "set_parameter", "set_remap", "set_env", "unset_env",
                       "append_env", "log", "timer", "ros_timer", "reset", "shutdown",
                       "set_parameters_from_file", "set_use_sim_time", "node_container",
-                      "load_composable_node"})
+                      "load_composable_node", "lifecycle_node", "unset", "reset_env",
+                      "set_ros_log_dir"})
 _PROCESS_ATTRS = frozenset({"name", "cwd", "launch-prefix", "output", "respawn", "respawn_delay",
                             "respawn_max_retries", "on_exit", "shell", "emulate_tty",
                             "sigterm_timeout", "sigkill_timeout"})
@@ -87,6 +88,11 @@ _SPECS: dict[str, _Spec] = {
     "arg/choice": _spec({"value"}, {"value"}),
     "let": _spec({"name", "value"} | _COND, {"name", "value"}),
     "node": _spec(_NODE_ATTRS | _PROCESS_ATTRS | _COND, {"exec"}, {"param", "remap", "env"}),
+    "lifecycle_node": _spec(_NODE_ATTRS | _PROCESS_ATTRS | _COND | {"autostart"}, {"exec", "name"},
+                            {"param", "remap", "env"}),
+    "unset": _spec({"name"} | _COND, {"name"}),
+    "reset_env": _spec(set(_COND)),
+    "set_ros_log_dir": _spec({"new_log_dir"} | _COND, {"new_log_dir"}),
     "executable": _spec({"cmd"} | _PROCESS_ATTRS | _COND, {"cmd"}, {"env"}),
     "node/param": _spec({"name", "value", "value-sep", "from", "type", "allow_substs"}, children={"param"}),
     "param/param": _spec({"name", "value", "value-sep", "type"}, {"name"}, {"param"}),
@@ -119,10 +125,10 @@ _SPECS: dict[str, _Spec] = {
     "unset_env": _spec({"name"} | _COND, {"name"}),
     "log": _spec({"message"} | _COND, {"message"}),
 }
-for _parent in ("node_container", "composable_node"):
+for _parent in ("node_container", "composable_node", "lifecycle_node"):
     _SPECS[f"{_parent}/param"] = _SPECS["node/param"]
     _SPECS[f"{_parent}/remap"] = _SPECS["node/remap"]
-_SPECS["node_container/env"] = _SPECS["node/env"]
+_SPECS["node_container/env"] = _SPECS["lifecycle_node/env"] = _SPECS["node/env"]
 # Attributes kept verbatim (never substituted).
 _PLAIN = {("arg", "description"), ("launch", "deprecated")}
 
@@ -819,6 +825,26 @@ class _Loader:
         exe_name, pkg = self.sub_req(el, "exec"), self.sub(el, "pkg")
         exe_path = self.node_executable(el, pkg, exe_name)
         self.graph.processes.append(self.node_spec(el, "node", exe_path, pkg, exe_name))
+
+    def do_lifecycle_node(self, el: Element) -> None:
+        """A lifecycle node runs as a node. ``autostart`` (configure and activate once it is
+        up) needs the lifecycle services, which the launcher does not call: it is an error
+        so that a node left unconfigured is never a surprise."""
+        if _truthy(el, "autostart", self.sub(el, "autostart", "false") or "", yaml_words=True):
+            raise el.error("<lifecycle_node autostart=\"true\"> is not supported by katazuke launch "
+                           "(it does not call lifecycle services); drop autostart and use a lifecycle "
+                           "manager node, or run the file with ros2 launch")
+        self.do_node(el)
+
+    def do_unset(self, el: Element) -> None:
+        self.scope.configs.pop(self.sub_req(el, "name"), None)
+
+    def do_reset_env(self, el: Element) -> None:
+        self.scope.env = dict(self.base_env)
+
+    def do_set_ros_log_dir(self, el: Element) -> None:
+        current = self.scope.env.get("ROS_LOG_DIR") or str(ros_log_dir(self.scope.env))
+        self.scope.env["ROS_LOG_DIR"] = os.path.join(current, self.sub_req(el, "new_log_dir"))
 
     def do_node_container(self, el: Element) -> None:
         """A component container: a node whose ``<composable_node>`` children it loads.

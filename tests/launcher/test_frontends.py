@@ -296,3 +296,16 @@ def generate_launch_description():
     assert later.start_delay == 2.0 and later.args[0].endswith("share/fakepkg/x")
     assert box.components[0].extra_args == {"use_intra_process_comms": True}
     assert box.components[0].params[0].values == {"rate": 2} and g.shutdown == (0.0, "bye")
+
+
+def test_lifecycle_node_unset_reset_env_set_ros_log_dir(tmp_path: Path, fake_env):
+    env = dict(fake_env, ROS_LOG_DIR="/logs")
+    p = xml(tmp_path, '''<let name="x" value="1"/><unset name="x"/>
+<set_env name="A" value="1"/><reset_env/><set_ros_log_dir new_log_dir="sub"/>
+<lifecycle_node pkg="fakepkg" exec="node_a" name="lc" namespace="ns" args="$(var x gone)"/>''')
+    (lc,) = load_launch(p, {}, env=env).processes
+    assert lc.node_name == "lc" and lc.args == ["gone"] and "A" not in lc.env
+    assert lc.env["ROS_LOG_DIR"] == "/logs/sub"
+    bad = xml(tmp_path, '<lifecycle_node pkg="fakepkg" exec="node_a" name="lc" autostart="true"/>', "b.launch.xml")
+    with pytest.raises(KatazukeError, match=rf"^{bad}:2: .*autostart"):
+        load_launch(bad, {}, env=env)
