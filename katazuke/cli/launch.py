@@ -106,9 +106,6 @@ def main(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # `katazuke launch --print FILE | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    graph, notes = graph.runnable(os.environ)
-    for note in notes:
-        print(f"[launch] note: {note}", file=sys.stderr)
     supervisor = Supervisor(graph, shutdown_timeout=args.shutdown_timeout, log_file=log_file)
-    print(f"[launch] {path} ({len(graph.processes)} processes); log: {log_file}", file=sys.stderr)
+    print(f"[launch] {path} ({len(supervisor.graph.processes)} processes); log: {log_file}", file=sys.stderr)
     return supervisor.run()

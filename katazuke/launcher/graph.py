@@ -351,7 +351,7 @@ class LaunchGraph:
             d["shutdown"] = {"after_s": self.shutdown[0], "reason": self.shutdown[1]}
         return d
 
-    def runnable(self, env: Mapping[str, str]) -> tuple["LaunchGraph", list[str]]:
+    def runnable(self, env: Mapping[str, str] | None = None) -> tuple["LaunchGraph", list[str]]:
         """The graph as ``katazuke launch`` runs it, and one note per change.
 
         There is no C++ component container here (and no load service client), so each
@@ -361,6 +361,10 @@ class LaunchGraph:
         parameters and remaps, the container's environment and output settings. The
         container itself is not started. ``extra_arg`` entries (``use_intra_process_comms``)
         have no meaning for a process of one node and are named in the note.
+
+        Args:
+            env: where packages are looked up (``AMENT_PREFIX_PATH``); default: each
+                container's own environment.
 
         Raises:
             KatazukeError: ``FILE:LINE:`` of a component whose package has no such executable.
@@ -384,7 +388,8 @@ class LaunchGraph:
             for comp in proc.components:
                 names = _component_executables(comp.plugin)
                 try:
-                    libdir = find_package_prefix(comp.package, env) / "lib" / comp.package
+                    libdir = find_package_prefix(comp.package, proc.env if env is None else env) \
+                        / "lib" / comp.package
                 except SubstitutionError as exc:
                     raise KatazukeError(f"{comp.source}: component {comp.plugin}: {exc}") from None
                 exe = next((libdir / n for n in names if (libdir / n).is_file() and os.access(libdir / n, os.X_OK)),

@@ -34,6 +34,8 @@ forwards its output line by line prefixed with ``[label]`` and enforces:
   at ``backoff_cap_s``. ``respawn_max_retries`` (>= 0) bounds the number of restarts.
 - **Required processes** (``on_exit="shutdown"``): their exit tears everything
   down; the exit status is 1 when such a process failed (non-zero exit or signal).
+- **Components**: a ``<node_container>``'s components run as one process each
+  (:meth:`~katazuke.launcher.graph.LaunchGraph.runnable`), with a note line each.
 - **Timers and shutdown**: a process inside ``<timer period>`` starts ``start_delay``
   seconds after the launch; a ``<shutdown>`` action tears everything down when reached.
 - **Per-process escalation**: a stage waits the longest ``sigterm_timeout`` (after SIGINT)
@@ -256,6 +258,7 @@ class Supervisor:
                                 "to start its process guards; run it with a regular python")
         if shutdown_timeout <= 0:
             raise KatazukeError(f"shutdown timeout must be > 0 s, got {shutdown_timeout}")
+        graph, self._notes = graph.runnable()  # components become processes (a note each)
         if not graph.processes:
             raise KatazukeError(f"{graph.file}: the launch file starts no process")
         self.graph = graph
@@ -330,6 +333,8 @@ class Supervisor:
         try:
             for msg in self.graph.messages:
                 self._say(msg)
+            for note in self._notes:
+                self._say(f"note: {note}")
             # Spawn every guard first, then collect their reports: the guards' Python
             # start-ups overlap instead of adding up.
             spawned = []

@@ -229,9 +229,9 @@ def test_timer_delays_a_process_and_shutdown_ends_the_launch(tmp_path: Path, fak
 def test_sigterm_timeout_shortens_the_wait(tmp_path: Path, fake_env):
     p = xml(tmp_path, _proc("deaf", "ignore-int", 'sigterm_timeout="0.2"'))
     g = load_launch(p, {}, env=fake_env)
+    g.shutdown = (1.0, "test")
     err = io.StringIO()
     sup = Supervisor(g, stdout=io.StringIO(), stderr=err, shutdown_timeout=30.0)
-    g.shutdown = (1.0, "test")
     t0 = time.monotonic()
     sup.run(handle_signals=False)
     assert time.monotonic() - t0 < 10.0 and "escalating to SIGTERM" in err.getvalue()
@@ -309,3 +309,15 @@ def test_lifecycle_node_unset_reset_env_set_ros_log_dir(tmp_path: Path, fake_env
     bad = xml(tmp_path, '<lifecycle_node pkg="fakepkg" exec="node_a" name="lc" autostart="true"/>', "b.launch.xml")
     with pytest.raises(KatazukeError, match=rf"^{bad}:2: .*autostart"):
         load_launch(bad, {}, env=env)
+
+
+def test_supervisor_runs_each_component_as_a_process(tmp_path: Path, fake_env, prefix_maker):
+    prefix_maker(tmp_path / "comps_prefix", "comps", ("object_map", "talker"))
+    env = dict(fake_env, AMENT_PREFIX_PATH=f"{fake_env['AMENT_PREFIX_PATH']}:{tmp_path / 'comps_prefix'}")
+    g = load_launch(xml(tmp_path, CONTAINER + '\n<timer period="1"><shutdown/></timer>'), {}, env=env)
+    err = io.StringIO()
+    sup = Supervisor(g, stdout=io.StringIO(), stderr=err, shutdown_timeout=5.0)
+    assert [p.label for p in sup.graph.processes] == ["map", "talk"]
+    sup.run(handle_signals=False)
+    assert {e.label for e in sup.events if e.kind == "start"} == {"map", "talk"}
+    assert "note: component /ns/map (comps::ObjectMap) of container /box runs as its own process" in err.getvalue()
