@@ -35,13 +35,12 @@ import shlex
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
 from katazuke.errors import KatazukeError
-from katazuke.launcher.substitutions import SubstitutionError, find_package_prefix
-from katazuke.launcher.substitutions import Sub, Template
+from katazuke.launcher.substitutions import Sub, SubstitutionError, Template, find_package_prefix
 
 __all__ = ["read_launch_py"]
 
@@ -72,6 +71,7 @@ def _caller_line() -> int:
 
 class _State:
     file = ""  # the launch file being run (for line numbers)
+    env: Mapping[str, str] = os.environ  # the launch environment (package lookups)
 
 
 # ----------------------------------------------------------------------------- substitutions
@@ -411,7 +411,7 @@ def _no_kwargs(what: str, kwargs: dict) -> None:
 
 def get_package_share_directory(package_name: str) -> str:
     try:
-        return str(find_package_prefix(package_name, os.environ) / "share" / package_name)
+        return str(find_package_prefix(package_name, _State.env) / "share" / package_name)
     except SubstitutionError as exc:
         raise LookupError(str(exc)) from None
 
@@ -490,9 +490,13 @@ def _importer(fakes: dict[str, types.ModuleType]):
 
 # ----------------------------------------------------------------------------- conversion
 
-def read_launch_py(path: Path):
+def read_launch_py(path: Path, env: Mapping[str, str] | None = None):
     """Run a Python launch file's ``generate_launch_description()`` with the stand-in API
     and return the equivalent (not yet validated) ``<launch>`` element tree.
+
+    Args:
+        path: the file.
+        env: the launch environment (``get_package_share_directory``); default ``os.environ``.
 
     Raises:
         KatazukeError: ``FILE:LINE:`` the file fails, uses API outside the subset (the
@@ -512,7 +516,8 @@ def read_launch_py(path: Path):
     safe_builtins["__import__"] = _importer(_modules())
     namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__file__": str(path),
                                  "__name__": "__katazuke_launch__"}
-    previous, _State.file = _State.file, str(path)
+    previous = _State.file, _State.env
+    _State.file, _State.env = str(path), os.environ if env is None else env
     try:
         exec(code, namespace)
         generate = namespace.get("generate_launch_description")
@@ -537,7 +542,7 @@ def read_launch_py(path: Path):
         raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file raised "
                             f"{type(exc).__name__}: {exc}") from None
     finally:
-        _State.file = previous
+        _State.file, _State.env = previous
 
 
 def _error_line(exc: BaseException, path: Path) -> int:

@@ -1,4 +1,5 @@
-"""ROS 2 launch XML: load (with line numbers), validate, and resolve into a graph.
+"""ROS 2 launch files (XML, YAML; Python through :mod:`katazuke.launcher.pylaunch`): load
+(with line numbers), validate, and resolve into a graph.
 
 :func:`load_launch` reads a launch file the way ``ros2 launch`` executes it: entities
 are visited in document order against a context of launch configurations
@@ -18,8 +19,12 @@ Semantics kept from ``launch`` / ``launch_ros`` (so files stay valid for ``ros2 
   arguments without ``default`` must be passed by the ``<include>``.
 - ``<push_ros_namespace>`` prefixes relative namespaces; absolute ones replace it.
 - ``if``/``unless`` accept ``true``/``false``/``1``/``0`` (case-insensitive).
-- Parameter values are typed with YAML rules; ``<param from>`` files and each
-  ``<param name>`` become ``--params-file`` arguments in order.
+- Parameter values are typed as launch_ros types them (:meth:`_Loader.param_value`);
+  ``<set_parameters_from_file>`` files, ``<param from>`` files and each ``<param name>``
+  become ``--params-file`` arguments in order.
+- ``<timer>``/``<ros_timer>`` delay the processes inside; ``<shutdown>`` ends the launch
+  when reached; a ``<node_container>`` lists its ``<composable_node>`` children (and those
+  a later ``<load_composable_node>`` adds) as components.
 
 Stricter than ROS on purpose: a missing parameter file is an error (ROS only warns),
 unknown or unsupported tags/attributes are errors. Every error is a
@@ -36,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from katazuke.errors import KatazukeError
 import yaml
 
+from katazuke.errors import KatazukeError
 from katazuke.launcher.graph import (ComponentSpec, LaunchGraph, ParamDict, ParamFile, ProcessSpec,
                                      make_namespace_absolute, prefix_namespace, typed_value)
 from katazuke.launcher.substitutions import (Sub, SubstitutionContext, SubstitutionError,
@@ -266,17 +271,17 @@ def read_launch_yaml(path: Path) -> Element:
     return root
 
 
-def read_launch_file(path: Path) -> Element:
+def read_launch_file(path: Path, env: Mapping[str, str] | None = None) -> Element:
     """Read a launch file of any supported frontend, by extension: XML (``.xml``), YAML
     (``.yaml``/``.yml``) or Python (``.py``, the subset :mod:`katazuke.launcher.pylaunch`
-    interprets)."""
+    interprets; ``env`` is the environment its package lookups see)."""
     path = Path(path)
     if path.name.endswith((".yaml", ".yml")):
         return read_launch_yaml(path)
     if path.name.endswith(".py"):
         from katazuke.launcher.pylaunch import read_launch_py
 
-        root = read_launch_py(path)
+        root = read_launch_py(path, env)
         _validate(root, None)
         return root
     return read_launch_xml(path)
@@ -596,7 +601,7 @@ class _Loader:
             raise el.error(f"cannot include {path.name}: launch files are .xml, .yaml or .py")
         if len(self.stack) >= _MAX_INCLUDE_DEPTH or path in self.stack:
             raise el.error("include recursion: " + " -> ".join(str(p) for p in [*self.stack, path]))
-        root = read_launch_file(path)
+        root = read_launch_file(path, self.scope.env)
         given = [self.sub_req(a, "name") for a in el.children]
         for decl in _unconditional_args(root):
             name = decl.attrs["name"]
@@ -638,8 +643,10 @@ class _Loader:
         kind, is_list = _PARAM_TYPES[type_id]
         if not el.raw:  # built by a frontend: its template is the value
             text = self.sub_req(el, "value")
-            return text if kind is str else self.coerce(el, self.typed(el, text), kind, type_id) \
-                if kind is not None else self.typed(el, text)
+            if kind is str:
+                return text
+            value = self.typed(el, text)
+            return value if kind is None else self.coerce(el, value, kind, type_id)
         raw = el.attrs["value"]
         if "value-sep" not in el.attrs:
             if is_list:
@@ -952,7 +959,7 @@ def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None =
     env = os.environ if env is None else env
     loader = _Loader(env, launch_args or {}, child_env or {},
                      Path(log_dir) if log_dir is not None else ros_log_dir(env))
-    root = read_launch_file(file)
+    root = read_launch_file(file, env)
     graph = LaunchGraph(file=file)
     loader.graph = graph
     for decl in _unconditional_args(root):

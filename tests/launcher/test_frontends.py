@@ -321,3 +321,17 @@ def test_supervisor_runs_each_component_as_a_process(tmp_path: Path, fake_env, p
     sup.run(handle_signals=False)
     assert {e.label for e in sup.events if e.kind == "start"} == {"map", "talk"}
     assert "note: component /ns/map (comps::ObjectMap) of container /box runs as its own process" in err.getvalue()
+
+
+def test_python_package_lookups_see_the_launch_environment(tmp_path: Path, fake_env):
+    p = write(tmp_path, "e.launch.py", """\
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import LogInfo
+
+
+def generate_launch_description():
+    return LaunchDescription([LogInfo(msg=get_package_share_directory('fakepkg'))])
+""")
+    g = load_launch(p, {}, env=fake_env)
+    assert g.messages == [f"{fake_env['AMENT_PREFIX_PATH']}/share/fakepkg"]
