@@ -392,8 +392,8 @@ class LaunchGraph:
                         / "lib" / comp.package
                 except SubstitutionError as exc:
                     raise KatazukeError(f"{comp.source}: component {comp.plugin}: {exc}") from None
-                exe = next((libdir / n for n in names if (libdir / n).is_file() and os.access(libdir / n, os.X_OK)),
-                           None)
+                exe = next((libdir / n for n in names
+                            if (libdir / n).is_file() and os.access(libdir / n, os.X_OK)), None)
                 if exe is None:
                     raise KatazukeError(
                         f"{comp.source}: component {comp.plugin} cannot run here: katazuke launch has no "

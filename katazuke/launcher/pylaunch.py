@@ -537,7 +537,8 @@ def read_launch_py(path: Path, env: Mapping[str, str] | None = None):
                             "API that katazuke launch interprets; this file needs ROS's `launch` package "
                             "(run it with ros2 launch)") from None
     except SystemExit as exc:
-        raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file called sys.exit({exc.code!r})") from None
+        raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file called "
+                            f"sys.exit({exc.code!r})") from None
     except Exception as exc:  # the launch file's own code failed
         raise KatazukeError(f"{path}:{_error_line(exc, path)}: the launch file raised "
                             f"{type(exc).__name__}: {exc}") from None
@@ -683,8 +684,9 @@ def _convert_action(action: Any, path: Path):
     if isinstance(action, SetLaunchConfiguration):
         return _element("let", action, path, {"name": action.name, "value": action.value})
     if isinstance(action, AppendEnvironmentVariable):
-        return _element("append_env", action, path, {"name": action.name, "value": action.value,
-                                                      "prepend": action.prepend, "separator": action.separator})
+        return _element("append_env", action, path, {
+            "name": action.name, "value": action.value, "prepend": action.prepend,
+            "separator": action.separator})
     if isinstance(action, UnsetEnvironmentVariable):
         return _element("unset_env", action, path, {"name": action.name})
     if isinstance(action, TimerAction):

@@ -253,7 +253,8 @@ def read_launch_yaml(path: Path) -> Element:
                 el.attrs[name] = value.value
             elif isinstance(value, yaml.SequenceNode) and name == "children":
                 el.children.extend(entity(v) for v in value.value)
-            elif isinstance(value, yaml.SequenceNode) and all(isinstance(v, yaml.ScalarNode) for v in value.value):
+            elif isinstance(value, yaml.SequenceNode) and all(isinstance(v, yaml.ScalarNode)
+                                                               for v in value.value):
                 items = yaml.safe_load(yaml.serialize(value))
                 el.attrs[name] = yaml.safe_dump(items, default_flow_style=True).strip()
             elif isinstance(value, yaml.SequenceNode):
