@@ -1,4 +1,7 @@
-"""``katazuke launch``: run a ROS 2 launch XML file without the ROS ``launch`` package.
+"""``katazuke launch``: run a ROS 2 launch file without the ROS ``launch`` package.
+
+XML, YAML and (for the common subset) Python launch files; ``--print`` writes the
+resolved graph in the format docs/launch.md documents.
 
 Usage (like ``ros2 launch``)::
 
@@ -66,12 +69,9 @@ def _split_target(words: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _log_root(explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    if os.environ.get("ROS_LOG_DIR"):
-        return Path(os.environ["ROS_LOG_DIR"])
-    home = Path(os.environ.get("ROS_HOME") or Path.home() / ".ros")
-    return home / "log"
+    from katazuke.launcher.xml import ros_log_dir
+
+    return explicit if explicit is not None else ros_log_dir(os.environ)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,7 +88,9 @@ def main(args: argparse.Namespace) -> int:
     path = resolve_launch_file(target)
     child_env = {} if args.domain_id is None else {"ROS_DOMAIN_ID": str(args.domain_id)}
     launch_args = parse_launch_arguments(words)
-    graph = load_launch(path, launch_args, child_env=child_env)
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
+    log_file = _log_root(args.log_dir) / f"katazuke_launch_{stamp}_{os.getpid()}" / "launch.log"
+    graph = load_launch(path, launch_args, child_env=child_env, log_dir=log_file.parent)
     undeclared = sorted(set(launch_args) - set(graph.arguments))
     if undeclared:
         print(f"[launch] warning: {path.name} declares no argument(s) {', '.join(undeclared)} "
@@ -98,10 +100,12 @@ def main(args: argparse.Namespace) -> int:
             print(f"'{name}':\n    {desc or '(no description)'}\n    (current: '{value}')")
         return 0
     if args.print_only:
-        yaml.safe_dump(graph.describe(), sys.stdout, sort_keys=False, width=120)
+        try:
+            yaml.safe_dump(graph.describe(), sys.stdout, sort_keys=False, width=120)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `katazuke launch --print FILE | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
-    log_file = _log_root(args.log_dir) / f"katazuke_launch_{stamp}_{os.getpid()}" / "launch.log"
     supervisor = Supervisor(graph, shutdown_timeout=args.shutdown_timeout, log_file=log_file)
-    print(f"[launch] {path} ({len(graph.processes)} processes); log: {log_file}", file=sys.stderr)
+    print(f"[launch] {path} ({len(supervisor.graph.processes)} processes); log: {log_file}", file=sys.stderr)
     return supervisor.run()

@@ -34,6 +34,13 @@ forwards its output line by line prefixed with ``[label]`` and enforces:
   at ``backoff_cap_s``. ``respawn_max_retries`` (>= 0) bounds the number of restarts.
 - **Required processes** (``on_exit="shutdown"``): their exit tears everything
   down; the exit status is 1 when such a process failed (non-zero exit or signal).
+- **Components**: a ``<node_container>``'s components run as one process each
+  (:meth:`~katazuke.launcher.graph.LaunchGraph.runnable`), with a note line each.
+- **Timers and shutdown**: a process inside ``<timer period>`` starts ``start_delay``
+  seconds after the launch; a ``<shutdown>`` action tears everything down when reached.
+- **Per-process escalation**: a stage waits the longest ``sigterm_timeout`` (after SIGINT)
+  or ``sigkill_timeout`` (after SIGTERM) that a running process asked for, else
+  ``shutdown_timeout``.
 
 The supervisor reads no clock except ``time.monotonic`` for its own deadlines.
 """
@@ -251,6 +258,7 @@ class Supervisor:
                                 "to start its process guards; run it with a regular python")
         if shutdown_timeout <= 0:
             raise KatazukeError(f"shutdown timeout must be > 0 s, got {shutdown_timeout}")
+        graph, self._notes = graph.runnable()  # components become processes (a note each)
         if not graph.processes:
             raise KatazukeError(f"{graph.file}: the launch file starts no process")
         self.graph = graph
@@ -275,6 +283,7 @@ class Supervisor:
         self.events: list[ProcessEvent] = []
         self._param_dir: Path | None = None
         self._all_pgids: set[int] = set()
+        self._shutdown_at: float | None = None  # a <shutdown> action, run at this time
 
     # ------------------------------------------------------------------ public
     def request_shutdown(self, reason: str = "shutdown requested") -> None:
@@ -324,16 +333,24 @@ class Supervisor:
         try:
             for msg in self.graph.messages:
                 self._say(msg)
+            for note in self._notes:
+                self._say(f"note: {note}")
             # Spawn every guard first, then collect their reports: the guards' Python
             # start-ups overlap instead of adding up.
             spawned = []
+            t0 = time.monotonic()
             for proc in self._procs:
                 if self._shutdown_reason is not None:
                     break
+                if proc.spec.start_delay > 0:  # inside a <timer>: the loop starts it when due
+                    proc.next_start = t0 + proc.spec.start_delay
+                    continue
                 spawned.append((proc, self._spawn(proc)))
             for proc, pending in spawned:
                 if pending is not None:
                     self._started(proc, *pending)
+            if self.graph.shutdown is not None:
+                self._shutdown_at = t0 + self.graph.shutdown[0]
             self._loop()
         finally:
             self._sweep()
@@ -568,11 +585,15 @@ class Supervisor:
                                   + ", ".join(p.spec.label for p in running))
                     for p in running:
                         self._kill_group(p.pgid, sig)
-                    deadline = now + (self.shutdown_timeout if stage < 2 else 2.0)
+                    deadline = now + (self._stage_timeout(stage, running) if stage < 2 else 2.0)
                 elif stage == 2 and now >= deadline:
                     self._say("processes did not exit after SIGKILL: "
                               + ", ".join(f"{p.spec.label} (pid {p.pid})" for p in running))
                     return
+            elif self._shutdown_at is not None and now >= self._shutdown_at:
+                assert self.graph.shutdown is not None
+                self.request_shutdown(f"<shutdown> in the launch file: {self.graph.shutdown[1]}")
+                continue
             else:
                 for p in self._procs:
                     if p.next_start is not None and now >= p.next_start and not p.finished:
@@ -586,6 +607,13 @@ class Supervisor:
                         pass
                 except BlockingIOError:
                     pass
+
+    def _stage_timeout(self, stage: int, running: list[_Proc]) -> float:
+        """Seconds to wait after SIGINT (stage 0) or SIGTERM (stage 1): the launcher's
+        timeout, or the longest ``sigterm_timeout`` / ``sigkill_timeout`` a running
+        process asked for."""
+        asked = [p.spec.sigterm_timeout if stage == 0 else p.spec.sigkill_timeout for p in running]
+        return max([self.shutdown_timeout if a is None else a for a in asked], default=self.shutdown_timeout)
 
     def _sweep(self) -> None:
         """SIGKILL anything still alive in one of our process groups, and have every guard

@@ -1,4 +1,5 @@
-"""ROS 2 launch XML: load (with line numbers), validate, and resolve into a graph.
+"""ROS 2 launch files (XML, YAML; Python through :mod:`katazuke.launcher.pylaunch`): load
+(with line numbers), validate, and resolve into a graph.
 
 :func:`load_launch` reads a launch file the way ``ros2 launch`` executes it: entities
 are visited in document order against a context of launch configurations
@@ -18,8 +19,12 @@ Semantics kept from ``launch`` / ``launch_ros`` (so files stay valid for ``ros2 
   arguments without ``default`` must be passed by the ``<include>``.
 - ``<push_ros_namespace>`` prefixes relative namespaces; absolute ones replace it.
 - ``if``/``unless`` accept ``true``/``false``/``1``/``0`` (case-insensitive).
-- Parameter values are typed with YAML rules; ``<param from>`` files and each
-  ``<param name>`` become ``--params-file`` arguments in order.
+- Parameter values are typed as launch_ros types them (:meth:`_Loader.param_value`);
+  ``<set_parameters_from_file>`` files, ``<param from>`` files and each ``<param name>``
+  become ``--params-file`` arguments in order.
+- ``<timer>``/``<ros_timer>`` delay the processes inside; ``<shutdown>`` ends the launch
+  when reached; a ``<node_container>`` lists its ``<composable_node>`` children (and those
+  a later ``<load_composable_node>`` adds) as components.
 
 Stricter than ROS on purpose: a missing parameter file is an error (ROS only warns),
 unknown or unsupported tags/attributes are errors. Every error is a
@@ -36,15 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import yaml
+
 from katazuke.errors import KatazukeError
-from katazuke.launcher.graph import (LaunchGraph, ParamDict, ParamFile, ProcessSpec,
+from katazuke.launcher.graph import (ComponentSpec, LaunchGraph, ParamDict, ParamFile, ProcessSpec,
                                      make_namespace_absolute, prefix_namespace, typed_value)
 from katazuke.launcher.substitutions import (Sub, SubstitutionContext, SubstitutionError,
                                              Template, evaluate, find_package_prefix,
                                              parse_template)
 
-__all__ = ["Element", "read_launch_xml", "load_launch", "resolve_launch_file",
-           "parse_launch_arguments", "SAFE_ENV_DEFAULTS"]
+__all__ = ["Element", "read_launch_xml", "read_launch_yaml", "read_launch_file", "load_launch",
+           "resolve_launch_file", "parse_launch_arguments", "ros_log_dir", "SAFE_ENV_DEFAULTS"]
 
 #: Environment defaults every child gets unless the launcher's environment sets them.
 SAFE_ENV_DEFAULTS = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
@@ -52,9 +59,20 @@ SAFE_ENV_DEFAULTS = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 _COND = frozenset({"if", "unless"})
 _ACTIONS = frozenset({"arg", "let", "node", "executable", "include", "group", "push_ros_namespace",
                       "push-ros-namespace", "set_parameter", "set_remap", "set_env", "unset_env",
-                      "log"})
+                      "append_env", "log", "timer", "ros_timer", "reset", "shutdown",
+                      "set_parameters_from_file", "set_use_sim_time", "node_container",
+                      "load_composable_node", "lifecycle_node", "unset", "reset_env",
+                      "set_ros_log_dir"})
 _PROCESS_ATTRS = frozenset({"name", "cwd", "launch-prefix", "output", "respawn", "respawn_delay",
-                            "respawn_max_retries", "on_exit", "shell"})
+                            "respawn_max_retries", "on_exit", "shell", "emulate_tty",
+                            "sigterm_timeout", "sigkill_timeout"})
+_NODE_ATTRS = frozenset({"pkg", "exec", "namespace", "args", "ros_args", "exec_name"})
+#: ``<param type=...>`` identifiers (launch's ``get_data_type_from_identifier``); None: guess.
+_PARAM_TYPES: dict[str, tuple[type | None, bool]] = {
+    "str": (str, False), "bool": (bool, False), "float": (float, False), "int": (int, False),
+    "list_of_str": (str, True), "list_of_bool": (bool, True), "list_of_float": (float, True),
+    "list_of_int": (int, True), "yaml": (None, False),
+}
 
 
 @dataclass(frozen=True)
@@ -70,18 +88,36 @@ def _spec(attrs: set[str], required: set[str] = frozenset(), children: set[str] 
 
 # Keyed by tag, or "parent/tag" where a tag means something else under that parent.
 _SPECS: dict[str, _Spec] = {
-    "launch": _spec({"version"}, children=_ACTIONS),
+    "launch": _spec({"version", "deprecated"}, children=_ACTIONS),
     "arg": _spec({"name", "default", "description"} | _COND, {"name"}, {"choice"}),
     "arg/choice": _spec({"value"}, {"value"}),
     "let": _spec({"name", "value"} | _COND, {"name", "value"}),
-    "node": _spec({"pkg", "exec", "namespace", "args", "ros_args", "exec_name"} | _PROCESS_ATTRS | _COND,
-                  {"exec"}, {"param", "remap", "env"}),
+    "node": _spec(_NODE_ATTRS | _PROCESS_ATTRS | _COND, {"exec"}, {"param", "remap", "env"}),
+    "lifecycle_node": _spec(_NODE_ATTRS | _PROCESS_ATTRS | _COND | {"autostart"}, {"exec", "name"},
+                            {"param", "remap", "env"}),
+    "unset": _spec({"name"} | _COND, {"name"}),
+    "reset_env": _spec(set(_COND)),
+    "set_ros_log_dir": _spec({"new_log_dir"} | _COND, {"new_log_dir"}),
     "executable": _spec({"cmd"} | _PROCESS_ATTRS | _COND, {"cmd"}, {"env"}),
-    "node/param": _spec({"name", "value", "value-sep", "from"}, children={"param"}),
-    "param/param": _spec({"name", "value", "value-sep"}, {"name"}, {"param"}),
+    "node/param": _spec({"name", "value", "value-sep", "from", "type", "allow_substs"}, children={"param"}),
+    "param/param": _spec({"name", "value", "value-sep", "type"}, {"name"}, {"param"}),
     "node/remap": _spec({"from", "to"}, {"from", "to"}),
     "node/env": _spec({"name", "value"}, {"name", "value"}),
     "executable/env": _spec({"name", "value"}, {"name", "value"}),
+    "node_container": _spec(_NODE_ATTRS | _PROCESS_ATTRS | _COND, {"exec", "name"},
+                            {"param", "remap", "env", "composable_node"}),
+    "composable_node": _spec({"pkg", "plugin", "name", "namespace"} | _COND, {"pkg", "plugin", "name"},
+                             {"param", "remap", "extra_arg"}),
+    "composable_node/extra_arg": _spec({"name", "value"}, {"name", "value"}),
+    "load_composable_node": _spec({"target"} | _COND, {"target"}, {"composable_node"}),
+    "append_env": _spec({"name", "value", "prepend", "separator"} | _COND, {"name", "value"}),
+    "timer": _spec({"period"} | _COND, {"period"}, _ACTIONS),
+    "ros_timer": _spec({"period"} | _COND, {"period"}, _ACTIONS),
+    "reset": _spec(set(_COND), children={"keep"}),
+    "reset/keep": _spec({"name", "value"}, {"name", "value"}),
+    "shutdown": _spec({"reason"} | _COND),
+    "set_parameters_from_file": _spec({"filename", "node_name"} | _COND, {"filename"}),
+    "set_use_sim_time": _spec({"value"} | _COND, {"value"}),
     "include": _spec({"file"} | _COND, {"file"}, {"arg"}),
     "include/arg": _spec({"name", "value"}, {"name", "value"}),
     "group": _spec({"scoped", "forwarding"} | _COND, children=_ACTIONS | {"keep"}),
@@ -94,8 +130,12 @@ _SPECS: dict[str, _Spec] = {
     "unset_env": _spec({"name"} | _COND, {"name"}),
     "log": _spec({"message"} | _COND, {"message"}),
 }
+for _parent in ("node_container", "composable_node", "lifecycle_node"):
+    _SPECS[f"{_parent}/param"] = _SPECS["node/param"]
+    _SPECS[f"{_parent}/remap"] = _SPECS["node/remap"]
+_SPECS["node_container/env"] = _SPECS["lifecycle_node/env"] = _SPECS["node/env"]
 # Attributes kept verbatim (never substituted).
-_PLAIN = {("arg", "description")}
+_PLAIN = {("arg", "description"), ("launch", "deprecated")}
 
 
 @dataclass
@@ -109,6 +149,8 @@ class Element:
         children: child elements.
         file: the launch file.
         line: 1-based line of the start tag.
+        raw: ``attrs`` hold the file's own text (False: a frontend built ``templates``
+            itself and ``attrs`` only name them, as the Python frontend does).
     """
 
     tag: str
@@ -117,6 +159,7 @@ class Element:
     line: int
     children: list["Element"] = field(default_factory=list)
     templates: dict[str, Template] = field(default_factory=dict)
+    raw: bool = True
 
     @property
     def where(self) -> str:
@@ -166,6 +209,85 @@ def read_launch_xml(path: Path) -> Element:
     return top
 
 
+def read_launch_yaml(path: Path) -> Element:
+    """Parse and validate a YAML launch file (the ``launch_yaml`` frontend: the same tags
+    and attributes as XML, ``launch:`` holding a list of ``{tag: {attribute: value, ...}}``;
+    a list under ``children`` holds nested actions, a list under any other key holds
+    child elements of that tag, e.g. ``param:``, ``remap:``, ``arg:``).
+
+    Raises:
+        KatazukeError: ``FILE:LINE:`` malformed YAML, a structure that is not a launch
+            file, or any error :func:`read_launch_xml` reports.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KatazukeError(f"{path}:1: cannot read launch file: {exc.strerror}") from None
+    try:
+        doc = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise KatazukeError(f"{path}:{mark.line + 1 if mark else 1}: malformed YAML: "
+                            f"{getattr(exc, 'problem', exc)}") from None
+
+    def fail(node: yaml.Node, message: str) -> KatazukeError:
+        return KatazukeError(f"{path}:{node.start_mark.line + 1}: {message}")
+
+    def entity(node: yaml.Node, tag: str | None = None) -> Element:
+        body: yaml.Node | None = node
+        if tag is None:
+            if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
+                raise fail(node, "each action must be a mapping with one key, the tag "
+                                 "(e.g. '- node: {pkg: ..., exec: ...}')")
+            key, body = node.value[0]
+            tag = str(key.value)
+        el = Element(tag, {}, path, (body or node).start_mark.line + 1)
+        if isinstance(body, yaml.ScalarNode) and body.value in ("", "~", "null"):
+            return el
+        if not isinstance(body, yaml.MappingNode):
+            raise fail(body or node, f"<{tag}> must hold a mapping of attributes")
+        for key, value in body.value:
+            name = str(key.value)
+            if isinstance(value, yaml.ScalarNode):
+                el.attrs[name] = value.value
+            elif isinstance(value, yaml.SequenceNode) and name == "children":
+                el.children.extend(entity(v) for v in value.value)
+            elif isinstance(value, yaml.SequenceNode) and all(isinstance(v, yaml.ScalarNode)
+                                                               for v in value.value):
+                items = yaml.safe_load(yaml.serialize(value))
+                el.attrs[name] = yaml.safe_dump(items, default_flow_style=True).strip()
+            elif isinstance(value, yaml.SequenceNode):
+                el.children.extend(entity(v, name) for v in value.value)
+            else:
+                raise fail(value, f"'{name}' of <{tag}> must be a value or a list")
+        return el
+
+    if not (isinstance(doc, yaml.MappingNode) and len(doc.value) == 1 and doc.value[0][0].value == "launch"
+            and isinstance(doc.value[0][1], yaml.SequenceNode)):
+        raise KatazukeError(f"{path}:1: a YAML launch file must be 'launch:' holding a list of actions")
+    root = Element("launch", {}, path, doc.start_mark.line + 1,
+                   [entity(v) for v in doc.value[0][1].value])
+    _validate(root, None)
+    return root
+
+
+def read_launch_file(path: Path, env: Mapping[str, str] | None = None) -> Element:
+    """Read a launch file of any supported frontend, by extension: XML (``.xml``), YAML
+    (``.yaml``/``.yml``) or Python (``.py``, the subset :mod:`katazuke.launcher.pylaunch`
+    interprets; ``env`` is the environment its package lookups see)."""
+    path = Path(path)
+    if path.name.endswith((".yaml", ".yml")):
+        return read_launch_yaml(path)
+    if path.name.endswith(".py"):
+        from katazuke.launcher.pylaunch import read_launch_py
+
+        root = read_launch_py(path, env)
+        _validate(root, None)
+        return root
+    return read_launch_xml(path)
+
+
 def _validate(el: Element, parent: str | None) -> None:
     key = f"{parent}/{el.tag}" if parent and f"{parent}/{el.tag}" in _SPECS else el.tag
     spec = _SPECS[key]
@@ -181,6 +303,8 @@ def _validate(el: Element, parent: str | None) -> None:
     for name, value in el.attrs.items():
         if (el.tag, name) in _PLAIN:
             el.templates[name] = (value,)
+            continue
+        if name in el.templates:  # set by a frontend that builds substitutions itself
             continue
         try:
             el.templates[name] = parse_template(value)
@@ -203,10 +327,11 @@ class _Scope:
     namespace: str | None = None
     global_params: list[tuple[str, Any]] = field(default_factory=list)
     remaps: list[tuple[str, str]] = field(default_factory=list)
+    param_files: list[ParamFile] = field(default_factory=list)
 
     def copy(self) -> "_Scope":
         return _Scope(dict(self.configs), dict(self.env), self.namespace,
-                      list(self.global_params), list(self.remaps))
+                      list(self.global_params), list(self.remaps), list(self.param_files))
 
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -229,18 +354,20 @@ def _check_namespace(el: Element, ns: str) -> None:
                        "single '/', not starting with a digit")
 
 
-def _truthy(el: Element, attr: str, text: str) -> bool:
+def _truthy(el: Element, attr: str, text: str, yaml_words: bool = False) -> bool:
+    """``if``/``unless`` take true/false/1/0 (any case); other boolean attributes are read
+    as YAML, which also accepts yes/no/on/off (``yaml_words``)."""
     low = text.strip().lower()
-    if low in ("true", "1"):
+    if low in ("true", "1") or (yaml_words and low in ("yes", "on")):
         return True
-    if low in ("false", "0"):
+    if low in ("false", "0") or (yaml_words and low in ("no", "off")):
         return False
     raise el.error(f"'{attr}' must be true/false (or 1/0), got '{text}'")
 
 
 class _Loader:
     def __init__(self, env: Mapping[str, str], launch_args: Mapping[str, str],
-                 child_env: Mapping[str, str]) -> None:
+                 child_env: Mapping[str, str], log_dir: Path | None = None) -> None:
         self.base_env = dict(env)
         self.child_env = dict(child_env)
         self.scope = _Scope(dict(launch_args), dict(env))
@@ -248,10 +375,34 @@ class _Loader:
         self.stack: list[Path] = []
         self.graph: LaunchGraph | None = None
         self.labels: set[str] = set()
+        self.log_dir = log_dir
+        self.anon_names: dict[str, str] = {}
+        self.delay = 0.0  # seconds of the enclosing <timer>s
 
     # -- helpers
     def ctx(self) -> SubstitutionContext:
-        return SubstitutionContext(self.scope.configs, self.scope.env, self.file)
+        return SubstitutionContext(self.scope.configs, self.scope.env, self.file,
+                                   params=dict(self.scope.global_params), log_dir=self.log_dir,
+                                   anon_names=self.anon_names)
+
+    def eval_text(self, el: Element, attr: str, text: str) -> str:
+        """Parse and perform the substitutions of ``text`` (a piece of an attribute)."""
+        try:
+            return evaluate(parse_template(text), self.ctx())
+        except SubstitutionError as exc:
+            raise el.error(f"attribute '{attr}': {exc}") from None
+
+    def seconds(self, el: Element, attr: str, default: str | None = None) -> float | None:
+        text = self.sub(el, attr, default)
+        if text is None:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise el.error(f"{attr} must be a number of seconds, got '{text}'") from None
+        if value < 0:
+            raise el.error(f"{attr} must be >= 0, got {value}")
+        return value
 
     def sub(self, el: Element, attr: str, default: str | None = None) -> str | None:
         if attr not in el.templates:
@@ -316,6 +467,8 @@ class _Loader:
         previous = self.file
         self.stack.append(path)
         self.file = path
+        if "deprecated" in root.attrs and self.graph is not None:
+            self.graph.messages.append(f"warning: {path} is deprecated: {root.attrs['deprecated']}")
         try:
             for child in root.children:
                 self.execute(child)
@@ -361,15 +514,60 @@ class _Loader:
     def do_unset_env(self, el: Element) -> None:
         self.scope.env.pop(self.sub_req(el, "name"), None)
 
+    def do_append_env(self, el: Element) -> None:
+        name, value = self.sub_req(el, "name"), self.sub_req(el, "value")
+        prepend = _truthy(el, "prepend", self.sub(el, "prepend", "false") or "", yaml_words=True)
+        sep = self.sub(el, "separator", os.pathsep)
+        old = self.scope.env.get(name)
+        if old:
+            value = f"{value}{sep}{old}" if prepend else f"{old}{sep}{value}"
+        self.scope.env[name] = value
+
     def do_push_ros_namespace(self, el: Element) -> None:
         ns = make_namespace_absolute(prefix_namespace(self.scope.namespace, self.sub_req(el, "namespace")))
         assert ns is not None
         _check_namespace(el, ns)
         self.scope.namespace = ns
+        self.scope.configs["ros_namespace"] = ns  # launch_ros keeps it as a configuration too
 
     def do_set_parameter(self, el: Element) -> None:
         name = self.sub_req(el, "name")
         self.scope.global_params.append((name, self.typed(el, self.sub_req(el, "value"))))
+
+    def do_set_use_sim_time(self, el: Element) -> None:
+        value = _truthy(el, "value", self.sub_req(el, "value"), yaml_words=True)
+        self.scope.global_params.append(("use_sim_time", value))
+
+    def do_set_parameters_from_file(self, el: Element) -> None:
+        if "node_name" in el.attrs:
+            raise el.error("<set_parameters_from_file node_name=...> is not supported by katazuke "
+                           "launch; put the parameters under that node's name in the file")
+        self.scope.param_files.append(ParamFile(self.param_path(el, "filename")))
+
+    def do_reset(self, el: Element) -> None:
+        self.scope.configs = {self.sub_req(k, "name"): self.sub_req(k, "value") for k in el.children}
+
+    def do_timer(self, el: Element) -> None:
+        period = self.seconds(el, "period")
+        assert period is not None
+        saved = self.delay
+        self.delay += period
+        try:
+            for child in el.children:
+                self.execute(child)
+        finally:
+            self.delay = saved
+
+    def do_ros_timer(self, el: Element) -> None:
+        # ROS time runs as wall time unless a /clock is published; the launcher has no clock
+        # subscription, so a ros_timer waits its period in wall time.
+        self.do_timer(el)
+
+    def do_shutdown(self, el: Element) -> None:
+        assert self.graph is not None
+        reason = self.sub(el, "reason", "shutdown action in the launch file") or ""
+        if self.graph.shutdown is None or self.delay < self.graph.shutdown[0]:
+            self.graph.shutdown = (self.delay, reason)
 
     def do_set_remap(self, el: Element) -> None:
         self.scope.remaps.append((self.sub_req(el, "from"), self.sub_req(el, "to")))
@@ -385,6 +583,7 @@ class _Loader:
             self.scope.namespace = None
             self.scope.global_params = []
             self.scope.remaps = []
+            self.scope.param_files = []
         try:
             for child in el.children:
                 if child.tag != "keep":
@@ -399,12 +598,11 @@ class _Loader:
         if not path.is_file():
             raise el.error(f"included launch file not found: {raw} (check the path; "
                            "$(dirname) is the directory of this file)")
-        if not path.name.endswith(".xml"):
-            raise el.error(f"cannot include {path.name}: only XML launch files are supported by "
-                           "katazuke launch")
+        if not path.name.endswith((".xml", ".yaml", ".yml", ".py")):
+            raise el.error(f"cannot include {path.name}: launch files are .xml, .yaml or .py")
         if len(self.stack) >= _MAX_INCLUDE_DEPTH or path in self.stack:
             raise el.error("include recursion: " + " -> ".join(str(p) for p in [*self.stack, path]))
-        root = read_launch_xml(path)
+        root = read_launch_file(path, self.scope.env)
         given = [self.sub_req(a, "name") for a in el.children]
         for decl in _unconditional_args(root):
             name = decl.attrs["name"]
@@ -422,6 +620,14 @@ class _Loader:
             raise el.error(str(exc)) from None
 
     def param_value(self, el: Element) -> Any:
+        """A ``<param name>`` value as launch_ros reads it.
+
+        Without ``type``, the raw text is read as YAML first (``'3'`` is the string 3,
+        ``2`` the integer), then a string's substitutions are performed and, when it held
+        any, the result is typed again; with ``value-sep`` the raw text is split first and
+        each item is read that way (substitution results stay strings). ``type`` (``str``,
+        ``int``, ``float``, ``bool``, ``list_of_*``, ``yaml``) fixes the type instead.
+        """
         nested = [c for c in el.children]
         if "value" in el.attrs and nested:
             raise el.error("<param> cannot have both a 'value' and nested <param> elements")
@@ -432,15 +638,96 @@ class _Loader:
             return out
         if "value" not in el.attrs:
             raise el.error("<param name=...> needs a 'value' attribute or nested <param> elements")
-        text = self.sub_req(el, "value")
-        if "value-sep" in el.attrs:
-            sep = el.attrs["value-sep"]
-            items = [self.typed(el, t) for t in text.split(sep)] if text else []
-            try:
-                return _uniform(items)
-            except ValueError as exc:
-                raise el.error(str(exc)) from None
-        return self.typed(el, text)
+        type_id = self.sub(el, "type", "yaml")
+        if type_id not in _PARAM_TYPES:
+            raise el.error(f"unknown parameter type '{type_id}'; use one of " + ", ".join(_PARAM_TYPES))
+        kind, is_list = _PARAM_TYPES[type_id]
+        if not el.raw:  # built by a frontend: its template is the value
+            text = self.sub_req(el, "value")
+            if kind is str:
+                return text
+            value = self.typed(el, text)
+            return value if kind is None else self.coerce(el, value, kind, type_id)
+        raw = el.attrs["value"]
+        if "value-sep" not in el.attrs:
+            if is_list:
+                value = self.typed(el, self.sub_req(el, "value"))
+                if not isinstance(value, list):
+                    raise el.error(f"type '{type_id}' needs a list value, got '{raw}'")
+                return [self.coerce(el, v, kind, type_id) for v in value]
+            return self.param_item(el, raw, kind, type_id, in_list=False)
+        items = [self.param_item(el, t, kind, type_id, in_list=True)
+                 for t in (raw.split(el.attrs["value-sep"]) if raw else [])]
+        try:
+            return _uniform(items)
+        except ValueError as exc:
+            raise el.error(str(exc)) from None
+
+    def param_item(self, el: Element, raw: str, kind: type | None, type_id: str, in_list: bool) -> Any:
+        if kind is str:
+            return self.eval_text(el, "value", raw)
+        if kind is not None:
+            return self.coerce(el, self.typed(el, self.eval_text(el, "value", raw)), kind, type_id)
+        if raw == "":
+            return ""
+        try:
+            loaded = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            loaded = raw
+        if isinstance(loaded, bool | int | float):
+            return loaded
+        if not isinstance(loaded, str):  # a list, or YAML no parameter can hold: typed() says so
+            return self.typed(el, self.eval_text(el, "value", raw))
+        text = loaded
+        try:
+            template = parse_template(text)
+        except SubstitutionError as exc:
+            raise el.error(f"attribute 'value': {exc}") from None
+        value = self.eval_text(el, "value", text)
+        if in_list or not any(isinstance(t, Sub) for t in template):
+            return value
+        return self.typed(el, value)
+
+    def coerce(self, el: Element, value: Any, kind: type, type_id: str) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, kind) and (kind is not int or not isinstance(value, bool)):
+            return value
+        raise el.error(f"parameter value {value!r} is not of type '{type_id}'")
+
+    def param_path(self, el: Element, attr: str) -> Path:
+        raw = self.sub_req(el, attr)
+        path = Path(os.path.abspath(raw))
+        if not path.is_file():
+            raise el.error(f"parameter file not found: {raw} (check the path; $(dirname) is "
+                           "the directory of this launch file)")
+        return path
+
+    def params(self, el: Element) -> list[ParamFile | ParamDict]:
+        """The ``<param>`` children of a node, container or component, in order."""
+        out: list[ParamFile | ParamDict] = []
+        for p in el.children:
+            if p.tag != "param":
+                continue
+            if "from" in p.attrs:
+                if "name" in p.attrs or "value" in p.attrs or "type" in p.attrs or p.children:
+                    raise p.error("<param from=...> cannot have 'name', 'value', 'type' or nested <param>")
+                path = self.param_path(p, "from")
+                text = None
+                if _truthy(p, "allow_substs", self.sub(p, "allow_substs", "false") or "", yaml_words=True):
+                    text = self.eval_text(p, "from", path.read_text(encoding="utf-8"))
+                out.append(ParamFile(path, text))
+            elif "name" in p.attrs:
+                if "allow_substs" in p.attrs:
+                    raise p.error("'allow_substs' applies to <param from=...> only")
+                out.append(ParamDict({self.sub_req(p, "name"): self.param_value(p)}))
+            else:
+                raise p.error("<param> needs a 'name' (with 'value') or a 'from' attribute")
+        return out
+
+    def remaps(self, el: Element) -> list[tuple[str, str]]:
+        return list(self.scope.remaps) + [
+            (self.sub_req(r, "from"), self.sub_req(r, "to")) for r in el.children if r.tag == "remap"]
 
     def process_common(self, el: Element, spec: ProcessSpec, default_label: str) -> None:
         output = self.sub(el, "output", "log")
@@ -470,6 +757,11 @@ class _Loader:
             raise el.error(f"cwd '{spec.cwd}' is not a directory")
         prefix = self.sub(el, "launch-prefix")
         spec.prefix = shlex.split(prefix) if prefix else []
+        spec.emulate_tty = _truthy(el, "emulate_tty", self.sub(el, "emulate_tty", "false") or "",
+                                   yaml_words=True)
+        spec.sigterm_timeout = self.seconds(el, "sigterm_timeout")
+        spec.sigkill_timeout = self.seconds(el, "sigkill_timeout")
+        spec.start_delay = self.delay
         env = dict(self.scope.env)
         for e in el.children:
             if e.tag == "env":
@@ -481,7 +773,7 @@ class _Loader:
         spec.env_changes = {k: v for k, v in env.items() if self.base_env.get(k) != v}
         spec.env_changes.update({k: None for k in self.base_env if k not in env})
         label = self.sub(el, "name")
-        if el.tag == "node":
+        if el.tag != "executable":
             label = self.sub(el, "exec_name") or label
         label = label or default_label
         unique, n = label, 1
@@ -492,57 +784,113 @@ class _Loader:
         spec.label = unique
         spec.source = el.where
 
-    def do_node(self, el: Element) -> None:
-        assert self.graph is not None
-        exe_name = self.sub_req(el, "exec")
-        pkg = self.sub(el, "pkg")
-        if pkg is not None:
-            try:
-                prefix = find_package_prefix(pkg, self.scope.env)
-            except SubstitutionError as exc:
-                raise el.error(str(exc)) from None
-            libdir = prefix / "lib" / pkg
-            exe = libdir / exe_name
-            if not (exe.is_file() and os.access(exe, os.X_OK)):
-                have = sorted(p.name for p in libdir.iterdir() if p.is_file()) if libdir.is_dir() else []
-                raise el.error(f"executable '{exe_name}' not found in package '{pkg}' (looked for {exe}; "
-                               f"available: {', '.join(have) or 'none'})")
-            exe_path = str(exe)
-        else:
-            exe_path = self.which(el, exe_name)
-        spec = ProcessSpec(label="", kind="node", executable=exe_path, package=pkg)
+    def node_executable(self, el: Element, pkg: str | None, exe_name: str, required: bool = True) -> str:
+        """``lib/PKG/EXEC`` of a node (``EXEC`` on PATH without ``pkg``); ``""`` when it is
+        missing and not ``required``."""
+        if pkg is None:
+            if not required and shutil.which(exe_name, path=self.scope.env.get("PATH", "")) is None:
+                return ""
+            return self.which(el, exe_name)
+        try:
+            prefix = find_package_prefix(pkg, self.scope.env)
+        except SubstitutionError as exc:
+            if not required:
+                return ""
+            raise el.error(str(exc)) from None
+        libdir = prefix / "lib" / pkg
+        exe = libdir / exe_name
+        if not (exe.is_file() and os.access(exe, os.X_OK)):
+            if not required:
+                return ""
+            have = sorted(p.name for p in libdir.iterdir() if p.is_file()) if libdir.is_dir() else []
+            raise el.error(f"executable '{exe_name}' not found in package '{pkg}' (looked for {exe}; "
+                           f"available: {', '.join(have) or 'none'})")
+        return str(exe)
+
+    def node_name_and_namespace(self, el: Element) -> tuple[str | None, str | None]:
         name = self.sub(el, "name")
         if name is not None:
             _check_node_name(el, name)
-        spec.node_name = name
-        ns_attr = self.sub(el, "namespace")
-        ns = make_namespace_absolute(prefix_namespace(self.scope.namespace, ns_attr))
+        ns = make_namespace_absolute(prefix_namespace(self.scope.namespace, self.sub(el, "namespace")))
         if ns is not None:
             _check_namespace(el, ns)
-        spec.namespace = ns
+        return name, ns
+
+    def node_spec(self, el: Element, kind: str, exe_path: str, pkg: str | None, exe_name: str) -> ProcessSpec:
+        spec = ProcessSpec(label="", kind=kind, executable=exe_path, package=pkg)  # type: ignore[arg-type]
+        spec.node_name, spec.namespace = self.node_name_and_namespace(el)
         spec.args = self.cmdline(el, "args")
         spec.ros_args = self.cmdline(el, "ros_args")
         spec.global_params = list(self.scope.global_params)
-        for p in el.children:
-            if p.tag != "param":
-                continue
-            if "from" in p.attrs:
-                if "name" in p.attrs or "value" in p.attrs or p.children:
-                    raise p.error("<param from=...> cannot have 'name', 'value' or nested <param>")
-                raw = self.sub_req(p, "from")
-                path = Path(os.path.abspath(raw))
-                if not path.is_file():
-                    raise p.error(f"parameter file not found: {raw} (check the path; $(dirname) is "
-                                  "the directory of this launch file)")
-                spec.params.append(ParamFile(path))
-            elif "name" in p.attrs:
-                spec.params.append(ParamDict({self.sub_req(p, "name"): self.param_value(p)}))
-            else:
-                raise p.error("<param> needs a 'name' (with 'value') or a 'from' attribute")
-        spec.remaps = list(self.scope.remaps) + [
-            (self.sub_req(r, "from"), self.sub_req(r, "to")) for r in el.children if r.tag == "remap"]
+        spec.global_param_files = list(self.scope.param_files)
+        spec.params = self.params(el)
+        spec.remaps = self.remaps(el)
         self.process_common(el, spec, Path(exe_name).name)
+        return spec
+
+    def do_node(self, el: Element) -> None:
+        assert self.graph is not None
+        exe_name, pkg = self.sub_req(el, "exec"), self.sub(el, "pkg")
+        exe_path = self.node_executable(el, pkg, exe_name)
+        self.graph.processes.append(self.node_spec(el, "node", exe_path, pkg, exe_name))
+
+    def do_lifecycle_node(self, el: Element) -> None:
+        """A lifecycle node runs as a node. ``autostart`` (configure and activate once it is
+        up) needs the lifecycle services, which the launcher does not call: it is an error
+        so that a node left unconfigured is never a surprise."""
+        if _truthy(el, "autostart", self.sub(el, "autostart", "false") or "", yaml_words=True):
+            raise el.error("<lifecycle_node autostart=\"true\"> is not supported by katazuke launch "
+                           "(it does not call lifecycle services); drop autostart and use a lifecycle "
+                           "manager node, or run the file with ros2 launch")
+        self.do_node(el)
+
+    def do_unset(self, el: Element) -> None:
+        self.scope.configs.pop(self.sub_req(el, "name"), None)
+
+    def do_reset_env(self, el: Element) -> None:
+        self.scope.env = dict(self.base_env)
+
+    def do_set_ros_log_dir(self, el: Element) -> None:
+        current = self.scope.env.get("ROS_LOG_DIR") or str(ros_log_dir(self.scope.env))
+        self.scope.env["ROS_LOG_DIR"] = os.path.join(current, self.sub_req(el, "new_log_dir"))
+
+    def do_node_container(self, el: Element) -> None:
+        """A component container: a node whose ``<composable_node>`` children it loads.
+        The container's own executable may be absent (no rclcpp_components in a pip-only
+        install): ``katazuke launch`` runs each component as its own process."""
+        assert self.graph is not None
+        exe_name, pkg = self.sub_req(el, "exec"), self.sub(el, "pkg")
+        exe_path = self.node_executable(el, pkg, exe_name, required=False)
+        spec = self.node_spec(el, "container", exe_path, pkg, exe_name)
+        spec.components = [self.component(c) for c in el.children
+                           if c.tag == "composable_node" and self.condition(c)]
         self.graph.processes.append(spec)
+
+    def component(self, el: Element) -> ComponentSpec:
+        name, ns = self.node_name_and_namespace(el)
+        assert name is not None  # required by the spec
+        extra: dict[str, Any] = {}
+        for e in el.children:
+            if e.tag == "extra_arg":
+                extra[self.sub_req(e, "name")] = self.typed(e, self.sub_req(e, "value"))
+        return ComponentSpec(package=self.sub_req(el, "pkg"), plugin=self.sub_req(el, "plugin"),
+                             node_name=name, namespace=ns, global_params=list(self.scope.global_params),
+                             params=[*self.scope.param_files, *self.params(el)], remaps=self.remaps(el),
+                             extra_args=extra, source=el.where)
+
+    def do_load_composable_node(self, el: Element) -> None:
+        assert self.graph is not None
+        target = self.sub_req(el, "target")
+        wanted = target if target.startswith("/") else prefix_namespace(self.scope.namespace or "/", target)
+        containers = [p for p in self.graph.processes if p.kind == "container"]
+        found = [c for c in containers if c.fully_qualified_name == wanted
+                 or (not target.startswith("/") and "/" not in target and c.node_name == target)]
+        if not found:
+            have = ", ".join(str(c.fully_qualified_name) for c in containers) or "none"
+            raise el.error(f"<load_composable_node target=\"{target}\">: no <node_container> of that "
+                           f"name was started before it (containers: {have})")
+        found[0].components.extend(self.component(c) for c in el.children
+                                   if c.tag == "composable_node" and self.condition(c))
 
     def which(self, el: Element, exe_name: str) -> str:
         if "/" in exe_name:
@@ -589,7 +937,8 @@ def _unconditional_args(root: Element) -> Iterator[Element]:
 
 def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None = None,
                 env: Mapping[str, str] | None = None,
-                child_env: Mapping[str, str] | None = None) -> LaunchGraph:
+                child_env: Mapping[str, str] | None = None,
+                log_dir: str | os.PathLike | None = None) -> LaunchGraph:
     """Resolve a launch XML file into a :class:`LaunchGraph` (starts nothing).
 
     Args:
@@ -599,6 +948,8 @@ def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None =
             ``AMENT_PREFIX_PATH`` and ``PATH`` lookups and the children's environment
             start from it.
         child_env: variables forced on every process (e.g. ``ROS_DOMAIN_ID``).
+        log_dir: the launch's log directory (``$(log_dir)``; default: the ROS log
+            directory of ``env``, ``$ROS_LOG_DIR`` or ``$ROS_HOME/log`` or ``~/.ros/log``).
 
     Raises:
         KatazukeError: ``FILE:LINE: ...`` for every problem in the files.
@@ -606,8 +957,10 @@ def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None =
     file = Path(os.path.abspath(path))
     if not file.is_file():
         raise KatazukeError(f"launch file not found: {path}")
-    loader = _Loader(os.environ if env is None else env, launch_args or {}, child_env or {})
-    root = read_launch_xml(file)
+    env = os.environ if env is None else env
+    loader = _Loader(env, launch_args or {}, child_env or {},
+                     Path(log_dir) if log_dir is not None else ros_log_dir(env))
+    root = read_launch_file(file, env)
     graph = LaunchGraph(file=file)
     loader.graph = graph
     for decl in _unconditional_args(root):
@@ -618,6 +971,14 @@ def load_launch(path: str | os.PathLike, launch_args: Mapping[str, str] | None =
                              + (f" ({desc})" if desc else "") + f": pass {name}:=VALUE")
     loader.run_file(file, root)
     return graph
+
+
+def ros_log_dir(env: Mapping[str, str]) -> Path:
+    """The ROS log directory: ``$ROS_LOG_DIR``, else ``$ROS_HOME/log``, else ``~/.ros/log``."""
+    if env.get("ROS_LOG_DIR"):
+        return Path(env["ROS_LOG_DIR"])
+    home = Path(env.get("ROS_HOME") or Path(env.get("HOME") or Path.home()) / ".ros")
+    return home / "log"
 
 
 def parse_launch_arguments(words: list[str]) -> dict[str, str]:

@@ -37,3 +37,9 @@ def fake_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def prefix_maker():
+    """:func:`make_prefix` for tests (test modules cannot import conftest)."""
+    return make_prefix

@@ -34,12 +34,12 @@ def test_quotes_keep_spaces_and_hold_substitutions():
     assert ev("$(eval '\\'a\\' + \\'b\\'')") == "ab"
 
 
-def test_env_optenv_dirname_filename(tmp_path: Path):
+def test_env_dirname_filename(tmp_path: Path):
     env = {"HOME_X": "/h"}
     f = tmp_path / "x.launch.xml"
     assert ev("$(env HOME_X)", env=env) == "/h"
     assert ev("$(env NOPE dflt)", env=env) == "dflt"
-    assert ev("$(optenv NOPE)", env=env) == ""
+    assert ev("$(env NOPE '')", env=env) == ""
     assert ev("$(dirname)/p.yaml", file=f) == f"{tmp_path}/p.yaml"
     assert ev("$(filename)", file=f) == str(f)
     with pytest.raises(SubstitutionError, match="NOPE"):
@@ -109,3 +109,58 @@ def test_var_default_in_launch_file_loses_to_command_line(tmp_path, fake_env):
                  ' name="x"/>\n</launch>\n')
     assert load_launch(p, {}, env=fake_env).processes[0].args[-1] == "from_arg"
     assert load_launch(p, {"mode": "given"}, env=fake_env).processes[0].args[-1] == "given"
+
+
+def test_optenv_is_rejected_with_the_ros2_spelling():
+    with pytest.raises(SubstitutionError, match=r"ROS 1 only.*\$\(env NAME DEFAULT\)"):
+        parse_template("$(optenv NOPE)")
+
+
+@pytest.mark.parametrize("text,value", [
+    ("a\\'b", "a'b"), ("\\$(var x)", "$(var x)"), ("$(var missing \\$\\(x\\))", "$(x)"),
+    ("$(var missing 'it\\'s')", "it's"), ("\\a", "a"), ("end\\", "end\\"),
+])
+def test_backslash_makes_the_next_character_literal(text, value):
+    assert ev(text) == value
+
+
+@pytest.mark.parametrize("text,value", [
+    ("$(not true)", "false"), ("$(and true 0)", "false"), ("$(or false 1)", "true"),
+    ("$(any false false on)", "true"), ("$(all true 1 off)", "false"),
+    ("$(equals 1 1.0)", "true"), ("$(equals True true)", "true"), ("$(not-equals a b)", "true"),
+    ("$(if true yes no)", "yes"), ("$(if false yes)", ""), ("$(if 0 $(var nope) fine)", "fine"),
+])
+def test_boolean_and_comparison_substitutions(text, value):
+    assert ev(text) == value
+
+
+def test_boolean_substitution_rejects_non_booleans():
+    with pytest.raises(SubstitutionError, match="'maybe' is not a boolean"):
+        ev("$(not maybe)")
+
+
+@pytest.mark.parametrize("expr,value", [
+    ("'Real'.lower() == 'real'", True), ("len('abc')", 3), ("'a,b'.split(',')[1]", "b"),
+    ("'abcdef'[1:3]", "bc"), ("math.ceil(1.3)", 2), ("max(1, 4)", 4), ("{'a': 1}['a']", 1),
+    ("'-' * 3", "---"), ("str(2) + 'x'", "2x"),
+])
+def test_safe_eval_has_upstreams_namespace(expr, value):
+    assert safe_eval(expr) == value
+
+
+def test_eval_two_argument_form_imports_modules():
+    assert ev('$(eval "os.path.basename(\'/a/b\')" os)') == "b"
+    with pytest.raises(SubstitutionError, match="cannot import module 'no_such_mod'"):
+        ev("$(eval 1 no_such_mod)")
+
+
+def test_command_file_content_param_anon(tmp_path: Path):
+    (tmp_path / "c.txt").write_text("hello")
+    assert ev("$(command 'echo hi')", env={"PATH": "/usr/bin:/bin"}) == "hi\n"
+    with pytest.raises(SubstitutionError, match="exited with"):
+        ev("$(command false)", env={"PATH": "/usr/bin:/bin"})
+    assert ev(f"$(file-content {tmp_path}/c.txt)") == "hello"
+    ctx = SubstitutionContext({}, {}, None, params={"rate": 5})
+    assert evaluate(parse_template("$(param rate) $(param nope d)"), ctx) == "5 d"
+    first = evaluate(parse_template("$(anon n)"), ctx)
+    assert first.startswith("n_") and evaluate(parse_template("$(anon n)"), ctx) == first
