@@ -59,6 +59,11 @@ class _Action:
     def __init__(self) -> None:
         self.where = _caller_line()
 
+    def _take_condition(self, kwargs: dict) -> None:
+        """``condition=`` from the action's keyword arguments; any other one is unsupported."""
+        self.condition = kwargs.pop("condition", None)
+        _no_kwargs(type(self).__name__, kwargs)
+
 
 def _caller_line() -> int:
     frame = sys._getframe(1)
@@ -230,24 +235,21 @@ class DeclareLaunchArgument(_Action):
                  choices: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.name, self.default, self.description, self.choices = name, default_value, description, choices
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("DeclareLaunchArgument", kwargs)
+        self._take_condition(kwargs)
 
 
 class SetEnvironmentVariable(_Action):
     def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
         super().__init__()
         self.name, self.value = name, value
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("SetEnvironmentVariable", kwargs)
+        self._take_condition(kwargs)
 
 
 class LogInfo(_Action):
     def __init__(self, msg: Any, **kwargs: Any) -> None:
         super().__init__()
         self.msg = msg
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("LogInfo", kwargs)
+        self._take_condition(kwargs)
 
 
 class IncludeLaunchDescription(_Action):
@@ -258,8 +260,7 @@ class IncludeLaunchDescription(_Action):
         self.source = launch_description_source
         items = launch_arguments.items() if isinstance(launch_arguments, dict) else (launch_arguments or [])
         self.arguments = list(items)
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("IncludeLaunchDescription", kwargs)
+        self._take_condition(kwargs)
 
 
 class GroupAction(_Action):
@@ -268,40 +269,35 @@ class GroupAction(_Action):
         super().__init__()
         self.actions, self.scoped, self.forwarding = list(actions), scoped, forwarding
         self.keep = dict(launch_configurations or {})
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("GroupAction", kwargs)
+        self._take_condition(kwargs)
 
 
 class PushRosNamespace(_Action):
     def __init__(self, namespace: Any, **kwargs: Any) -> None:
         super().__init__()
         self.namespace = namespace
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("PushRosNamespace", kwargs)
+        self._take_condition(kwargs)
 
 
 class SetParameter(_Action):
     def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
         super().__init__()
         self.name, self.value = name, value
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("SetParameter", kwargs)
+        self._take_condition(kwargs)
 
 
 class SetRemap(_Action):
     def __init__(self, src: Any, dst: Any, **kwargs: Any) -> None:
         super().__init__()
         self.src, self.dst = src, dst
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("SetRemap", kwargs)
+        self._take_condition(kwargs)
 
 
 class SetLaunchConfiguration(_Action):
     def __init__(self, name: Any, value: Any, **kwargs: Any) -> None:
         super().__init__()
         self.name, self.value = name, value
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("SetLaunchConfiguration", kwargs)
+        self._take_condition(kwargs)
 
 
 class AppendEnvironmentVariable(_Action):
@@ -309,32 +305,28 @@ class AppendEnvironmentVariable(_Action):
                  **kwargs: Any) -> None:
         super().__init__()
         self.name, self.value, self.prepend, self.separator = name, value, prepend, separator
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("AppendEnvironmentVariable", kwargs)
+        self._take_condition(kwargs)
 
 
 class UnsetEnvironmentVariable(_Action):
     def __init__(self, name: Any, **kwargs: Any) -> None:
         super().__init__()
         self.name = name
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("UnsetEnvironmentVariable", kwargs)
+        self._take_condition(kwargs)
 
 
 class TimerAction(_Action):
     def __init__(self, period: Any, actions: Iterable[Any], **kwargs: Any) -> None:
         super().__init__()
         self.period, self.actions = period, list(actions)
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("TimerAction", kwargs)
+        self._take_condition(kwargs)
 
 
 class Shutdown(_Action):
     def __init__(self, reason: Any = "shutdown action", **kwargs: Any) -> None:
         super().__init__()
         self.reason = reason
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("Shutdown", kwargs)
+        self._take_condition(kwargs)
 
 
 _PROCESS_KWARGS = {"name": "name", "cwd": "cwd", "output": "output", "respawn": "respawn",
@@ -384,8 +376,7 @@ class LoadComposableNodes(_Action):
     def __init__(self, *, composable_node_descriptions: Any, target_container: Any, **kwargs: Any) -> None:
         super().__init__()
         self.nodes, self.target = list(composable_node_descriptions), target_container
-        self.condition = kwargs.pop("condition", None)
-        _no_kwargs("LoadComposableNodes", kwargs)
+        self._take_condition(kwargs)
 
 
 _NODE_KWARGS = {"package": "pkg", "executable": "exec", "name": "name", "namespace": "namespace",
