@@ -335,19 +335,16 @@ class TidyBehaviour:
             st = self._handle.status()
             if st == SkillStatus.RUNNING:
                 why = self._step.abort_if() if self._step.abort_if is not None else ""
-                if why:
-                    self._handle.cancel()
-                    self.skills.stop()
-                    self._finish_step(SkillResult(SkillStatus.FAILURE, why,
-                                                  f"{self._step.name}: {why}"))
-                    continue
-                if self._now - self._step_started > self._step.timeout_s:
-                    self._handle.cancel()
-                    self.skills.stop()
-                    self._finish_step(SkillResult(SkillStatus.FAILURE, "timeout",
-                                                  f"{self._step.name}: timed out"))
-                    continue
-                return
+                what = why
+                if not why and self._now - self._step_started > self._step.timeout_s:
+                    why, what = "timeout", "timed out"
+                if not why:
+                    return
+                self._handle.cancel()
+                self.skills.stop()
+                self._finish_step(SkillResult(SkillStatus.FAILURE, why,
+                                              f"{self._step.name}: {what}"))
+                continue
             self._finish_step(self._handle.result())
             if self._step is not None and self._handle is None:
                 # next step set synchronously: start it on the next tick so a tick is one
