@@ -150,6 +150,7 @@ class TidyBehaviour:
         self._approach: dict[int, int] = {}              # object id -> next approach index
         self._container_approach: dict[str, int] = {}    # container id -> next approach index
         self._perceive_retries = 0
+        self._trapped = 0        # consecutive 'trapped' recoveries (reset by a drive)
         self._holding = 0                     # object id in hand (IN_HAND), 0 if none
         self._now = 0.0
         self._counter = 0
@@ -356,6 +357,8 @@ class TidyBehaviour:
         self._step, self._handle = None, None
         assert step is not None
         if res.status == SkillStatus.SUCCESS:
+            if step.phase == TaskPhase.NAVIGATING:
+                self._trapped = 0
             step.on_success(res)
         else:
             if res.message:
@@ -771,6 +774,9 @@ class TidyBehaviour:
         """One failed try of the current item: count it, make the robot safe (put down what
         is in hand, stow), then continue with the next choice."""
         oid0 = self._item_id
+        if cause == "trapped" and self._trapped < self.cfg.max_trapped_recoveries:
+            self._recover_trapped(oid0)
+            return
         self._safe = self._release_steps() if (self._holding or arm_out) else []
         held = self._holding
 
@@ -787,6 +793,30 @@ class TidyBehaviour:
                 self._holding = 0
             self._item_id = 0 if not self.planner.has_item(oid) or \
                 self.planner.item(oid).state != ItemState.PENDING else oid
+            self._start_queued_if_preempting()
+        self._after_safe = after
+
+    def _recover_trapped(self, oid0: int) -> None:
+        """The navigator found the robot hemmed in (cause ``trapped``) even after clearing its
+        cost map around the robot: scan the room so the cells around the robot are seen
+        afresh (what hemmed it in may be stale: a dropped object since moved, odometry drift)
+        and try the same item again, uncharged. What is in hand stays in hand (the carry is
+        retried). Bounded by ``max_trapped_recoveries`` in a row; a drive resets the count."""
+        self._trapped += 1
+        n, cap = self._trapped, self.cfg.max_trapped_recoveries
+        self._message = f"the robot is hemmed in: recovery {n}/{cap} (scan the room, try again)"
+        self._safe = [] if self._holding else [("stow the arm", self.skills.stow_arm)]
+        self._safe.append((f"recovery {n}/{cap}: scan the room", self.skills.explore))
+
+        def after() -> None:
+            if self._holding:
+                return                      # _choose carries what is in hand again
+            oid = self.planner.resolve(oid0)
+            if oid and self.planner.has_item(oid):
+                it = self.planner.item(oid)
+                if it.state == ItemState.ACTIVE:
+                    it.transition(ItemState.PENDING)
+            self._item_id = 0
             self._start_queued_if_preempting()
         self._after_safe = after
 

@@ -89,6 +89,12 @@ class BehaviourConfig:
              "dropped it because views that should show it did not (a table leg taken for a "
              "bottle from afar), so the rest of the drive, the look and the re-perceptions "
              "would be wasted, s")
+    max_trapped_recoveries: int = non_negative(
+        3, "consecutive navigation failures with cause 'trapped' (the robot's own start stuck "
+           "in the cost map's inflation, not the item's fault) answered by a recovery - scan "
+           "the room so the cost map around the robot is seen afresh, then try the same item "
+           "again - without counting against the item; after that many in a row they count "
+           "as the item's failures. A successful drive resets the count")
     skill_timeout_s: float = positive(90.0, "a skill still RUNNING after this long is cancelled "
                                       "and fails with cause 'timeout', s")
     safe_timeout_s: float = positive(20.0, "time allowed to make the robot safe (stop, stow, "

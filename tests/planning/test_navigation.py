@@ -243,8 +243,18 @@ def test_a_hemmed_in_start_is_named_and_clearing_around_the_robot_frees_it():
     with pytest.raises(NoPathError) as e2:
         planner.plan(cm, (1.8, 0.0, 0.0), (0.0, 0.0, 0.0))
     assert e2.value.trapped == "goal"
+    # choosing a base pose from inside the ring fails the same way (its cost field is anchored
+    # at the robot): the navigator's choose step recovers from this as plan() does, and names
+    # what is left of it 'trapped' (the task manager's recovery, no charge to the item)
+    with pytest.raises(NoPathError) as e3:
+        choose_base_pose((1.8, 0.0), cm, (0.0, 0.0, 0.0), planner=planner)
+    assert e3.value.trapped == "start"
+    from katazuke_ros.navigator_node import _robot_hemmed_in, _trapped_or
+    assert _robot_hemmed_in(e3.value) and _trapped_or(e3.value, "no_base_pose") == "trapped"
+    assert not _robot_hemmed_in(e2.value) and _trapped_or(e2.value, "no_path") == "no_path"
     cm.mark_clear((0.0, 0.0), 0.8)
     assert planner.plan(cm, (0.0, 0.0, 0.0), (1.8, 0.0, 0.0)).length_m > 1.5
+    assert choose_base_pose((1.8, 0.0), cm, (0.0, 0.0, 0.0), planner=planner)
 
 
 def test_no_path_raises_named_error():

@@ -206,6 +206,21 @@ def _xyyaw_of(T: np.ndarray) -> np.ndarray:
     return np.array([T[0, 3], T[1, 3], float(yaw_from_matrix(T[:3, :3]))])
 
 
+
+def _robot_hemmed_in(exc: Exception) -> bool:
+    """Whether a planning failure is the robot's own situation, not the goal's: its start
+    sits in the inflation with no free cell within reach, or every free base pose for the
+    target is cut off from it."""
+    return ((isinstance(exc, NoPathError) and exc.trapped == "start")
+            or (isinstance(exc, NoBasePoseError) and "cut off from the robot" in str(exc)))
+
+
+def _trapped_or(exc: Exception, cause: str) -> str:
+    """Cause ``trapped`` when the start is stuck in the inflation even after the recovery
+    (the task manager answers it with its own recovery instead of charging the item),
+    else ``cause``."""
+    return "trapped" if isinstance(exc, NoPathError) and exc.trapped == "start" else cause
+
 def _transform_poses(T_a_b: np.ndarray, poses_b: np.ndarray) -> np.ndarray:
     """Planar ``(N, 3)`` poses in b -> a (``T_a_b`` (4, 4), its planar part)."""
     c, s = T_a_b[0, 0], T_a_b[1, 0]
@@ -605,19 +620,20 @@ class _GoalRun:
             try:
                 try:
                     cands = choose()
-                except NoBasePoseError as exc:
+                except NavigationError as exc:
                     r = node.cfg.recovery_clear_radius_m
-                    if "cut off from the robot" not in str(exc) or r <= 0:
+                    if not _robot_hemmed_in(exc) or r <= 0:
                         raise
                     # the robot itself is hemmed in (behind the table, 1 cm of free cells
-                    # each side of its lethal radius: a train room lost every later item
-                    # so): the clear-around-robot recovery of plan(), then choose again
+                    # each side of its lethal radius; parked in a nook with every cell within
+                    # escape_radius_m inflated: train rooms lost every later item so): the
+                    # clear-around-robot recovery of plan(), then choose again
                     node.costmap.mark_clear(robot[:2], r)
                     self.log.warning(f"navigate: recovery: {exc}; cleared the cost map within "
                                      f"{r:g} m of the robot and chose again")
                     cands = choose()
             except (NoBasePoseError, NavigationError, InputError) as exc:
-                raise _Abort("no_base_pose", str(exc)) from exc
+                raise _Abort(_trapped_or(exc, "no_base_pose"), str(exc)) from exc
         # approach k: the k-th best of the candidates that come from distinct sides
         picked: list[tuple[np.ndarray, float]] = []
         sep = node.cfg.approach_separation_rad
@@ -659,7 +675,8 @@ class _GoalRun:
                                      f"{r:g} m of the robot and planned again")
                     gp = node.planner.plan(cm, robot, self.goal_map)
             except (NavigationError, InputError) as exc:
-                raise _Abort("blocked" if replanning else "no_path", str(exc)) from exc
+                raise _Abort(_trapped_or(exc, "blocked" if replanning else "no_path"),
+                             str(exc)) from exc
             rc = np.clip(cm.world_to_cell(gp.poses[:, :2]), 0, np.array(cm.shape) - 1)
             lethal, dist = cm.lethal(), cm.distance()
             lethal_on = lethal[rc[:, 0], rc[:, 1]]
