@@ -45,6 +45,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
         "classifier": ("katazuke.cli.train_classifier",
                        "train the crop classifier that re-scores detector categories"),
+        "grounding": ("katazuke.cli.train_grounding",
+                      "train the instruction grounding network (intent, target, destination)"),
     },
     "eval": {
         "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),
