@@ -37,8 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="TrainConfig.seed")
     parser.add_argument("--epochs", type=int, default=None, help="TrainConfig.epochs")
     parser.add_argument("--train-rooms", type=int, default=None, help="TrainConfig.train_rooms")
+    parser.add_argument("--max-question-rate", type=float, default=None,
+                        help="ClarifyConfig.max_question_rate: share of calibration "
+                             "instructions that may get a question")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="keep the network of --out, choose when to ask again on the "
+                             "calibration rooms and rewrite the file")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoint next to --out")
+                        help="continue from WORK/grounding.ckpt (same data and settings)")
 
 
 def _git_commit() -> str:
@@ -62,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     from katazuke.planning.grounding.data import scene_from_record
     from katazuke.planning.grounding.lexicon import Lexicon
     from katazuke.planning.grounding.noise import ConfusionModel
-    from katazuke.planning.grounding.train import build_items, train_grounding
+    from katazuke.planning.grounding.train import build_items, recalibrate, train_grounding
     from katazuke.planning.grounding.weights import default_weights_path
     from katazuke.planning.tasks.config import load_tidy_config
     from katazuke.sim.scenes import make_records
@@ -98,26 +104,40 @@ def main(args: argparse.Namespace) -> int:
                                    lambda x: bar(x, desc="speech"))
         pairs += [(t, rec_map[f"{v}|{int(s)}|{t}"][0]) for t, v, s in items]
     confusion = ConfusionModel.fit(pairs)
-    confusion.save(_DATA / "confusion_train.json")
+    confusion.save(work / "confusion_train.json")
     print(f"ASR noise: {confusion.pairs} pairs, word error {100 * confusion.word_error:.1f} %, "
           f"{100 * confusion.insert_rate:.1f} % insertions")
     rng = np.random.default_rng([cfg.seed, 2])
-    train_items, train_scenes, _ = build_items(train_rec, tidy, "train", cfg.examples_per_room,
-                                               rng, confusion=confusion,
-                                               asr_fraction=cfg.asr_fraction,
-                                               progress=lambda x: bar(x, desc="instructions"))
+    train_items, train_scenes = [], []
+    if not args.calibrate_only:
+        train_items, train_scenes, _ = build_items(
+            train_rec, tidy, "train", cfg.examples_per_room, rng, confusion=confusion,
+            asr_fraction=cfg.asr_fraction, progress=lambda x: bar(x, desc="instructions"),
+            augment=True)
+    else:       # the same draws as training made, so the calibration rooms get the same noise
+        build_items(train_rec, tidy, "train", cfg.examples_per_room, rng, confusion=confusion,
+                    asr_fraction=cfg.asr_fraction, augment=True)
     calib_items, calib_scenes, _ = build_items(calib_rec, tidy, "train", cfg.examples_per_room,
                                                rng, confusion=confusion,
                                                asr_fraction=cfg.asr_fraction)
     print(f"{len(train_items)} training instructions, {len(calib_items)} calibration")
+    clarify = load_config(ClarifyConfig, None, **({} if args.max_question_rate is None else
+                                                  {"max_question_rate": args.max_question_rate}))
+    if args.calibrate_only:
+        cal = recalibrate(out, (calib_items, calib_scenes), Lexicon(tidy), clarify)
+        print(f"rewrote {out}: ask when the conformal set (alpha {cal['alpha']:.3f}, p >= "
+              f"{cal['prob_threshold']:.3f}) holds 2+: {100 * cal['question_rate']:.1f} % of "
+              f"calibration instructions, coverage {100 * cal['coverage']:.1f} %")
+        return 0
     provenance = {"command": " ".join(["katazuke", "train", "grounding", *sys.argv[3:]])
                   if sys.argv[1:3] == ["train", "grounding"] else " ".join(sys.argv),
                   "seed": cfg.seed, "commit": _git_commit(), "machine": platform.node(),
                   "train_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                   "asr_pairs": confusion.pairs, "asr_word_error": confusion.word_error}
     res = train_grounding((train_items, train_scenes), (calib_items, calib_scenes),
-                          Lexicon(tidy), out, cfg, ClarifyConfig(), provenance,
-                          resume=args.resume, progress=lambda **kw: tqdm(mininterval=5, **kw))
+                          Lexicon(tidy), out, cfg, clarify, provenance,
+                          resume=args.resume, progress=lambda **kw: tqdm(mininterval=5, **kw),
+                          checkpoint=work / "grounding.ckpt")
     cal = res["calibration"]
     print(f"wrote {out}: {res['epochs']} epochs in {res['train_minutes']:.1f} min, final loss "
           f"{res['final_loss']:.3f}; ask when the conformal set (alpha {cal['alpha']:.3f}, "

@@ -165,7 +165,9 @@ class GroundingNet(nn.Module):
         E, H = dims.embed, dims.hidden
         self.embed = nn.Embedding(N_BUCKETS, E)
         nn.init.normal_(self.embed.weight, std=0.1)
-        self.gru = nn.GRU(E, H, batch_first=True, bidirectional=True)
+        # + per word, its best similarity to the lexicon's nouns, colours, furniture and
+        # container words: the robot's vocabulary tells the tagger what may name a thing
+        self.gru = nn.GRU(E + 4, H, batch_first=True, bidirectional=True)
         self.tag_head = nn.Linear(2 * H, N_TAGS)
         self.intent_head = nn.Linear(4 * H, N_INTENTS)
         self.relation_head = nn.Linear(4 * H, N_RELATIONS)
@@ -181,10 +183,13 @@ class GroundingNet(nn.Module):
         self.dest_scalars = nn.Linear(2, 2)
 
     # ------------------------------------------------------------------ pieces
-    def encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, batch: dict[str, torch.Tensor], lex: dict[str, torch.Tensor]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Word states ``(B, T, 2H)`` and the sentence vector ``(B, 4H)``."""
         e = (self.embed(batch["grams"]) * batch["grams_mask"].unsqueeze(-1)).sum(2)
-        h, _ = self.gru(e)
+        wt = lex["word_types"]                                          # (W, 4)
+        types = (batch["sim"].unsqueeze(-1) * wt).amax(2)               # (B, T, 4)
+        h, _ = self.gru(torch.cat([e, types], -1))
         m = batch["word_mask"].unsqueeze(-1)
         n = m.sum(1).clamp(min=1)
         mean = (h * m).sum(1) / n
@@ -225,7 +230,7 @@ class GroundingNet(nn.Module):
             ``dest (B, C + 2)`` logits (C containers, own container, no such container);
             ``anchor (B, N)`` probabilities; ``tag_probs``.
         """
-        h, sent = self.encode(batch)
+        h, sent = self.encode(batch, lex)
         tags = self.tag_head(h)
         tp = torch.softmax(tags, -1) * batch["word_mask"].unsqueeze(-1)
         w_t, w_d, w_a = tp[..., Tag.TARGET], tp[..., Tag.DEST], tp[..., Tag.ANCHOR]
@@ -242,7 +247,9 @@ class GroundingNet(nn.Module):
         feats = self._candidate_features(batch, lex_t, lex_a, mention, rel, ps_t, lex)
         score = self.candidate(feats).squeeze(-1).masked_fill(~cand, -1e9)
         scal = self.sentence_scalars(sent)
-        null_t = scal[:, 0:1] + self.null_target(torch.stack(
+        # "no such object" from the words' match to the map only (not from the sentence
+        # vector, which would learn the training split's unknown nouns by heart)
+        null_t = self.null_target(torch.stack(
             [lex_t[..., :3].amax(-1).masked_fill(~cand, 0).amax(1), mention[:, 0],
              (batch["n_offered"] > 0).float()], -1))
         null_t = null_t.masked_fill((batch["n_offered"] > 0).unsqueeze(-1), -1e9)
@@ -312,6 +319,12 @@ def lexicon_tensors(lex: Lexicon) -> dict[str, torch.Tensor]:
     conts = [SceneContainer(c.id, c.colour, tuple(c.categories), (0.0, 0.0, 0.0))
              for c in lex.config.containers]
     order = [lex.order_phrases[k] for k in (1, 2, 3)] + [lex.order_phrases[-1]]
+    word_types = np.zeros((len(lex.words), 4), dtype=np.float32)
+    for t, mask in enumerate((lex.noun_mask, lex.colour_mask, lex.furniture_mask,
+                              lex.container_word_mask)):
+        for p in np.flatnonzero(mask):
+            for w in lex.phrase_words[p][lex.phrase_mask[p]]:
+                word_types[w, t] = 1.0
     return {"phrase_words": torch.from_numpy(lex.phrase_words),
             "phrase_mask": torch.from_numpy(lex.phrase_mask).float(),
             "noun_mask": torch.from_numpy(lex.noun_mask).float(),
@@ -319,5 +332,6 @@ def lexicon_tensors(lex: Lexicon) -> dict[str, torch.Tensor]:
             "furniture_mask": torch.from_numpy(lex.furniture_mask).float(),
             "container_word_mask": torch.from_numpy(lex.container_word_mask).float(),
             "container_member": torch.from_numpy(lex.container_membership(conts)),
-            "order_phrases": torch.tensor(order, dtype=torch.long)}
+            "order_phrases": torch.tensor(order, dtype=torch.long),
+            "word_types": torch.from_numpy(word_types)}
 

@@ -32,7 +32,7 @@ from katazuke.planning.grounding.weights import save_weights
 from katazuke.planning.tasks.config import TidyConfig
 
 __all__ = ["Item", "build_items", "train_grounding", "calibrate", "predict", "OBJECT_INTENTS",
-           "conformal_threshold"]
+           "conformal_threshold", "recalibrate"]
 
 #: intents whose instruction names a target object
 OBJECT_INTENTS = frozenset({Intent.MOVE, Intent.WHERE_IS, Intent.LOOK_AT, Intent.CHOICE})
@@ -53,9 +53,12 @@ class Item:
 def build_items(records: Sequence[dict], config: TidyConfig, split: str, per_room: int,
                 rng: np.random.Generator, noise: MapNoise = MapNoise(),
                 confusion: ConfusionModel | None = None, asr_fraction: float = 0.0,
-                progress: Callable[[Iterable], Iterable] | None = None
+                progress: Callable[[Iterable], Iterable] | None = None, augment: bool = False
                 ) -> tuple[list[Item], list[GroundingScene], list[dict[int, dict]]]:
     """Labelled instructions about ``records`` (one map-noise draw per room).
+
+    ``augment`` drops and inserts filler words around the phrases (training only), so the
+    network leans on the phrases rather than on the exact carrier words of the templates.
 
     Returns:
         ``(items, scenes, truths)``; ``items[i].scene`` indexes ``scenes`` and ``truths``.
@@ -73,12 +76,32 @@ def build_items(records: Sequence[dict], config: TidyConfig, split: str, per_roo
             ex = gen.generate(scene, truth, rng)
             words, tags = list(ex.words), list(ex.tags)
             noisy = confusion is not None and rng.random() < asr_fraction
+            if augment:
+                words, tags = _augment(words, tags, rng)
             if noisy:
                 words, tags = confusion.corrupt(words, tags, rng)
                 if not words:           # the recogniser dropped everything: not an instruction
                     words, tags, noisy = list(ex.words), list(ex.tags), False
             items.append(Item(ex, words, tags, k, noisy))
     return items, scenes, truths
+
+
+_FILLERS = ("please", "now", "uh", "um", "okay", "robot", "just", "so", "hey", "then")
+
+
+def _augment(words: list[str], tags: list[int], rng: np.random.Generator
+             ) -> tuple[list[str], list[int]]:
+    out_w: list[str] = []
+    out_t: list[int] = []
+    for w, t in zip(words, tags):
+        if t == 0 and len(words) > 2 and rng.random() < 0.1:
+            continue                                    # a carrier word left out
+        if rng.random() < 0.04:
+            out_w.append(_FILLERS[int(rng.integers(len(_FILLERS)))])
+            out_t.append(0)
+        out_w.append(w)
+        out_t.append(t)
+    return (out_w, out_t) if out_w else (list(words), list(tags))
 
 
 def _labels(items: Sequence[Item], n_max: int, lex: Lexicon) -> dict[str, torch.Tensor]:
@@ -194,9 +217,10 @@ def train_grounding(train: tuple[list[Item], list[GroundingScene]],
                     calib: tuple[list[Item], list[GroundingScene]], lex: Lexicon,
                     out: str | os.PathLike, cfg: TrainConfig, clarify: ClarifyConfig,
                     provenance: dict[str, Any], resume: bool = False,
-                    progress: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Train, calibrate and write ``out`` (the weights file); a checkpoint next to it
-    (``<out>.ckpt``) after each epoch lets ``resume`` continue an interrupted run.
+                    progress: Callable[..., Any] | None = None,
+                    checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train, calibrate and write ``out`` (the weights file); a checkpoint after each epoch
+    (``checkpoint``, default ``<out>.ckpt``) lets ``resume`` continue an interrupted run.
 
     Returns:
         ``{"epochs", "final_loss", "train_minutes", "calibration"}``.
@@ -210,7 +234,8 @@ def train_grounding(train: tuple[list[Item], list[GroundingScene]],
     steps_per_epoch = math.ceil(len(items) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr,
                                                 total_steps=cfg.epochs * steps_per_epoch)
-    ckpt = Path(str(out) + ".ckpt")
+    ckpt = Path(checkpoint) if checkpoint else Path(str(out) + ".ckpt")
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
     start, history = 0, []
     if resume and ckpt.is_file():
         c = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -252,3 +277,19 @@ def train_grounding(train: tuple[list[Item], list[GroundingScene]],
     save_weights(out, net, cal, {**provenance, "loss_history": history})
     return {"epochs": cfg.epochs, "final_loss": history[-1] if history else float("nan"),
             "train_minutes": (time.monotonic() - t0) / 60.0, "calibration": cal}
+
+
+def recalibrate(weights: str | os.PathLike, calib: tuple[list[Item], list[GroundingScene]],
+                lex: Lexicon, clarify: ClarifyConfig) -> dict[str, Any]:
+    """Choose when to ask again for trained weights (the network is unchanged) and rewrite
+    the file; its provenance records the new settings."""
+    from katazuke.planning.grounding.weights import load_weights
+
+    net, _, prov = load_weights(weights)
+    items, scenes = calib
+    cal = calibrate(net, lex, items, [scene_tensors(lex, s) for s in scenes], clarify)
+    cal["min_transcript_confidence"] = clarify.min_transcript_confidence
+    cal["max_options"] = clarify.max_options
+    prov = {**prov, "recalibrated": {"max_question_rate": clarify.max_question_rate}}
+    save_weights(weights, net, cal, prov)
+    return cal
