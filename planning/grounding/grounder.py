@@ -36,7 +36,6 @@ from katazuke.planning.tasks.parser import GoalMode, TidyGoal
 __all__ = ["Candidate", "Grounding", "Grounder", "Dialogue", "OBJECT_INTENTS"]
 
 OBJECT_INTENTS = frozenset({Intent.MOVE, Intent.WHERE_IS, Intent.LOOK_AT})
-_COMMANDS = OBJECT_INTENTS | {Intent.TIDY_ALL, Intent.STOP}
 _DETERMINERS = {"the", "a", "an", "that", "this", "my", "some", "one", "please"}
 _HELP = ("I can tidy up, put an object in a bin (e.g. 'put the duck in the red bin'), "
          "look at or find an object, or stop.")
@@ -399,14 +398,17 @@ class Dialogue:
         self.pending: Grounding | None = None
 
     def hear(self, text: str, scene: GroundingScene, confidence: float = 1.0) -> Grounding:
-        """Ground an utterance in the context of the pending question, if any."""
+        """Ground an utterance in the context of the pending question, if any.
+
+        While a question is pending the utterance is its answer unless it is a new command
+        (see :meth:`_new_command`).
+        """
         g = self.grounder
         fresh = g.ground(text, scene, confidence)
         present = {o.id for o in scene.objects}
         if self.pending is not None:
             options = [i for i in self.pending.options if i in present]
-            is_command = fresh.intent in _COMMANDS and fresh.intent_score > 0.5
-            if options and not is_command:
+            if options and not self._new_command(options, fresh):
                 asked, self.pending = self.pending, None
                 ans = g.ground(text, scene, confidence, options)
                 if not ans.understood:
@@ -419,6 +421,16 @@ class Dialogue:
         if fresh.needs_clarification:
             self.pending = fresh
         return fresh
+
+    def _new_command(self, options: Sequence[int], fresh: Grounding) -> bool:
+        """STOP and TIDY_ALL are new commands; so is an object instruction about an object
+        the question did not offer. One about an offered object answers the question
+        ("put the blue mug away" after "the red mug or the blue one?")."""
+        if fresh.intent in (Intent.STOP, Intent.TIDY_ALL):
+            return fresh.intent_score > 0.5
+        if fresh.intent not in OBJECT_INTENTS or fresh.intent_score <= 0.5:
+            return False
+        return bool(fresh.target_id) and fresh.target_id not in options
 
     def cancel(self) -> None:
         """Forget the pending question."""

@@ -84,7 +84,9 @@ class Lexicon:
         if FLOOR not in self.furniture_phrases:
             self.furniture_phrases[FLOOR] = [pid("floor")]
         self.container_word_phrases = sorted({pid(w) for w in voc.container_words})
-        self.order_phrases = {n: pid(w) for w, n in ORDER_WORDS.items()}
+        self.order_phrases: dict[int, list[int]] = {}
+        for w, n in ORDER_WORDS.items():
+            self.order_phrases.setdefault(n, []).append(pid(w))
         self.phrases = phrases
         words = sorted({w for p in phrases for w in p})
         self.words = words

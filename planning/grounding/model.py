@@ -162,6 +162,7 @@ class GroundingNet(nn.Module):
     def __init__(self, dims: ModelDims = ModelDims()) -> None:
         super().__init__()
         self.dims = dims
+        self.word_dropout = 0.25
         E, H = dims.embed, dims.hidden
         self.embed = nn.Embedding(N_BUCKETS, E)
         nn.init.normal_(self.embed.weight, std=0.1)
@@ -187,6 +188,11 @@ class GroundingNet(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Word states ``(B, T, 2H)`` and the sentence vector ``(B, 4H)``."""
         e = (self.embed(batch["grams"]) * batch["grams_mask"].unsqueeze(-1)).sum(2)
+        if self.training and self.word_dropout > 0:
+            # hide some words' spelling (their lexicon types stay): the tagger must read a
+            # phrase from the vocabulary and the context, as for synonyms it never saw
+            keep = torch.rand(e.shape[:2]) >= self.word_dropout
+            e = e * keep.unsqueeze(-1)
         wt = lex["word_types"]                                          # (W, 4)
         types = (batch["sim"].unsqueeze(-1) * wt).amax(2)               # (B, T, 4)
         h, _ = self.gru(torch.cat([e, types], -1))
@@ -300,8 +306,8 @@ class GroundingNet(nn.Module):
         mismatch = torch.stack([m[..., 1] - lex_t[..., 3], m[..., 2] - lex_t[..., 4]], -1)
         # ordinals of a choice answer: "the first one", "the last one"
         order = batch["order"]
-        op = lex["order_phrases"]                                       # (4,) ids: 1, 2, 3, last
-        o_score = ps_t[:, op]                                           # (B, 4)
+        op, om = lex["order_phrases"], lex["order_mask"]     # (4, L) ids of 1st, 2nd, 3rd, last
+        o_score = (ps_t[:, op] * om).amax(-1)                           # (B, 4)
         last = (order == batch["n_offered"].unsqueeze(-1)) & (order > 0)
         ordf = torch.zeros(B, N)
         for k in range(3):
@@ -318,7 +324,13 @@ def lexicon_tensors(lex: Lexicon) -> dict[str, torch.Tensor]:
 
     conts = [SceneContainer(c.id, c.colour, tuple(c.categories), (0.0, 0.0, 0.0))
              for c in lex.config.containers]
-    order = [lex.order_phrases[k] for k in (1, 2, 3)] + [lex.order_phrases[-1]]
+    lists = [lex.order_phrases.get(k, []) for k in (1, 2, 3, -1)]
+    L = max(1, max(len(x) for x in lists))
+    order = np.zeros((4, L), dtype=np.int64)
+    order_mask = np.zeros((4, L), dtype=np.float32)
+    for i, x in enumerate(lists):
+        order[i, :len(x)] = x
+        order_mask[i, :len(x)] = 1.0
     word_types = np.zeros((len(lex.words), 4), dtype=np.float32)
     for t, mask in enumerate((lex.noun_mask, lex.colour_mask, lex.furniture_mask,
                               lex.container_word_mask)):
@@ -332,6 +344,6 @@ def lexicon_tensors(lex: Lexicon) -> dict[str, torch.Tensor]:
             "furniture_mask": torch.from_numpy(lex.furniture_mask).float(),
             "container_word_mask": torch.from_numpy(lex.container_word_mask).float(),
             "container_member": torch.from_numpy(lex.container_membership(conts)),
-            "order_phrases": torch.tensor(order, dtype=torch.long),
+            "order_phrases": torch.from_numpy(order), "order_mask": torch.from_numpy(order_mask),
             "word_types": torch.from_numpy(word_types)}
 

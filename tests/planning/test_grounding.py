@@ -107,10 +107,18 @@ def test_two_equal_candidates_get_a_question_and_the_answer_resolves_it(tidy, gr
     assert ans.answered and ans.intent == Intent.MOVE and ans.target_id == 3
     assert ans.goal is not None and ans.goal.object_id == 3 and ans.goal.container == "bin_yellow"
     assert d.pending is None
-    # answered by where it is
+    # answered by where it is, or by its place in the question
     d.hear("put the mug in the yellow bin", scene)
     ans = d.hear("the one on the table", scene)
     assert ans.target_id == 2 and ans.goal.object_id == 2
+    for word, k in (("first", 0), ("second", 1)):
+        g = d.hear("put the mug in the yellow bin", scene)
+        ans = d.hear(f"the {word} one", scene)
+        assert ans.answered and ans.target_id == g.options[k], (word, g.options)
+    # a new command while a question is pending is a new command
+    d.hear("put the mug in the yellow bin", scene)
+    g = d.hear("stop", scene)
+    assert g.intent == Intent.STOP and d.pending is None
 
 
 def test_where_is_answers_from_the_map(tidy, grounder) -> None:
