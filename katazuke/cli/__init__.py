@@ -45,6 +45,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
         "classifier": ("katazuke.cli.train_classifier",
                        "train the crop classifier that re-scores detector categories"),
+        "grounding": ("katazuke.cli.train_grounding",
+                      "train the instruction grounding network (intent, target, destination)"),
     },
     "eval": {
         "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),
@@ -56,6 +58,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "control-sim": ("katazuke.cli.bench_control_sim",
                         "LQR vs GPC base tracking in the simulator under pushes and friction changes"),
         "rotavg": ("katazuke.cli.bench_rotavg", "rotation averaging vs GTSAM Shonan"),
+        "grounding": ("katazuke.cli.bench_grounding",
+                      "instruction grounding on held-out rooms vs the rule-based parser"),
         "bag": ("katazuke.cli.bench_bag", "bag playback timing and recording loss"),
         "replay": ("katazuke.cli.bench_replay",
                    "deterministic replay of the main job's bag through perception"),

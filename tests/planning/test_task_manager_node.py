@@ -377,6 +377,43 @@ def test_unknown_container_is_answered_and_nothing_moves(harness) -> None:
     assert not h.nav.goals and not h.manip.goals
 
 
+def test_grounding_results_drive_tasks_when_chosen(harness) -> None:
+    """instruction_source=grounding: a MOVE result becomes a task, a pending question and
+    the 'instruction' topic do nothing, STOP cancels."""
+    from katazuke_interfaces.msg import GroundingCandidate, GroundingResult
+    from katazuke_interfaces.action import Manipulate
+    from katazuke_ros import qos
+
+    h = harness(instruction_source="grounding")
+    pub = h.node.create_publisher(GroundingResult, "grounding", qos.EVENTS)
+    assert h.spin_until(lambda: pub.get_subscription_count() > 0)
+    h.instruct("put the duck in the red bin")          # left to the grounding node
+    asked = GroundingResult(intent=GroundingResult.INTENT_MOVE, target_id=1,
+                            destination="bin_red", needs_clarification=True,
+                            instruction="put the toy in the red bin")
+    pub.publish(asked)
+    assert not h.spin_until(lambda: bool(h.manip.goals) or h.tm.behaviour.busy, timeout=1.0)
+    go = GroundingResult(intent=GroundingResult.INTENT_MOVE, target_id=1, destination="bin_red",
+                         instruction="put the duck in the red bin", selected=0,
+                         candidates=[GroundingCandidate(object_id=1, category="toy",
+                                                        description="the duck", score=0.9)])
+    pub.publish(go)
+    assert h.spin_until(lambda: any(g.mode == Manipulate.Goal.MODE_PLACE
+                                    for g in h.manip.goals), timeout=30.0), h.last_status()
+    picks = [g.object_id for g in h.manip.goals if g.mode == Manipulate.Goal.MODE_PICK]
+    assert picks == [1]
+    assert h.spin_until(lambda: any(r.goal.mode.name == "MOVE" for r in h.tm.results))
+    move = next(r for r in h.tm.results if r.goal.mode.name == "MOVE")
+    assert move.success and move.goal.object_id == 1 and move.goal.container == "bin_red"
+    h.nav.hold = True
+    pub.publish(GroundingResult(intent=GroundingResult.INTENT_TIDY_ALL, instruction="tidy up"))
+    assert h.spin_until(lambda: h.nav.active == 1, timeout=10.0), h.last_status()
+    pub.publish(GroundingResult(intent=GroundingResult.INTENT_STOP, instruction="stop"))
+    assert h.spin_until(lambda: any(r.goal.mode.name == "TIDY_ALL" and not r.success
+                                    for r in h.tm.results), timeout=20.0), h.last_status()
+    assert h.spin_until(lambda: bool(h.nav.cancelled)), "the running approach was not cancelled"
+
+
 def test_missing_navigator_fails_with_a_clear_cause(harness) -> None:
     from action_msgs.msg import GoalStatus
     from katazuke_interfaces.action import Tidy

@@ -21,6 +21,7 @@ NODES = {
     "navigator": "navigator_node",      # issue 13: cost map, global planner, Navigate action
     "task_manager": "task_manager_node",  # issue 13: Tidy action, instruction topic
     "manipulator": "manipulator_node",  # issue 13: Manipulate action (grasping, IK, arm paths)
+    "grounding": "grounding_node",      # issue 14: transcripts -> GroundingResult, questions
 }
 
 # Launch files and params live at the repository root (launch/); install them into

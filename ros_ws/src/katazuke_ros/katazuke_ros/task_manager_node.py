@@ -13,6 +13,10 @@ Subscribes:
         planner (``split_object_map``) and the skills (positions, extents, freshness).
     instruction (std_msgs/String, EVENTS): text commands for the rule-based parser; a
         ``tidy up`` without an action goal starts a task too (its result is logged and said).
+        Ignored when ``instruction_source`` is ``grounding`` (the grounding node reads it).
+    grounding (katazuke_interfaces/GroundingResult, EVENTS): used when ``instruction_source``
+        is ``grounding``: STOP cancels; TIDY_ALL, and MOVE / LOOK_AT with a target and no
+        pending question, start a task (``katazuke.planning.tasks.grounded.task_command``).
     /tf, /tf_static: the robot's position ``map_frame`` -> ``base_frame`` (TransformBuffer).
 Publishes:
     task_status (katazuke_interfaces/TaskStatus, EVENTS): on every change, and at least
@@ -60,7 +64,9 @@ from katazuke.planning.tasks import (BehaviourConfig, GoalMode, ItemState, TaskP
                                      TidyConfig, TidyGoal, split_object_map,
                                      tidy_config_from_params)
 from katazuke.ros.conversions import sec_to_stamp
+from katazuke.planning.tasks.grounded import task_command
 from katazuke_interfaces.action import Tidy
+from katazuke_interfaces.msg import GroundingResult
 from katazuke_interfaces.msg import ObjectMap as ObjectMapMsg
 from katazuke_interfaces.msg import TaskItem as TaskItemMsg
 from katazuke_interfaces.msg import TaskStatus as TaskStatusMsg
@@ -90,6 +96,10 @@ class TaskManagerNodeConfig:
     map_frame: str = field(default="map", metadata={"help": "frame of the object map and goals"})
     base_frame: str = field(default="base_link", metadata={"help": "the robot's base frame"})
     tf_tolerance_s: float = positive(0.5, "tf lookup tolerance for the robot pose, s")
+    instruction_source: str = field(default="parser", metadata={
+        "help": "'parser': 'instruction' text is parsed by the rule-based parser here; "
+                "'grounding': 'grounding' results (the grounding node: speech and typed "
+                "text) drive tasks and 'instruction' is left to that node"})
     skills: TaskSkillsConfig = field(default_factory=TaskSkillsConfig, metadata={
         "help": "the ROS skills (action names, timeouts, perception checks)"})
 
@@ -251,7 +261,11 @@ class TaskManagerNode(Node):
         self._status_pub = self.create_publisher(TaskStatusMsg, "task_status", qos.EVENTS)
         self._say_pub = self.create_publisher(String, "say", qos.EVENTS)
         self.create_subscription(ObjectMapMsg, "object_map", self._on_map, qos.LATCHED)
+        if cfg.instruction_source not in ("parser", "grounding"):
+            raise ConfigError(f"task_manager instruction_source "
+                              f"'{cfg.instruction_source}': use 'parser' or 'grounding'")
         self.create_subscription(String, "instruction", self._on_instruction, qos.EVENTS)
+        self.create_subscription(GroundingResult, "grounding", self._on_grounding, qos.EVENTS)
         self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), qos.STATE)
         self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True),
                                  qos.LATCHED)
@@ -292,12 +306,28 @@ class TaskManagerNode(Node):
 
     def _on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
-        if not text:
+        if not text or self.node_config.instruction_source != "parser":
             return
         res = self.behaviour.instruct(text, self.now_s())
         self.get_logger().info(f"instruction '{text}': {res.intent.name}"
                                + ("" if res.understood else f" (not understood: {res.unknown})"))
         self._say(res.message)
+
+    def _on_grounding(self, msg: GroundingResult) -> None:
+        if self.node_config.instruction_source != "grounding":
+            return
+        desc = (msg.candidates[msg.selected].description
+                if 0 <= msg.selected < len(msg.candidates) else "")
+        what, goal = task_command(msg.intent, msg.target_id, msg.destination,
+                                  msg.needs_clarification, desc, msg.instruction)
+        if what == "stop":
+            self.get_logger().info(f"grounding '{msg.instruction}': STOP")
+            self.behaviour.cancel(self.now_s())
+        elif what == "submit" and goal is not None:
+            task_id = self.behaviour.submit(goal, self.now_s())
+            self.get_logger().info(f"grounding '{msg.instruction}': {goal.mode.name} "
+                                   f"object {goal.object_id} -> {goal.container or '-'} "
+                                   f"({task_id})")
 
     # ------------------------------------------------------------------ action
     def _on_goal(self, goal: Tidy.Goal) -> GoalResponse:
