@@ -43,7 +43,7 @@ from katazuke.errors import InputError
 from katazuke.rosenv import repo_root
 
 __all__ = ["SpeechBenchConfig", "BARS", "run", "markdown", "run_folder", "read_transcripts",
-           "robot_vocabulary", "commands", "COMMAND_WORDS", "CALIB_VOICES", "TEST_VOICES", "CALIB_SPEEDS",
+           "robot_vocabulary", "commands", "CALIB_VOICES", "TEST_VOICES", "CALIB_SPEEDS",
            "TEST_SPEEDS", "FLITE_VOICES", "REAL_DATA", "CONFIDENCE_FLOOR"]
 
 REAL_DATA = repo_root().parent / "shared" / "data" / "speech"
@@ -100,36 +100,14 @@ class SpeechBenchConfig:
 
 # --------------------------------------------------------------------------- vocabulary, text
 
-#: The verbs of the commands the robot acts on (issue 14's intents: move X to Y, tidy up,
-#: where is X, stop / cancel, yes / no answers): part of its own vocabulary.
-COMMAND_WORDS = ("put", "move", "pick up", "take", "bring", "tidy up", "where is", "find", "stop",
-                 "cancel", "yes", "no")
-
-
 def robot_vocabulary() -> list[str]:
-    """The robot's own words: object kinds and categories, container colours, furniture and
-    the verbs of its commands (:data:`COMMAND_WORDS`).
+    """The robot's own words: object kinds of the simulator's catalogue, then the base
+    vocabulary (categories, bins, furniture, command verbs: the same words the asr node
+    starts from, :func:`katazuke.perception.speech.vocabulary.base_vocabulary`)."""
+    from katazuke.perception.speech.vocabulary import base_vocabulary, spoken
+    from katazuke.sim.objects import KINDS
 
-    From the simulator's catalogue (``katazuke.sim.objects``, ``katazuke.sim.world``) and the
-    object map's landmark names; kinds as spoken ("glue_stick" -> "glue stick").
-    """
-    from katazuke.perception.objectmap.config import DEFAULT_LANDMARKS
-    from katazuke.sim.objects import CATEGORIES, KINDS
-    from katazuke.sim.world import CONTAINER_SPECS
-
-    words = [_spoken_kind(k.name.replace("_", " ")) for k in KINDS]
-    words += list(CATEGORIES)
-    words += [f"{spec[1]} bin" for spec in CONTAINER_SPECS]
-    words += [lm.split("=")[0] for lm in DEFAULT_LANDMARKS if " bin" not in lm.split("=")[0]]
-    words += ["floor"]
-    words += list(COMMAND_WORDS)
-    return list(dict.fromkeys(words))
-
-
-def _spoken_kind(name: str) -> str:
-    # Catalogue names that are not words people say ("blob_a", "proc_mug").
-    return {"blob a": "blob", "blob b": "blob", "blob c": "blob", "proc mug": "mug",
-            "toy prism": "toy prism"}.get(name, name)
+    return list(dict.fromkeys([spoken(k.name) for k in KINDS] + base_vocabulary()))
 
 
 _TEMPLATES = (
@@ -160,7 +138,9 @@ def commands(n: int, rng: np.random.Generator) -> list[str]:
     from katazuke.sim.objects import CATEGORIES, KINDS
     from katazuke.sim.world import CONTAINER_SPECS
 
-    kinds = sorted({_spoken_kind(k.name.replace("_", " ")) for k in KINDS})
+    from katazuke.perception.speech.vocabulary import spoken
+
+    kinds = sorted({spoken(k.name) for k in KINDS})
     colours = [spec[1] for spec in CONTAINER_SPECS]
     out = []
     for _ in range(n):
