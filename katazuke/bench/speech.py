@@ -171,7 +171,7 @@ def _flite(text: str, voice: str) -> tuple[np.ndarray, int]:
 
 
 def _synth_set(texts: Sequence[str], voices: Sequence[str], speeds: Sequence[int],
-               rng: np.random.Generator, engine: str = "espeak") -> list[dict]:
+               rng: np.random.Generator, engine: str = "espeak", prefix: str = "") -> list[dict]:
     from katazuke.perception.speech import synthesize, to_mono_16k
 
     clips = []
@@ -184,7 +184,7 @@ def _synth_set(texts: Sequence[str], voices: Sequence[str], speeds: Sequence[int
             x, sr = _flite(text, voice)
         lead = np.zeros(int(0.25 * sr), np.float32)  # a little silence either side
         x = np.concatenate([lead, x, lead])
-        clips.append({"name": f"{engine}-{i:03d}", "text": text, "voice": voice,
+        clips.append({"name": f"{prefix or engine}-{i:03d}", "text": text, "voice": voice,
                       "speed": speed if engine == "espeak" else None,
                       "audio": to_mono_16k(x, sr)})
     return clips
@@ -361,13 +361,18 @@ def _config_result(rec: Any, vocab: Sequence[str], sets: dict[str, list[dict]],
 
     rows_cal = _recognise(rec, calib_clips, vocab, progress)
     F, y = _labels(rows_cal)
+    speech_rows = [r for r in rows_cal if r["ref"]]
+    cal_wer = _split_summary(speech_rows, None)
     calibration = fit_platt(F, y, rec.engine, fitted_on={
         "voices": list(CALIB_VOICES), "speeds": list(CALIB_SPEEDS),
         "clips": len(calib_clips), "vocabulary_prompt": bool(vocab)})
     res: dict[str, Any] = {"engine": rec.engine, "vocabulary_prompt": bool(vocab),
                            "calibration_fit": {"weights": calibration.weights,
                                                "bias": calibration.bias,
-                                               **calibration.fitted_on}}
+                                               **calibration.fitted_on},
+                           "calibration_split": {"wer_pct": cal_wer["wer_pct"],
+                                                 "edits": cal_wer["edits"],
+                                                 "reference_words": cal_wer["reference_words"]}}
     walls, durs = [], []
     for name, clips in sets.items():
         rows = _recognise(rec, clips, vocab, progress)
@@ -417,7 +422,8 @@ def run(cfg: SpeechBenchConfig, progress: Callable[[str], None] = lambda s: None
     calib_text = commands(cfg.calib_sentences, np.random.default_rng([cfg.seed, 1]))
     test_text = commands(cfg.test_sentences, np.random.default_rng([cfg.seed, 2]))
     flite_text = commands(cfg.flite_sentences, np.random.default_rng([cfg.seed, 3]))
-    calib = _synth_set(calib_text, CALIB_VOICES, CALIB_SPEEDS, np.random.default_rng([cfg.seed, 4]))
+    calib = _synth_set(calib_text, CALIB_VOICES, CALIB_SPEEDS, np.random.default_rng([cfg.seed, 4]),
+                       prefix="calib")
     # Calibration negatives: non-speech clips, where any hypothesis is wrong (own seed).
     cal_noise = _noise_clips(0.1, np.random.default_rng([cfg.seed, 5]))
     calib += [{"name": f"noise/{k}", "text": "", "audio": v[:48000]} for k, v in cal_noise.items()]
@@ -573,17 +579,18 @@ def markdown(res: dict) -> str:
     lines = ["# Speech recognition (`katazuke bench speech`)", "",
              "## Bars", "", bars_markdown(evaluate_bars(res, BARS)), "",
              "## WER by configuration (corpus-level, normalised)", "",
-             "| configuration | held-out espeak-ng WER | flite WER | real speech WER | "
+             "| configuration | calibration-split WER | held-out espeak-ng WER | flite WER | real speech WER | "
              "n-best oracle (held-out) | RTF median | RTF total | latency median | ECE top-1 "
              "(held-out) | uncalibrated ECE |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, c in res["configs"].items():
         t, r = c["test"], c["real"]
         fl = c.get("flite")
         cal = t.get("calibration", {})
         fl_txt = f"{fl['wer_pct']:.1f} % ({fl['edits']}/{fl['reference_words']})" if fl else "n/a"
         lines.append(
-            f"| {key}{' (deployed)' if key == res['primary'] else ''} | {t['wer_pct']:.1f} % "
+            f"| {key}{' (deployed)' if key == res['primary'] else ''} | "
+            f"{c['calibration_split']['wer_pct']:.1f} % | {t['wer_pct']:.1f} % "
             f"({t['edits']}/{t['reference_words']}) | "
             f"{fl_txt} | "
             f"{r['wer_pct']:.1f} % ({r['edits']}/{r['reference_words']}) | "
