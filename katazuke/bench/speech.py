@@ -79,8 +79,9 @@ class SpeechBenchConfig:
     calib_sentences: int = field(default=40, metadata={"help": "calibration espeak-ng commands"})
     flite_sentences: int = field(default=20, metadata={
         "help": "held-out flite commands (0: none; skipped when flite is missing)"})
-    noise_minutes: float = field(default=2.0, metadata={
-        "help": "minutes of each kind of non-speech audio for the false-trigger count"})
+    noise_minutes: float = field(default=10.0, metadata={
+        "help": "minutes of each kind of non-speech audio for the false-trigger count (6 kinds: "
+                "10 min each is one hour in all)"})
     seed: int = field(default=0, metadata={"help": "seed of sentences, voices and noise"})
     peers: bool = field(default=True, metadata={
         "help": "also measure the peers (no vocabulary prompt; whisper-tiny.en)"})

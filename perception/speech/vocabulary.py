@@ -30,8 +30,11 @@ def base_vocabulary() -> list[str]:
     from katazuke.perception.objectmap.config import DEFAULT_LANDMARKS
     from katazuke.perception.objectmap.objectmap import KNOWN_CATEGORIES
 
-    words = list(KNOWN_CATEGORIES) + [lm.split("=")[0] for lm in DEFAULT_LANDMARKS]
-    return list(dict.fromkeys(words + ["floor"] + list(COMMAND_WORDS)))
+    places = [lm.split("=")[0] for lm in DEFAULT_LANDMARKS]
+    bins = [p for p in places if p.endswith(" bin")]
+    furniture = [p for p in places if not p.endswith(" bin")]
+    words = list(KNOWN_CATEGORIES) + bins + furniture + ["floor"] + list(COMMAND_WORDS)
+    return list(dict.fromkeys(words))
 
 
 def object_vocabulary(objects: Iterable[tuple[str, str, str, str]]) -> list[str]:
