@@ -1,7 +1,7 @@
 """asr: audio -> voice activity -> Whisper -> ``katazuke_interfaces/Transcript``.
 
 Subscribes ``audio`` (AudioData, any rate / channels; STATE QoS), ``speaking``
-(std_msgs/Bool: true while the robot's own voice plays; the input is muted then and for
+(std_msgs/Bool, EVENTS QoS: true while the robot's own voice plays; the input is muted then and for
 ``unmute_delay_s`` after) and ``object_map`` (ObjectMap, LATCHED: its kinds, colours and
 containers join the vocabulary prompt). Publishes ``transcript`` (Transcript, EVENTS QoS)
 for each utterance the :class:`~katazuke.perception.speech.Segmenter` closes whose text
@@ -86,7 +86,9 @@ class AsrNode(Node):
         self.utterances_segmented = 0
         self._pub = self.create_publisher(Transcript, "transcript", qos.EVENTS)
         self.create_subscription(AudioData, "audio", self._on_audio, qos.STATE)
-        self.create_subscription(Bool, "speaking", self._on_speaking, qos.LATCHED)
+        # Reliable volatile: matches a latched or a volatile `speaking` publisher alike (a
+        # transient-local subscription would refuse a volatile publisher).
+        self.create_subscription(Bool, "speaking", self._on_speaking, qos.EVENTS)
         if self.cfg.object_map_vocabulary:
             self.create_subscription(ObjectMap, "object_map", self._on_map, qos.LATCHED)
         self._worker = threading.Thread(target=self._recognise_loop, name="asr", daemon=True)
