@@ -20,9 +20,11 @@ SECONDS=0
 # ---------------------------------------------------------------- apt packages
 # libusb-1.0-0, libgl1, libegl1: shared libraries the open3d-cpu wheel links against.
 # iproute2: `ss` and `ip` for the DDS exposure test and the network bench.
-# espeak-ng: synthetic speech for the grounding noise model and benchmark (issue 14).
+# espeak-ng, flite: synthetic speech for the speech tests, `katazuke bench speech` and the
+# grounding noise model;
+# libportaudio2: the library `sounddevice` opens a microphone through (audio_capture).
 APT_PKGS=(python3-venv python3-dev cmake g++ make git libusb-1.0-0 libgl1 libegl1 iproute2
-          espeak-ng)
+          espeak-ng flite libportaudio2)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

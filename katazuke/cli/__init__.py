@@ -77,6 +77,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "flood": ("katazuke.cli.bench_flood", "sim bridge and controller loop rate under a "
                   "flood of bad commands"),
         "setup": ("katazuke.cli.bench_setup", "setup command timing"),
+        "speech": ("katazuke.cli.bench_speech",
+                   "speech recognition WER, RTF, calibration and false triggers"),
         "report": ("katazuke.cli.bench_report", "merge docs/bench/*.md into docs/BENCHMARKS.md"),
     },
 }

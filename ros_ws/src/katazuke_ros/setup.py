@@ -22,6 +22,9 @@ NODES = {
     "task_manager": "task_manager_node",  # issue 13: Tidy action, instruction topic
     "manipulator": "manipulator_node",  # issue 13: Manipulate action (grasping, IK, arm paths)
     "grounding": "grounding_node",      # issue 14: transcripts -> GroundingResult, questions
+    "audio_file_player": "audio_file_player_node",  # issue 14: WAV/FLAC -> AudioData on sim time
+    "audio_capture": "audio_capture_node",          # issue 14: microphone -> AudioData
+    "asr": "asr_node",                              # issue 14: AudioData -> VAD -> Transcript
 }
 
 # Launch files and params live at the repository root (launch/); install them into
