@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("katazuke.cli.env", "print shell exports for the ROS 2 workspace"),
     "instruct": ("katazuke.cli.instruct", "give the running tidy stack a text command "
                  "(\"tidy up\", \"put the toy in the red bin\") and print its answers"),
+    "say": ("katazuke.cli.say", "speak a command (espeak-ng) into the running voice stack's "
+            "microphone topic and print its answers"),
 }
 # group -> {sub: (module, help)}
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {

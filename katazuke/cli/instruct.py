@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["add_arguments", "main", "follow_answers"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,25 +52,41 @@ def main(args: argparse.Namespace) -> int:
             return 1
         pub.publish(String(data=args.text))
         print(f"> {args.text}")
-        shown = 0
-        last_step = None
-        t_end = time.monotonic() + max(args.follow, 0.0)
-        answered = probe.wait_for(lambda: len(said) > 0, args.wait)
-        while True:
-            for _, m in said[shown:]:
-                print(f"robot: {m.data}")
-            shown = len(said)
-            if status:
-                st = status[-1][1]
-                step = (st.task_id, st.current_step, st.object_id)
-                if args.follow > 0 and step != last_step and st.current_step:
-                    last_step = step
-                    done = sum(it.state in (3, 4, 5) for it in st.items)
-                    print(f"  [{st.task_id}] {done}/{len(st.items)} done: {st.current_step}"
-                          + (f" (object {st.object_id})" if st.object_id else ""))
-            if time.monotonic() >= t_end:
-                break
-            probe.wait_for(lambda: len(said) > shown, 0.5)
-        if not answered:
-            print("(no answer on 'say')")
+        follow_answers(probe, said, status, args.follow, args.wait)
     return 0
+
+
+def follow_answers(probe: Any, said: list, status: list, follow_s: float, wait_s: float) -> bool:
+    """Print the robot's answers (``say``) and, for ``follow_s`` wall seconds, its task steps.
+
+    Args:
+        probe: the :class:`~katazuke.ros.probe.Probe` that collects ``said`` and ``status``.
+        said, status: the probe's ``(t, msg)`` lists of ``say`` and ``task_status``.
+        follow_s: wall seconds to keep printing after the command (0 = only the answer).
+        wait_s: wall seconds to wait for a first answer.
+
+    Returns:
+        Whether anything was said.
+    """
+    shown = 0
+    last_step = None
+    t_end = time.monotonic() + max(follow_s, 0.0)
+    answered = probe.wait_for(lambda: len(said) > 0, wait_s)
+    while True:
+        for _, m in said[shown:]:
+            print(f"robot: {m.data}")
+        shown = len(said)
+        if status:
+            st = status[-1][1]
+            step = (st.task_id, st.current_step, st.object_id)
+            if follow_s > 0 and step != last_step and st.current_step:
+                last_step = step
+                done = sum(it.state in (3, 4, 5) for it in st.items)
+                print(f"  [{st.task_id}] {done}/{len(st.items)} done: {st.current_step}"
+                      + (f" (object {st.object_id})" if st.object_id else ""))
+        if time.monotonic() >= t_end:
+            break
+        probe.wait_for(lambda: len(said) > shown, 0.5)
+    if not answered:
+        print("(no answer on 'say')")
+    return answered

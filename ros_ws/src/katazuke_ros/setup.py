@@ -25,6 +25,7 @@ NODES = {
     "audio_file_player": "audio_file_player_node",  # issue 14: WAV/FLAC -> AudioData on sim time
     "audio_capture": "audio_capture_node",          # issue 14: microphone -> AudioData
     "asr": "asr_node",                              # issue 14: AudioData -> VAD -> Transcript
+    "tts": "tts_node",                              # issue 14: say -> espeak-ng -> AudioData
 }
 
 # Launch files and params live at the repository root (launch/); install them into

@@ -16,9 +16,6 @@ says whether audio is being published.
 """
 from __future__ import annotations
 
-import threading
-from collections import deque
-
 import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Bool, String
@@ -26,11 +23,11 @@ from std_msgs.msg import Bool, String
 from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
 from katazuke.errors import KatazukeError
-from katazuke.perception.speech import SAMPLE_RATE, float_to_pcm16, load_audio
+from katazuke.perception.speech import SAMPLE_RATE, load_audio
 from katazuke_interfaces.msg import AudioData
 from katazuke_ros import qos
-from katazuke_ros.node_utils import run_node, sec_to_stamp
-from katazuke_ros.node_utils import declare_config
+from katazuke_ros.audio_out import Clip, PacedAudio
+from katazuke_ros.node_utils import declare_config, run_node
 
 __all__ = ["AudioFilePlayer", "AudioFilePlayerConfig", "main"]
 
@@ -60,37 +57,33 @@ class AudioFilePlayer(Node):
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("audio_file_player", **node_kwargs)
         self.cfg = declare_config(self, AudioFilePlayerConfig)
-        self._chunk = max(1, int(round(self.cfg.chunk_ms * SAMPLE_RATE / 1000.0)))
-        self._lock = threading.Lock()
-        self._queue: deque[tuple[str, np.ndarray]] = deque()
+        self._audio = PacedAudio(self.cfg.chunk_ms, self.cfg.trailing_silence_s,
+                                 self.cfg.frame_id)
         # Load (and so check) the start-up files now: a bad path is a start-up error.
-        self._files = [(f, self._load(f)) for f in self.cfg.files]
-        self._queue.extend(self._files)
-        self._current: np.ndarray | None = None
-        self._name = ""
-        self._pos = 0
-        self._t_start: float | None = None   # clock time of the current file's first sample
-        self._not_before = None
-        self.samples_published = 0
+        self._files = [Clip(f, self._load(f)) for f in self.cfg.files]
+        for clip in self._files:
+            self._audio.enqueue(clip)
+        self._not_before: float | None = None
         self._pub = self.create_publisher(AudioData, "audio", qos.STATE)
         self._playing_pub = self.create_publisher(Bool, "playing", qos.LATCHED)
-        self._playing = None
+        self._playing: bool | None = None
         self._set_playing(False)
         self.create_subscription(String, "play_file", self._on_play_file, qos.EVENTS)
         self.create_timer(self.cfg.tick_s, self._tick)
         self.get_logger().info(f"audio_file_player: {len(self._files)} file(s) queued, "
                                f"{self.cfg.chunk_ms:g} ms chunks at {SAMPLE_RATE} Hz")
 
+    @property
+    def samples_published(self) -> int:
+        return self._audio.samples_published
+
     @staticmethod
     def _load(path: str) -> np.ndarray:
-        x = load_audio(path)  # AudioFileError (a KatazukeError) names the file
-        return x
+        return load_audio(path)  # AudioFileError (a KatazukeError) names the file
 
     def enqueue(self, path: str) -> None:
         """Queue a file behind what is playing (raises AudioFileError for a bad file)."""
-        x = self._load(path)
-        with self._lock:
-            self._queue.append((path, x))
+        self._audio.enqueue(Clip(path, self._load(path)))
 
     def _on_play_file(self, msg: String) -> None:
         try:
@@ -107,54 +100,24 @@ class AudioFilePlayer(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _next_file(self, now: float) -> bool:
-        with self._lock:
-            if not self._queue and self.cfg.loop and self._files:
-                self._queue.extend(self._files)
-            if not self._queue:
-                return False
-            name, x = self._queue.popleft()
-        pad = np.zeros(int(round(self.cfg.trailing_silence_s * SAMPLE_RATE)), np.float32)
-        self._current = np.concatenate([x, pad])
-        self._name = name
-        self._pos = 0
-        self._t_start = now
-        self.get_logger().info(f"playing {name} ({x.size / SAMPLE_RATE:.2f} s)")
-        return True
-
     def _tick(self) -> None:
         now = self._now()
         if self._not_before is None:
             self._not_before = now + self.cfg.start_delay_s
         if now < self._not_before:
             return
-        while True:
-            if self._current is None and not self._next_file(now):
-                self._set_playing(False)
-                return
+        if self.cfg.loop and self._files and not self._audio.busy:
+            for clip in self._files:
+                self._audio.enqueue(clip)
+        msgs, started = self._audio.tick(now)
+        for name in started:
+            self.get_logger().info(f"playing {name}")
+        if msgs:
             self._set_playing(True)
-            assert self._current is not None and self._t_start is not None
-            # Publish every chunk whose first sample is due by now.
-            while self._pos < self._current.size:
-                t_chunk = self._t_start + self._pos / SAMPLE_RATE
-                if t_chunk > now:
-                    return
-                part = self._current[self._pos:self._pos + self._chunk]
-                msg = AudioData()
-                msg.header.stamp = sec_to_stamp(t_chunk)
-                msg.header.frame_id = self.cfg.frame_id
-                msg.sample_rate = SAMPLE_RATE
-                msg.channels = 1
-                msg.data = float_to_pcm16(part)
-                self._pub.publish(msg)
-                self._pos += part.size
-                self.samples_published += part.size
-            # The file is done; the next one starts where this one ended on the clock.
-            end = self._t_start + self._current.size / SAMPLE_RATE
-            self._current = None
-            if not self._next_file(end):
-                self._set_playing(False)
-                return
+        for m in msgs:
+            self._pub.publish(m)
+        if not self._audio.busy:
+            self._set_playing(False)
 
 
 def main(args: list[str] | None = None) -> int:
