@@ -73,6 +73,9 @@ class Grounding:
         understood: False when nothing could be grounded.
         options: object ids the question offers, in its order.
         answered: this utterance answered a question (``Dialogue``).
+        search_description: MOVE / LOOK_AT of an object the map does not hold yet: the
+            target as said (``"bottle"``); ``goal`` then names it by description (id 0) and
+            the task manager explores to find it. ``""`` otherwise.
     """
 
     instruction: str
@@ -92,6 +95,7 @@ class Grounding:
     understood: bool = True
     options: tuple[int, ...] = ()
     answered: bool = False
+    search_description: str = ""
 
 
 class Grounder:
@@ -284,6 +288,8 @@ class Grounder:
             if not known:
                 kinds = ", ".join(self.known_objects())
                 msg = f"I don't know an object called '{said}'; I know: {kinds}."
+            elif phrase and intent in (Intent.MOVE, Intent.LOOK_AT):
+                return self._search(s, scene, base, phrase, cands)
             else:
                 msg = f"I don't see {_a(said)} {said}."
             return Grounding(**base, candidates=tuple(cands), understood=False, answer=msg)
@@ -310,6 +316,30 @@ class Grounder:
             return dataclasses.replace(g, needs_clarification=True, clarification_question=q,
                                        answer=q, options=tuple(o.id for o in objs))
         return self.finish(g, scene, top.id)
+
+    def _search(self, s, scene, base, phrase: str, cands) -> Grounding:
+        """MOVE / LOOK_AT of a known kind of object the map does not hold yet: a goal by
+        description (id 0), which the task manager explores the room to resolve."""
+        intent = base["intent"]
+        dest, dest_c = "", []
+        if intent == Intent.MOVE:
+            dest_c, p_bad_dest = self._destinations(s, scene, None)
+            p = s["dest"]
+            p_own = float(p[len(self.lex.container_ids)])
+            if p_bad_dest > max(dest_c[0].score, p_own):
+                said = self._phrase(tokens(base["instruction"]), s["tags"], Tag.DEST) or "that"
+                known = ", ".join(self.container_name(c.id) for c in self.config.containers)
+                return Grounding(**base, candidates=tuple(cands), understood=False,
+                                 answer=f"I don't know a container called '{said}'; I know: "
+                                        f"{known}.")
+            # "away": the object's own container, which the task manager knows once seen
+            dest = "" if p_own > dest_c[0].score else dest_c[0].container
+        mode = GoalMode.MOVE if intent == Intent.MOVE else GoalMode.LOOK_AT
+        goal = TidyGoal(mode, 0, phrase, dest, base["instruction"])
+        return Grounding(**base, candidates=tuple(cands), destination_candidates=tuple(dest_c),
+                         destination=dest, destination_score=dest_c[0].score if dest else 0.0,
+                         goal=goal, search_description=phrase,
+                         answer=f"I don't see {_a(phrase)} {phrase} yet; I will look for it.")
 
     def finish(self, g: Grounding, scene: GroundingScene, target_id: int) -> Grounding:
         """The goal and sentence of an object instruction once its target is chosen."""

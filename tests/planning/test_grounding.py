@@ -144,6 +144,34 @@ def test_unknown_object_or_container_is_said_and_nothing_moves(tidy, grounder) -
     assert not g.understood and g.goal is None
 
 
+def test_a_known_kind_not_seen_yet_is_searched_for(tidy, grounder) -> None:
+    """"Put the bottle in the blue bin" with no bottle in the map: a goal by description that
+    the task manager explores to resolve, not a refusal; "where is" still says it is not seen."""
+    from katazuke.planning.grounding import Intent
+    from katazuke.planning.tasks.grounded import task_command
+    from katazuke.planning.tasks.parser import GoalMode
+
+    scene = _scene(tidy, TINY_ROOM)
+    g = grounder.ground("put the bottle in the blue bin", scene)
+    assert g.understood and g.intent == Intent.MOVE and g.target_id == 0
+    assert g.search_description == "bottle" and g.destination == "bin_blue"
+    assert g.goal is not None and g.goal.object_id == 0 and g.goal.object_description == "bottle"
+    assert g.answer == "I don't see a bottle yet; I will look for it."
+    what, goal = task_command(g.intent, g.target_id, g.destination, g.needs_clarification, "",
+                              g.instruction, g.search_description)
+    assert what == "submit" and goal.mode == GoalMode.MOVE and goal.object_id == 0
+    assert goal.object_description == "bottle" and goal.container == "bin_blue"
+    g = grounder.ground("put the bottle away", scene)          # its own container, once seen
+    assert g.goal is not None and g.goal.container == "" and g.search_description == "bottle"
+    g = grounder.ground("go and look at the bottle", scene)
+    assert g.intent == Intent.LOOK_AT and g.goal.mode == GoalMode.LOOK_AT
+    g = grounder.ground("where is the bottle", scene)
+    assert not g.understood and g.goal is None and g.answer == "I don't see a bottle."
+    # no search for what the robot does not know, nor without a description
+    assert task_command(Intent.MOVE, 0, "bin_red", False, "", "put it there", "") == ("", None)
+    assert task_command(Intent.WHERE_IS, 0, "", False, "", "", "bottle") == ("", None)
+
+
 def test_low_transcript_confidence_is_confirmed(tidy, grounder) -> None:
     from katazuke.planning.grounding import Dialogue
 

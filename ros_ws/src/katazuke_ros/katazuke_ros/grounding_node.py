@@ -94,6 +94,7 @@ def result_msg(g: Any, stamp: Any, frame: str = "") -> GroundingResult:
     m.needs_clarification = bool(g.needs_clarification)
     m.clarification_question = g.clarification_question
     m.answer = g.answer
+    m.search_description = g.search_description
     return m
 
 

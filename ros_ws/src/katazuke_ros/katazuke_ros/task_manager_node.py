@@ -15,8 +15,9 @@ Subscribes:
         ``tidy up`` without an action goal starts a task too (its result is logged and said).
         Ignored when ``instruction_source`` is ``grounding`` (the grounding node reads it).
     grounding (katazuke_interfaces/GroundingResult, EVENTS): used when ``instruction_source``
-        is ``grounding``: STOP cancels; TIDY_ALL, and MOVE / LOOK_AT with a target and no
-        pending question, start a task (``katazuke.planning.tasks.grounded.task_command``).
+        is ``grounding``: STOP cancels; TIDY_ALL, and MOVE / LOOK_AT with a target (or with a
+        ``search_description`` for an object not seen yet: the task explores to find it) and
+        no pending question, start a task (``katazuke.planning.tasks.grounded.task_command``).
     /tf, /tf_static: the robot's position ``map_frame`` -> ``base_frame`` (TransformBuffer).
 Publishes:
     task_status (katazuke_interfaces/TaskStatus, EVENTS): on every change, and at least
@@ -319,7 +320,8 @@ class TaskManagerNode(Node):
         desc = (msg.candidates[msg.selected].description
                 if 0 <= msg.selected < len(msg.candidates) else "")
         what, goal = task_command(msg.intent, msg.target_id, msg.destination,
-                                  msg.needs_clarification, desc, msg.instruction)
+                                  msg.needs_clarification, desc, msg.instruction,
+                                  msg.search_description)
         if what == "stop":
             self.get_logger().info(f"grounding '{msg.instruction}': STOP")
             self.behaviour.cancel(self.now_s())
