@@ -57,8 +57,16 @@ class SegmenterConfig:
                                            "speech frame", 0.0, 2000.0)
     max_utterance_s: float = positive(20.0, "an utterance is cut at this length (Whisper reads "
                                             "30 s at most)")
+    early_pause_ms: float = in_range(0.0, "after a pause this long in a short utterance, hand "
+                                          "out an early copy (Utterance.early) for a keyword "
+                                          "path such as 'stop'; 0 = off", 0.0, 10000.0)
+    early_max_speech_ms: float = positive(1200.0, "utterances with more speech than this get no "
+                                                  "early copy (keywords are short)")
 
     def __post_init__(self) -> None:
+        if self.early_pause_ms and self.early_pause_ms >= self.min_silence_ms:
+            raise ConfigError(f"early_pause_ms ({self.early_pause_ms}) must be shorter than "
+                              f"min_silence_ms ({self.min_silence_ms}), or 0 (off)")
         if self.neg_threshold > self.threshold:
             raise ConfigError(f"neg_threshold ({self.neg_threshold}) must be <= threshold "
                               f"({self.threshold})")
@@ -74,6 +82,8 @@ class Utterance:
         end_s: time just after the last sample.
         speech_s: seconds of frames above the threshold.
         cut: True when it was cut at ``max_utterance_s`` rather than ended by a pause.
+        early: an early copy, handed out after ``early_pause_ms`` of pause in a short
+            utterance; the same utterance (same ``start_s``) still ends normally later.
     """
 
     audio: np.ndarray
@@ -81,6 +91,7 @@ class Utterance:
     end_s: float
     speech_s: float
     cut: bool = False
+    early: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -128,6 +139,8 @@ class Segmenter:
         self._end_frames = max(1, int(round(config.min_silence_ms * ms)))
         self._min_speech = max(1, int(round(config.min_speech_ms * ms)))
         self._max_frames = max(1, int(config.max_utterance_s * SAMPLE_RATE / FRAME))
+        self._early_frames = int(round(config.early_pause_ms * ms))
+        self._early_max = int(round(config.early_max_speech_ms * ms))
         self._muted = False
         self.reset()
 
@@ -224,6 +237,13 @@ class Segmenter:
             u = self._emit(cut=False)
             self._frames = []
             return u
+        if (self._early_frames and self._silence == self._early_frames
+                and self._min_speech <= self._speech <= self._early_max):
+            keep = len(self._frames) - max(0, self._silence - self._pad)
+            audio = np.concatenate(self._frames[:keep])
+            return Utterance(audio=audio, start_s=self._start_t,
+                             end_s=self._start_t + audio.size / SAMPLE_RATE,
+                             speech_s=self._speech * FRAME / SAMPLE_RATE, early=True)
         if len(self._frames) >= self._max_frames:
             u = self._emit(cut=True)
             self._frames = []

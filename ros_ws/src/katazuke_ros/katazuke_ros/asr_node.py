@@ -13,6 +13,13 @@ callback never waits for Whisper; the header stamp of a Transcript is the end of
 utterance on the audio's clock (the stamps of the AudioData chunks), ``duration_s`` its
 length.
 
+A stop word must act fast: with ``keyword_engine`` set (``launch/params/speech.yaml``: Whisper
+tiny.en) and ``segmenter.early_pause_ms`` > 0, the segmenter hands out an early copy of a short
+utterance after that pause; a second thread reads it with the fast engine and, when it is only
+stop words ("stop", "cancel", ...), publishes its Transcript at once, before the pause that
+ends the utterance and before the main engine; the final pass then skips that utterance unless
+more speech followed.
+
 Parameters: ``recognizer.*`` (:class:`~katazuke.perception.speech.RecognizerConfig`),
 ``segmenter.*`` (:class:`~katazuke.perception.speech.SegmenterConfig`) and the fields of
 :class:`AsrNodeConfig`. The model loads at start: a missing package or a corrupt
@@ -30,10 +37,11 @@ from std_msgs.msg import Bool
 from katazuke.config import dataclass as kdataclass
 from katazuke.config import field as kfield
 from katazuke.config import in_range
-from katazuke.errors import KatazukeError
-from katazuke.perception.speech import (SAMPLE_RATE, Recognizer, RecognizerConfig, Segmenter,
-                                        SegmenterConfig, Utterance, accept_command,
-                                        pcm16_to_float, to_mono_16k)
+from katazuke.errors import ConfigError, KatazukeError
+from katazuke.perception.speech import (SAMPLE_RATE, RecognitionResult, Recognizer,
+                                        RecognizerConfig, Segmenter, SegmenterConfig,
+                                        Utterance, accept_command, normalize, pcm16_to_float,
+                                        to_mono_16k)
 from katazuke.perception.speech.vocabulary import base_vocabulary, object_vocabulary
 from katazuke_interfaces.msg import AudioData, ObjectMap, Transcript
 from katazuke_ros import qos
@@ -63,6 +71,13 @@ class AsrNodeConfig:
     max_queue: int = kfield(default=8, metadata={
         "help": "utterances waiting for recognition; older ones are dropped beyond this",
         "check": "positive"})
+    keyword_engine: str = kfield(default="", metadata={
+        "help": "fast engine of the stop-word path ('' = off): it reads the segmenter's early "
+                "copies (segmenter.early_pause_ms > 0) of short utterances and publishes at "
+                "once when they are a stop word"})
+    stop_words: tuple[str, ...] = kfield(default=("stop", "halt", "cancel", "freeze"),
+                                         metadata={"help": "words the keyword path acts on "
+                                                           "(an utterance of only these)"})
 
 
 class AsrNode(Node):
@@ -91,6 +106,20 @@ class AsrNode(Node):
         self.create_subscription(Bool, "speaking", self._on_speaking, qos.EVENTS)
         if self.cfg.object_map_vocabulary:
             self.create_subscription(ObjectMap, "object_map", self._on_map, qos.LATCHED)
+        self._keyword: Recognizer | None = None
+        self._early: queue.Queue[Utterance | None] = queue.Queue()
+        self._keyword_done: dict[float, float] = {}   # start_s -> speech_s published early
+        self._keyword_pending: set[float] = set()     # start_s of early copies being read
+        self._keyword_cv = threading.Condition(self._lock)
+        self.keyword_published = 0
+        if self.cfg.keyword_engine:
+            if not self.cfg.segmenter.early_pause_ms:
+                raise ConfigError("asr keyword_engine needs segmenter.early_pause_ms > 0 (the "
+                                  "pause after which short utterances are read early)")
+            self._keyword = Recognizer(RecognizerConfig(
+                engine=self.cfg.keyword_engine, beam_size=2, num_hypotheses=2,
+                use_vocabulary=False, cpu_threads=self.cfg.recognizer.cpu_threads))
+            threading.Thread(target=self._keyword_loop, name="asr-keyword", daemon=True).start()
         self._worker = threading.Thread(target=self._recognise_loop, name="asr", daemon=True)
         self._worker.start()
         self.get_logger().info(f"asr ready: {self._recognizer.engine} from "
@@ -132,6 +161,12 @@ class AsrNode(Node):
             utterances = self._segmenter.feed(x, t)
         self.chunks_received += 1
         for u in utterances:
+            if u.early:
+                if self._keyword is not None:
+                    with self._lock:
+                        self._keyword_pending.add(u.start_s)
+                    self._early.put(u)
+                continue
             self.utterances_segmented += 1
             if self._work.qsize() >= self.cfg.max_queue:
                 self.get_logger().warning("recognition is behind: dropping the oldest utterance")
@@ -154,10 +189,38 @@ class AsrNode(Node):
             finally:
                 self.utterances_done += 1
 
+    def _keyword_loop(self) -> None:
+        assert self._keyword is not None
+        while (u := self._early.get()) is not None:
+            try:
+                r = self._keyword.transcribe(u.audio, SAMPLE_RATE)
+                words = normalize(r.text).split()
+                if (words and all(w in self.cfg.stop_words for w in words)
+                        and accept_command(r.text, r.confidence, self.cfg.confidence_floor)):
+                    with self._lock:
+                        self._keyword_done[u.start_s] = u.speech_s
+                        frame_id = self._frame_id
+                    self._publish(r, u, frame_id, " (stop-word path)")
+                    self.keyword_published += 1
+            except Exception as exc:  # keep the node alive; the final pass still runs
+                self.get_logger().error(f"stop-word recognition failed: "
+                                        f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._keyword_cv:
+                    self._keyword_pending.discard(u.start_s)
+                    self._keyword_cv.notify_all()
+
     def _recognise(self, u: Utterance) -> None:
-        with self._lock:
+        with self._keyword_cv:
+            # the stop-word path may still be reading this utterance's early copy
+            self._keyword_cv.wait_for(lambda: u.start_s not in self._keyword_pending, 30.0)
             vocab = self.vocabulary
             frame_id = self._frame_id
+            early_speech = self._keyword_done.pop(u.start_s, None)
+        if early_speech is not None and u.speech_s <= early_speech + 0.05:
+            self.get_logger().info(f"utterance at {u.start_s:.2f} s already published by the "
+                                   "stop-word path")
+            return
         r = self._recognizer.transcribe(u.audio, SAMPLE_RATE, vocab)
         if not accept_command(r.text, r.confidence, self.cfg.confidence_floor):
             self.dropped_low_confidence += bool(r.text)
@@ -165,6 +228,9 @@ class AsrNode(Node):
                                    f"{self.cfg.confidence_floor})" if r.text else
                                    f"no command: nothing recognised in {u.duration_s:.1f} s")
             return
+        self._publish(r, u, frame_id)
+
+    def _publish(self, r: RecognitionResult, u: Utterance, frame_id: str, how: str = "") -> None:
         msg = Transcript()
         msg.header.stamp = sec_to_stamp(u.end_s)
         msg.header.frame_id = frame_id
@@ -176,7 +242,8 @@ class AsrNode(Node):
         msg.language = r.language
         msg.engine = r.engine
         self._pub.publish(msg)
-        self.get_logger().info(f"heard {r.text!r} ({r.confidence:.2f}, {u.duration_s:.1f} s)")
+        self.get_logger().info(f"heard {r.text!r} ({r.confidence:.2f}, {u.duration_s:.1f} s)"
+                               + how)
 
     @property
     def idle(self) -> bool:
@@ -184,6 +251,7 @@ class AsrNode(Node):
         return not self._segmenter.active and self.utterances_done >= self.utterances_segmented
 
     def close(self) -> None:
+        self._early.put(None)
         self._work.put(None)
         self._worker.join(timeout=30.0)
 

@@ -110,8 +110,10 @@ class TtsNode(Node):
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("tts", **node_kwargs)
         self.cfg = declare_config(self, TtsNodeConfig)
-        # Synthesise once now: a missing espeak-ng or an unknown voice is a start-up error.
-        synthesize("ready", self.cfg.voice, self.cfg.speed_wpm, self.cfg.pitch)
+        # Synthesise once now: a missing espeak-ng or an unknown voice is a start-up error,
+        # and the first real answer does not wait for the resampler's import (~2 s loaded).
+        x, sr = synthesize("ready", self.cfg.voice, self.cfg.speed_wpm, self.cfg.pitch)
+        to_mono_16k(x[:, None], sr)
         self._speaker = _Speaker(self.cfg.device) if self.cfg.play else None
         self._audio = PacedAudio(self.cfg.chunk_ms, 0.0, self.cfg.frame_id)
         self._texts: queue.Queue[str | None] = queue.Queue()
