@@ -40,6 +40,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "dataset": ("katazuke.cli.sim_dataset", "generate a domain-randomized dataset"),
         "tour": ("katazuke.cli.sim_tour", "scripted tour of the simulated room (bag, MP4, top view)"),
         "contact-sheet": ("katazuke.cli.sim_contact_sheet", "contact sheet of randomized frames"),
+        "ndf-data": ("katazuke.cli.sim_ndf_data", "procedural NDF training data: mugs, bowls, "
+                     "bottles with occupancy labels and rendered partial clouds (resumable)"),
     },
     "train": {
         "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
