@@ -49,6 +49,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                        "train the crop classifier that re-scores detector categories"),
         "grounding": ("katazuke.cli.train_grounding",
                       "train the instruction grounding network (intent, target, destination)"),
+        "ndf": ("katazuke.cli.train_ndf", "train the Neural Descriptor Field occupancy network "
+                "(mugs, bowls, bottles) on `katazuke sim ndf-data` output"),
     },
     "eval": {
         "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),

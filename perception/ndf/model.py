@@ -44,7 +44,7 @@ class VnPointNetEncoder(nn.Module):
         super().__init__()
         h, s = cfg.hidden, cfg.negative_slope
         self.knn = cfg.knn
-        self.edge = VNLinearLeakyReLU(3, h, s)
+        self.edge = VNLinearLeakyReLU(3, h, s, shared=True)
         self.fc_pos = VNLinear(h, 2 * h)
         self.blocks = nn.ModuleList([VNResnetBlock(2 * h, h, s)
                                      for _ in range(cfg.encoder_blocks)])

@@ -36,15 +36,17 @@ class VNLinear(nn.Module):
 
 
 class VNLeakyReLU(nn.Module):
-    """Vector leaky ReLU: a learned direction ``k = U x`` per channel; where ``<x, k> < 0`` the
-    component of ``x`` along ``k`` is removed, and ``slope * x`` is always kept.
+    """Vector leaky ReLU: a learned direction ``k = U x`` per channel (or one for all with
+    ``shared``); where ``<x, k> < 0`` the component of ``x`` along ``k`` is removed, and
+    ``slope * x`` is always kept.
 
     Shapes: ``(B, C, 3, ...)`` -> ``(B, C, 3, ...)``.
     """
 
-    def __init__(self, channels: int, negative_slope: float = 0.2) -> None:
+    def __init__(self, channels: int, negative_slope: float = 0.2, shared: bool = False) -> None:
         super().__init__()
-        self.direction = VNLinear(channels, channels)
+        # shared: one learned direction for all channels (cheaper where features are many)
+        self.direction = VNLinear(channels, 1 if shared else channels)
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,10 +61,11 @@ class VNLeakyReLU(nn.Module):
 class VNLinearLeakyReLU(nn.Module):
     """:class:`VNLinear` then :class:`VNLeakyReLU`. ``(B, C_in, 3, ...)`` -> ``(B, C_out, 3, ...)``."""
 
-    def __init__(self, c_in: int, c_out: int, negative_slope: float = 0.2) -> None:
+    def __init__(self, c_in: int, c_out: int, negative_slope: float = 0.2,
+                 shared: bool = False) -> None:
         super().__init__()
         self.linear = VNLinear(c_in, c_out)
-        self.act = VNLeakyReLU(c_out, negative_slope)
+        self.act = VNLeakyReLU(c_out, negative_slope, shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(x))
@@ -153,8 +156,10 @@ def edge_features(points: torch.Tensor, k: int) -> torch.Tensor:
     B, _, N = points.shape
     k = min(k, N)
     pts = points.transpose(1, 2)                                       # (B, N, 3)
-    d2 = ((pts[:, :, None, :] - pts[:, None, :, :]) ** 2).sum(-1)      # (B, N, N), invariant
-    idx = d2.topk(k, dim=-1, largest=False).indices                    # (B, N, k)
+    # direct differences, not |a|^2 + |b|^2 - 2ab: its float32 cancellation reorders near-tied
+    # neighbours differently in a rotated copy (1e-4 descriptor changes)
+    d = torch.cdist(pts, pts, compute_mode="donot_use_mm_for_euclid_dist")  # (B, N, N)
+    idx = d.topk(k, dim=-1, largest=False).indices                     # (B, N, k)
     nb = pts[torch.arange(B, device=pts.device)[:, None, None], idx]     # (B, N, k, 3)
     xi = pts[:, :, None, :].expand_as(nb)
     feat = torch.stack([nb - xi, xi, torch.cross(nb, xi, dim=-1)], 1)  # (B, 3, N, k, 3)
