@@ -62,6 +62,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "control-sim": ("katazuke.cli.bench_control_sim",
                         "LQR vs GPC base tracking in the simulator under pushes and friction changes"),
         "rotavg": ("katazuke.cli.bench_rotavg", "rotation averaging vs GTSAM Shonan"),
+        "ndf": ("katazuke.cli.bench_ndf", "NDF descriptor equivariance, held-out occupancy, "
+                "time per grasp optimisation and pose transfer"),
         "grounding": ("katazuke.cli.bench_grounding",
                       "instruction grounding on held-out rooms vs the rule-based parser"),
         "bag": ("katazuke.cli.bench_bag", "bag playback timing and recording loss"),
