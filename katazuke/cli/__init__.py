@@ -42,6 +42,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "dataset": ("katazuke.cli.sim_dataset", "generate a domain-randomized dataset"),
         "tour": ("katazuke.cli.sim_tour", "scripted tour of the simulated room (bag, MP4, top view)"),
         "contact-sheet": ("katazuke.cli.sim_contact_sheet", "contact sheet of randomized frames"),
+        "ndf-data": ("katazuke.cli.sim_ndf_data", "procedural NDF training data: mugs, bowls, "
+                     "bottles with occupancy labels and rendered partial clouds (resumable)"),
     },
     "train": {
         "detector": ("katazuke.cli.train_detector", "train the objectness + category detector"),
@@ -49,6 +51,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                        "train the crop classifier that re-scores detector categories"),
         "grounding": ("katazuke.cli.train_grounding",
                       "train the instruction grounding network (intent, target, destination)"),
+        "ndf": ("katazuke.cli.train_ndf", "train the Neural Descriptor Field occupancy network "
+                "(mugs, bowls, bottles) on `katazuke sim ndf-data` output"),
     },
     "eval": {
         "detector": ("katazuke.cli.eval_detector", "evaluate the detector (mAP, recall)"),
@@ -60,6 +64,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "control-sim": ("katazuke.cli.bench_control_sim",
                         "LQR vs GPC base tracking in the simulator under pushes and friction changes"),
         "rotavg": ("katazuke.cli.bench_rotavg", "rotation averaging vs GTSAM Shonan"),
+        "ndf": ("katazuke.cli.bench_ndf", "NDF descriptor equivariance, held-out occupancy, "
+                "time per grasp optimisation and pose transfer"),
         "grounding": ("katazuke.cli.bench_grounding",
                       "instruction grounding on held-out rooms vs the rule-based parser"),
         "bag": ("katazuke.cli.bench_bag", "bag playback timing and recording loss"),
